@@ -1,0 +1,120 @@
+"""The `mailflow` command line (CONTRACT.md): every command applies pending migrations
+first, delivers what it queued before it exits, and fails with one line on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import email.parser
+import email.policy
+import email.utils
+import logging
+import sys
+from pathlib import Path
+
+from mailflow import config as configuration
+from mailflow import outbox, pipeline, store
+from mailflow.program import Program
+
+
+def _ingest_envelope(
+    config: configuration.Config, raw: bytes, recipient: str | None, sender: str | None
+) -> tuple[str | None, list[str]]:
+    """The envelope an MTA would have given: options first, then the message's headers."""
+    head = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+    if recipient:
+        recipients = [recipient]
+    elif head.get_all("Delivered-To"):
+        recipients = [str(head.get_all("Delivered-To")[0]).strip()]
+    else:
+        found = email.utils.getaddresses(
+            [str(v) for v in head.get_all("To", []) + head.get_all("Cc", [])]
+        )
+        recipients = [a for _, a in found if a.lower().endswith("@" + config.domain)]
+        recipients = recipients or [config.address]
+    if sender is None and head.get("Return-Path") is not None:
+        sender = str(head.get("Return-Path")).strip().strip("<>")
+    return sender, recipients
+
+
+def cmd_ingest(config: configuration.Config, args: argparse.Namespace) -> int:
+    program = Program(config)
+    sources = [(name, Path(name).read_bytes()) for name in args.files] or [
+        ("<stdin>", sys.stdin.buffer.read())
+    ]
+    for name, raw in sources:
+        sender, recipients = _ingest_envelope(config, raw, args.recipient, args.sender)
+        row_id, outcome = pipeline.handle(program, raw, sender, recipients, "ingest")
+        print(f"{name}: message {row_id}: {outcome}")
+    outbox.deliver(program.db, config, program.now())
+    return 0
+
+
+def cmd_migrate(config: configuration.Config, args: argparse.Namespace) -> int:
+    db = store.connect(config.db)
+    applied = store.migrate(db, config.migrations, config.clock())
+    print("applied: " + ", ".join(applied) if applied else "up to date")
+    Program(config).close()
+    return 0
+
+
+def cmd_outbox(config: configuration.Config, args: argparse.Namespace) -> int:
+    program = Program(config)
+    if args.action == "flush":
+        sent, queued = outbox.deliver(program.db, config, program.now(), everything=True)
+        print(f"sent {sent}, still queued {queued}")
+        return 0 if queued == 0 else 1
+    rows = program.db.execute(
+        "SELECT id, state, created_at, template, recipient, attempts, coalesce(last_error, '')"
+        " FROM outbox ORDER BY id DESC LIMIT ?",
+        [args.limit],
+    ).fetchall()
+    for row in reversed(rows):
+        print("  ".join(str(value) for value in row))
+    counts = program.db.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall()
+    print("total: " + (", ".join(f"{state} {n}" for state, n in counts) or "empty"))
+    return 0
+
+
+def cmd_serve(config: configuration.Config, args: argparse.Namespace) -> int:
+    from mailflow.serve import serve
+
+    serve(config)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="mailflow", description="A mentoring program by email.")
+    sub = top.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="the SMTP daemon, delivering the outbox")
+    serve.set_defaults(run=cmd_serve)
+    ingest = sub.add_parser("ingest", help="handle raw messages from files or stdin")
+    ingest.add_argument("files", nargs="*")
+    ingest.add_argument("--recipient", help="envelope recipient (for an MTA's pipe)")
+    ingest.add_argument("--sender", help="envelope sender (for an MTA's pipe)")
+    ingest.set_defaults(run=cmd_ingest)
+    migrate = sub.add_parser("migrate", help="apply migrations/")
+    migrate.set_defaults(run=cmd_migrate)
+    box = sub.add_parser("outbox", help="list queued and sent mail; 'flush' retries")
+    box.add_argument("action", nargs="?", choices=["list", "flush"], default="list")
+    box.add_argument("--limit", type=int, default=50)
+    box.set_defaults(run=cmd_outbox)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    args = parser().parse_args(argv)
+    try:
+        config = configuration.load()
+        return args.run(config, args)
+    except (ValueError, OSError, KeyError) as error:
+        print(f"mailflow {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

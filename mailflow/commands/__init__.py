@@ -1,0 +1,65 @@
+"""The command registry: every command a person can write, registered once by name.
+
+Each command has its aliases (STOP/LEAVE are one declaration), a usage line and a summary;
+HELP is generated from this registry so it never drifts from what exists (Mailman 3's
+commands/eml_*.py). Modules that define commands register them on import.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mailflow.conversation import Turn
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    aliases: tuple[str, ...]
+    usage: str
+    summary: str
+    run: Callable[[Turn, str], str]
+    audience: str = "participant"
+
+    @property
+    def spellings(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+REGISTRY: list[Command] = []
+TRAILING = re.compile(r"[\s.!?,;:]+$")
+
+
+def command(name: str, *aliases: str, usage: str = "", summary: str, audience: str = "participant"):
+    def register(run: Callable[[Turn, str], str]) -> Callable[[Turn, str], str]:
+        REGISTRY.append(Command(name, aliases, usage or name, summary, run, audience))
+        return run
+
+    return register
+
+
+def find(line: str, audience: str = "participant") -> tuple[Command, str] | None:
+    """The command a line starts with (whole words, any case; the longest spelling wins)."""
+    words = TRAILING.sub("", line.strip()).split()
+    if not words:
+        return None
+    upper = [word.upper() for word in words]
+    best: tuple[int, Command] | None = None
+    for entry in REGISTRY:
+        if entry.audience != audience:
+            continue
+        for spelling in entry.spellings:
+            size = len(spelling.split())
+            if upper[:size] == spelling.split() and (best is None or size > best[0]):
+                best = (size, entry)
+    if best is None:
+        return None
+    return best[1], " ".join(words[best[0] :])
+
+
+def listing(audience: str = "participant") -> list[Command]:
+    return [entry for entry in REGISTRY if entry.audience == audience]

@@ -1,0 +1,132 @@
+"""Configuration: environment variables over `mailflow.toml` over defaults (CONTRACT.md).
+
+Read once per process into a frozen value that is passed around; nothing else reads the
+environment, so tests can build a Config for each daemon they start.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
+
+DEFAULTS: dict[str, str] = {
+    "home": "./var",
+    "address": "program@localhost",
+    "listen": "127.0.0.1:8025",
+    "max_size": "10485760",
+    "smtp_starttls": "",
+    "coordinators": "",
+    "token_days": "7",
+    "program_name": "Librarians Peer Network",
+    "relay_attempts": "12",
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    home: Path
+    db: Path
+    address: str
+    listen: str
+    max_size: int
+    outbox: Path
+    templates: Path
+    rules: Path
+    migrations: Path
+    smtp_relay: str | None = None
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    coordinators: tuple[str, ...] = ()
+    now: datetime | None = None
+    token_days: int = 7
+    program_name: str = "Librarians Peer Network"
+    relay_attempts: int = 12
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def local_part(self) -> str:
+        return self.address.rsplit("@", 1)[0].lower()
+
+    @property
+    def domain(self) -> str:
+        return self.address.rsplit("@", 1)[1].lower()
+
+    @property
+    def listen_host(self) -> str:
+        return self.listen.rsplit(":", 1)[0]
+
+    @property
+    def listen_port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+    def token_address(self, token: str) -> str:
+        return f"{self.local_part}+{token}@{self.domain}"
+
+    def clock(self) -> datetime:
+        """ "Now": frozen by MAILFLOW_NOW for simulations and tests, else the real clock."""
+        return self.now or datetime.now(UTC)
+
+
+def parse_time(text: str) -> datetime:
+    """ISO 8601; no offset means UTC; a date alone is 00:00 UTC (CONTRACT.md)."""
+    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _settings(environ: dict[str, str], cwd: Path) -> dict[str, str]:
+    settings = dict(DEFAULTS)
+    toml_file = cwd / "mailflow.toml"
+    if toml_file.exists():
+        with toml_file.open("rb") as handle:
+            for key, value in tomllib.load(handle).items():
+                settings[key.lower()] = str(value)
+    for key, value in environ.items():
+        if key.startswith("MAILFLOW_"):
+            settings[key.removeprefix("MAILFLOW_").lower()] = value
+    return settings
+
+
+def load(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Config:
+    """Build the Config; raises ValueError with a one-line reason when a setting is wrong."""
+    environ = dict(os.environ if environ is None else environ)
+    cwd = cwd or Path.cwd()
+    s = _settings(environ, cwd)
+    home = (cwd / s["home"]).resolve()
+    address = s["address"].strip()
+    if address.count("@") != 1 or not all(address.split("@")):
+        raise ValueError(f"MAILFLOW_ADDRESS must look like local@domain, not {address!r}")
+    if ":" not in s["listen"]:
+        raise ValueError(f"MAILFLOW_LISTEN must be host:port, not {s['listen']!r}")
+    try:
+        now = parse_time(s["now"]) if s.get("now") else None
+    except ValueError as error:
+        raise ValueError(f"MAILFLOW_NOW is not an ISO 8601 time: {s['now']!r}") from error
+    return Config(
+        home=home,
+        db=(cwd / s["db"]).resolve() if s.get("db") else home / "mailflow.db",
+        address=address.lower(),
+        listen=s["listen"],
+        max_size=int(s["max_size"]),
+        outbox=(cwd / s["outbox"]).resolve() if s.get("outbox") else home / "outbox",
+        templates=Path(s["templates"]).resolve()
+        if s.get("templates")
+        else SOURCE_ROOT / "templates",
+        rules=Path(s["rules"]).resolve() if s.get("rules") else SOURCE_ROOT / "rules",
+        migrations=SOURCE_ROOT / "migrations",
+        smtp_relay=s.get("smtp_relay") or None,
+        smtp_user=s.get("smtp_user") or None,
+        smtp_password=s.get("smtp_password") or None,
+        smtp_starttls=s["smtp_starttls"] == "1",
+        coordinators=tuple(a.strip().lower() for a in s["coordinators"].split(",") if a.strip()),
+        now=now,
+        token_days=int(s["token_days"]),
+        program_name=s["program_name"],
+        relay_attempts=int(s["relay_attempts"]),
+        extra={k: v for k, v in s.items() if k not in DEFAULTS},
+    )

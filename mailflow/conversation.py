@@ -1,0 +1,146 @@
+"""The conversation: what an ordinary (not automatic) message asks for, and the answer.
+
+Routing, in order: a command on the first line; a reply tied to a conversation by its
+token (in the reply address or In-Reply-To); a filled form sent cold; a command in the
+subject; otherwise `not-understood`. Answers always go to the From address, never to an
+unverified Reply-To, and are queued in the same transaction as the change they report.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from mailflow import commands, outbox, tokens
+from mailflow.compose import compose, new_message_id
+from mailflow.parse import Inbound
+from mailflow.program import Program
+
+log = logging.getLogger(__name__)
+
+# Conversations continued by a reply to a token, by the token's purpose.
+CONVERSATIONS: dict[str, Callable[[Turn, tokens.Token], str]] = {}
+
+
+def continues(purpose: str):
+    def register(handler: Callable[[Turn, tokens.Token], str]):
+        CONVERSATIONS[purpose] = handler
+        return handler
+
+    return register
+
+
+@dataclass
+class Turn:
+    """One inbound message being answered."""
+
+    program: Program
+    row_id: int
+    message: Inbound
+    now: datetime
+    sent: list[str] = field(default_factory=list)
+
+    @property
+    def sender(self) -> str:
+        assert self.message.sender is not None  # classification set aside mail without one
+        return self.message.sender
+
+    @property
+    def first_line(self) -> str:
+        return next((line.strip() for line in self.message.reply.splitlines() if line.strip()), "")
+
+    def answer(
+        self,
+        template: str,
+        context: dict | None = None,
+        *,
+        token_purpose: str | None = None,
+        payload: dict | None = None,
+    ) -> None:
+        """Queue `template` to the sender, optionally with a reply token for what comes next."""
+        config = self.program.config
+        token = None
+        if token_purpose:
+            token = tokens.issue(
+                self.program.db,
+                purpose=token_purpose,
+                address=self.sender,
+                now=self.now,
+                days=config.token_days,
+                payload=payload,
+            )
+        values = {
+            "program": {"name": config.program_name, "address": config.address},
+            "name": self.message.sender_name,
+            "email": self.sender,
+            "commands": commands.listing(),
+            "token_days": config.token_days,
+            **(context or {}),
+        }
+        rendered = self.program.renderer.render(template, values)
+        key = f"answer:{self.row_id}:{len(self.sent)}:{template}"
+        message_id = new_message_id(config.domain, key)
+        outgoing = compose(
+            template=template,
+            subject=rendered.subject,
+            body=rendered.body,
+            sender_name=config.program_name,
+            sender=config.address,
+            recipient=self.sender,
+            recipient_name=self.message.sender_name,
+            message_id=message_id,
+            now=self.now,
+            reply_to=config.token_address(token) if token else None,
+            in_reply_to=self.message.message_id,
+            references=self.message.references,
+        )
+        outbox.queue(self.program.db, outgoing, key=key, now=self.now, inbound_id=self.row_id)
+        if token:
+            tokens.attach_message_id(self.program.db, token, message_id)
+        self.sent.append(template)
+
+
+def conversation_token(turn: Turn) -> tuple[str | None, tokens.Token | None]:
+    """(the token written to, its record) from a +TOKEN recipient, else from In-Reply-To."""
+    config = turn.program.config
+    prefix = config.local_part + "+"
+    for recipient in turn.message.recipients:
+        local, _, domain = recipient.partition("@")
+        if domain == config.domain and local.startswith(prefix):
+            written = local[len(prefix) :]
+            return written, tokens.find(turn.program.db, written)
+    for message_id in turn.message.in_reply_to:
+        found = tokens.find_by_message_id(turn.program.db, message_id)
+        if found:
+            return found.token, found
+    return None, None
+
+
+def handle(turn: Turn) -> str:
+    """Answer one ordinary message; return the outcome recorded with it."""
+    # Imported here: these modules register their commands and conversations, and need Turn.
+    from mailflow import application
+    from mailflow.commands import participant  # noqa: F401
+
+    found = commands.find(turn.first_line)
+    if found:
+        entry, arguments = found
+        return f"command:{entry.name.lower()}:" + entry.run(turn, arguments)
+    written, token = conversation_token(turn)
+    if written is not None:
+        if token is None or not tokens.is_live(token, turn.now) or token.address != turn.sender:
+            turn.answer("token-expired")
+            return "token-expired"
+        handler = CONVERSATIONS.get(token.purpose)
+        if handler is not None:
+            return f"reply:{token.purpose}:" + handler(turn, token)
+    if application.is_form(turn):
+        return "form:" + application.cold_form(turn)
+    found = commands.find(turn.message.command_subject)
+    if found:
+        entry, arguments = found
+        return f"command:{entry.name.lower()}:" + entry.run(turn, arguments)
+    turn.answer("not-understood", {"first_line": turn.first_line[:200]})
+    return "not-understood"

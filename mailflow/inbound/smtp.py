@@ -1,0 +1,111 @@
+"""The SMTP receiver (aiosmtpd): 550 for anyone but the program, 250 only once stored.
+
+Like Mailman 3's runners/lmtp.py it decides per recipient and does nothing else. The
+store and the handling run on one worker thread that owns the database connection, so
+the event loop keeps accepting connections while a message is handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from aiosmtpd.controller import Controller
+
+from mailflow import pipeline
+from mailflow.config import Config
+from mailflow.program import Program
+
+log = logging.getLogger(__name__)
+
+
+def recipient_refusal(config: Config, recipient: str) -> str | None:
+    """Why a recipient is refused at RCPT, or None if it is the program or a +TOKEN form."""
+    local, _, domain = recipient.strip("<> ").lower().rpartition("@")
+    if domain != config.domain:
+        return "550 5.7.1 Relaying denied: this server only accepts mail for " + config.address
+    if local == config.local_part or local.startswith(config.local_part + "+"):
+        return None
+    return "550 5.1.1 No such mailbox here"
+
+
+class Worker:
+    """One thread, one Program: every store write of the daemon goes through here."""
+
+    def __init__(self, config: Config, delivered: threading.Event) -> None:
+        self.config = config
+        self.delivered = delivered
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailflow-worker")
+        self.program: Program | None = None
+
+    def _program(self) -> Program:
+        if self.program is None:
+            self.program = Program(self.config)
+        return self.program
+
+    def receive(self, raw: bytes, envelope_from: str, recipients: list[str]) -> int:
+        return pipeline.receive(self._program(), raw, envelope_from, recipients, "smtp")
+
+    def process(self, row_id: int) -> None:
+        try:
+            pipeline.process(self._program(), row_id)
+        except Exception:  # the store itself failed: the message stays 'received' for later
+            log.exception("message %d left for the next sweep", row_id)
+        self.delivered.set()  # wake the delivery loop: the answer is in the outbox
+
+    def recover(self) -> int:
+        program = self._program()
+        rows = pipeline.pending(program)
+        for row_id in rows:
+            self.process(row_id)
+        return len(rows)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        if self.program is not None:
+            self.program.close()
+
+
+class Handler:
+    def __init__(self, config: Config, worker: Worker) -> None:
+        self.config = config
+        self.worker = worker
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        refusal = recipient_refusal(self.config, address)
+        if refusal:
+            log.info("refused RCPT %s from %s", address, session.peer)
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        raw = envelope.original_content or envelope.content
+        loop = asyncio.get_running_loop()
+        try:
+            row_id = await loop.run_in_executor(
+                self.worker.executor,
+                self.worker.receive,
+                raw,
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+            )
+        except Exception:
+            log.exception("could not store a message from %s", envelope.mail_from)
+            return "451 4.3.0 Could not store the message; please try again later"
+        # Stored: the 250 is safe. Handling continues on the worker after we answer.
+        loop.run_in_executor(self.worker.executor, self.worker.process, row_id)
+        return f"250 2.0.0 OK: stored as message {row_id}"
+
+
+def controller(config: Config, worker: Worker) -> Controller:
+    return Controller(
+        Handler(config, worker),
+        hostname=config.listen_host,
+        port=config.listen_port,
+        data_size_limit=config.max_size,
+        ident="mailflow ESMTP",
+        server_hostname=config.domain,
+    )

@@ -1,0 +1,230 @@
+"""Parsing: raw bytes into one small immutable value that everything after works on.
+
+Nothing downstream looks at MIME again. Every header value taken from the message is
+decoded and stripped of control characters here, so no CR/LF from a sender can reach an
+outgoing header. This module must never raise on hostile input: what cannot be read
+becomes an empty field, and only a message with no readable structure at all raises
+`Unreadable`.
+"""
+
+from __future__ import annotations
+
+import email
+import email.header
+import email.policy
+import email.utils
+import logging
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+import mailparser
+
+from mailflow.trim import trim_reply
+
+log = logging.getLogger(__name__)
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9.-]{1,252}$")
+MESSAGE_ID = re.compile(r"<[^<>\s]{1,250}>")
+SUBJECT_PREFIX = re.compile(
+    r"^\s*((re|fw|fwd|aw|wg|sv|vs|vl|tr|rv|r|ref|antw|odp|ynt|res|enc|答复|回复|转发)\s*"
+    r"(\[\d+\])?\s*[:：]\s*)+",
+    re.IGNORECASE,
+)
+MAX_TEXT = 1_000_000  # a body longer than this is cut before trimming: no reply needs more
+
+
+class Unreadable(Exception):
+    """The bytes are not a message at all (reason in the text)."""
+
+
+@dataclass(frozen=True)
+class Inbound:
+    message_id: str | None
+    sender: str | None  # lower-cased address from From, None when unusable
+    sender_name: str
+    envelope_from: str | None
+    recipients: tuple[str, ...]
+    subject: str
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    text: str  # the whole plain-text body
+    reply: str  # only the new text, above any quote and signature
+    content_type: str
+    headers: tuple[tuple[str, str], ...]  # (lower-case name, decoded value)
+    null_sender: bool = False  # the envelope or Return-Path is <>: a bounce or notification
+
+    def header(self, name: str) -> str:
+        """The first value of a header, '' when absent."""
+        name = name.lower()
+        return next((value for key, value in self.headers if key == name), "")
+
+    def has_header(self, name: str) -> bool:
+        name = name.lower()
+        return any(key == name for key, _ in self.headers)
+
+    @property
+    def command_subject(self) -> str:
+        """The subject without Re:/Fwd: prefixes, where a command may stand."""
+        return SUBJECT_PREFIX.sub("", self.subject).strip()
+
+
+def clean(text: str, limit: int = 998) -> str:
+    """A header value safe to show or reuse: no control characters, bounded length."""
+    return CONTROL.sub(" ", text).strip()[:limit]
+
+
+def decode_header(value: str) -> str:
+    try:
+        return str(email.header.make_header(email.header.decode_header(value)))
+    except Exception:  # unknown charsets, broken encoded words: keep the raw text
+        return value
+
+
+def address(value: str | None) -> str | None:
+    """A plain addr-spec, lower-cased, or None when it is not a usable address."""
+    if not value:
+        return None
+    _, addr = email.utils.parseaddr(clean(value))
+    addr = addr.strip().lower()
+    return addr if ADDRESS.match(addr) else None
+
+
+def message_ids(value: str) -> tuple[str, ...]:
+    return tuple(MESSAGE_ID.findall(value or ""))[:50]
+
+
+class _HtmlText(HTMLParser):
+    """HTML to plain text, keeping quotes recognisable (blockquote becomes '> ')."""
+
+    BLOCKS = frozenset(
+        [
+            "p",
+            "div",
+            "br",
+            "tr",
+            "li",
+            "h1",
+            "h2",
+            "h3",
+            "h4",
+            "h5",
+            "h6",
+            "table",
+            "ul",
+            "ol",
+            "pre",
+            "hr",
+            "blockquote",
+            "section",
+        ]
+    )
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.depth = 0
+        self.skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag in ("style", "script", "head"):
+            self.skip += 1
+        if tag == "blockquote":
+            self.depth += 1
+        if tag in self.BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script", "head"):
+            self.skip = max(0, self.skip - 1)
+        if tag == "blockquote":
+            self.depth = max(0, self.depth - 1)
+        if tag in self.BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if self.skip:
+            return
+        text = re.sub(r"\s+", " ", data)
+        if self.depth and (not self.parts or self.parts[-1].endswith("\n")):
+            text = "> " * self.depth + text.lstrip()
+        self.parts.append(text)
+
+    def text(self) -> str:
+        lines = [line.strip() for line in "".join(self.parts).splitlines()]
+        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def html_to_text(html: str) -> str:
+    converter = _HtmlText()
+    try:
+        converter.feed(html)
+        converter.close()
+    except Exception:  # malformed markup: keep what was read
+        pass
+    return converter.text()
+
+
+def _body_text(raw: bytes) -> tuple[str, str]:
+    """(plain text, content type) using mail-parser, falling back to the standard library."""
+    try:
+        parsed = mailparser.parse_from_bytes(raw)
+        content_type = parsed.message.get_content_type()
+        if parsed.text_plain:
+            return "\n".join(parsed.text_plain), content_type
+        if parsed.text_html:
+            return html_to_text("\n".join(parsed.text_html)), content_type
+        return "", content_type
+    except Exception as error:
+        log.info("mail-parser could not read the body (%s); using the standard parser", error)
+    message = email.message_from_bytes(raw, policy=email.policy.compat32)
+    for part in message.walk():
+        if part.get_content_maintype() == "text" and not part.is_multipart():
+            payload = part.get_payload(decode=True) or b""
+            charset = part.get_content_charset() or "utf-8"
+            try:
+                text = payload.decode(charset, errors="replace")
+            except LookupError:  # a charset Python does not know (X-UNKNOWN, ...)
+                text = payload.decode("utf-8", errors="replace")
+            if part.get_content_subtype() == "html":
+                text = html_to_text(text)
+            return text, message.get_content_type()
+    return "", message.get_content_type()
+
+
+def parse(raw: bytes, envelope_from: str | None, recipients: tuple[str, ...]) -> Inbound:
+    if not raw.strip():
+        raise Unreadable("empty message")
+    try:
+        head = email.message_from_bytes(raw, policy=email.policy.compat32)
+    except Exception as error:
+        raise Unreadable(f"no readable header: {error}") from error
+    headers = tuple(
+        (str(name).lower(), clean(decode_header(str(value)), 4000))
+        for name, value in head.items()[:500]
+    )
+    from_values = email.utils.getaddresses([str(v) for v in head.get_all("From", [])][:1])
+    sender_name, sender = ("", None)
+    if from_values:
+        sender_name = clean(decode_header(from_values[0][0]), 200)
+        sender = address(from_values[0][1])
+    text, content_type = _body_text(raw)
+    text = text.replace("\r\n", "\n").replace("\x00", "")[:MAX_TEXT]
+    ids = message_ids(str(head.get("Message-ID", "")))
+    return Inbound(
+        message_id=ids[0] if ids else None,
+        sender=sender,
+        sender_name=sender_name,
+        envelope_from=address(envelope_from) if envelope_from else None,
+        recipients=tuple(r.lower() for r in recipients),
+        subject=clean(decode_header(str(head.get("Subject", ""))), 500),
+        in_reply_to=message_ids(str(head.get("In-Reply-To", ""))),
+        references=message_ids(str(head.get("References", ""))),
+        text=text,
+        reply=trim_reply(text),
+        content_type=content_type,
+        headers=headers,
+        null_sender=(envelope_from is not None and envelope_from.strip("<> ") == "")
+        or str(head.get("Return-Path", "x")).strip() in ("<>", ""),
+    )

@@ -1,0 +1,150 @@
+"""The one path every message takes: store raw -> parse -> classify -> act -> outbox.
+
+`receive` commits the raw bytes before anything else happens; receivers acknowledge
+(250) only after it returns. `process` then does everything else in one transaction, so
+a crash leaves the message 'received' and it is handled, once, at the next start. A
+message already handled (same Message-ID and From, else same content) is stored as a
+duplicate and does nothing. Nothing here may raise to a receiver for one bad message.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import hashlib
+import json
+import logging
+
+from mailflow import classify, conversation
+from mailflow.parse import Unreadable, address, parse
+from mailflow.program import Program
+from mailflow.store import iso
+
+log = logging.getLogger(__name__)
+
+HEADERS_ONLY = email.parser.BytesHeaderParser(policy=email.policy.compat32)
+
+
+def dedupe_key(raw: bytes) -> tuple[str, str | None, str | None]:
+    """(key, Message-ID, sender) read from the header alone, cheaply."""
+    try:
+        head = HEADERS_ONLY.parsebytes(raw[:262_144])
+        message_id = str(head.get("Message-ID", "")).strip()[:250] or None
+        sender = address(str(head.get("From", ""))) if head.get("From") else None
+    except Exception:  # a header too broken to read is keyed by content below
+        message_id, sender = None, None
+    if message_id:
+        digest = hashlib.sha256(f"{message_id}\0{sender or ''}".encode(errors="replace"))
+        return "id:" + digest.hexdigest(), message_id, sender
+    return "sha256:" + hashlib.sha256(raw).hexdigest(), None, sender
+
+
+def receive(
+    program: Program,
+    raw: bytes,
+    envelope_from: str | None,
+    recipients: list[str] | tuple[str, ...],
+    via: str,
+) -> int:
+    """Store the raw message durably; return its row id. Raises only if the store fails."""
+    key, message_id, sender = dedupe_key(raw)
+    with program.db.conn:
+        cursor = program.db.execute(
+            "INSERT INTO messages (received_at, via, envelope_from, envelope_to, message_id,"
+            " sender, dedupe_key, size, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                iso(program.now()),
+                via,
+                envelope_from,
+                json.dumps(list(recipients)),
+                message_id,
+                sender,
+                key,
+                len(raw),
+                raw,
+            ],
+        )
+    return int(cursor.lastrowid)
+
+
+def _finish(program: Program, row_id: int, state: str, outcome: str) -> None:
+    program.db.execute(
+        "UPDATE messages SET state = ?, outcome = ?, handled_at = ? WHERE id = ?",
+        [state, outcome[:500], iso(program.now()), row_id],
+    )
+
+
+def process(program: Program, row_id: int) -> str:
+    """Handle one stored message exactly once; return its outcome."""
+    row = program.db.execute(
+        "SELECT state, outcome, dedupe_key, raw, envelope_from, envelope_to FROM messages"
+        " WHERE id = ?",
+        [row_id],
+    ).fetchone()
+    if row is None:
+        raise KeyError(f"no message {row_id}")
+    state, outcome, key, raw, envelope_from, envelope_to = row
+    if state != "received":
+        return outcome or state
+    now = program.now()
+    try:
+        with program.db.conn:
+            state, outcome = _decide(
+                program, row_id, key, raw, envelope_from, tuple(json.loads(envelope_to)), now
+            )
+            _finish(program, row_id, state, outcome)
+    except Exception as error:  # a bug or a store failure: set aside, keep serving
+        log.exception("message %d could not be handled", row_id)
+        state, outcome = "quarantined", f"error: {type(error).__name__}: {error}"
+        with program.db.conn:
+            _finish(program, row_id, state, outcome)
+    log.info("message %d: %s %s", row_id, state, outcome)
+    return outcome
+
+
+def _decide(
+    program: Program,
+    row_id: int,
+    key: str,
+    raw: bytes,
+    envelope_from: str | None,
+    recipients: tuple[str, ...],
+    now,
+) -> tuple[str, str]:
+    earlier = program.db.execute(
+        "SELECT id FROM messages WHERE dedupe_key = ? AND id < ? AND state != 'quarantined'"
+        " ORDER BY id LIMIT 1",
+        [key, row_id],
+    ).fetchone()
+    if earlier:
+        program.db.execute(
+            "UPDATE messages SET duplicate_of = ? WHERE id = ?", [earlier[0], row_id]
+        )
+        return "duplicate", f"duplicate of message {earlier[0]}"
+    try:
+        message = parse(raw, envelope_from, recipients)
+    except Unreadable as error:
+        return "quarantined", f"unreadable: {error}"
+    rule = classify.automatic(message)
+    if rule is not None:
+        return "ignored", f"ignored:{rule.name}"
+    turn = conversation.Turn(program=program, row_id=row_id, message=message, now=now)
+    outcome = conversation.handle(turn)
+    return "handled", outcome + (" -> " + ", ".join(turn.sent) if turn.sent else "")
+
+
+def pending(program: Program) -> list[int]:
+    """Messages stored but not yet handled (the process stopped after the 250)."""
+    rows = program.db.execute("SELECT id FROM messages WHERE state = 'received' ORDER BY id")
+    return [row[0] for row in rows.fetchall()]
+
+
+def handle(
+    program: Program,
+    raw: bytes,
+    envelope_from: str | None,
+    recipients: list[str] | tuple[str, ...],
+    via: str,
+) -> tuple[int, str]:
+    row_id = receive(program, raw, envelope_from, recipients, via)
+    return row_id, process(program, row_id)

@@ -1,0 +1,37 @@
+"""The running program: configuration, the store, templates and form rules, opened once.
+
+One Program per thread (it holds a SQLite connection). Opening it applies pending
+migrations, so every command works on a new MAILFLOW_HOME.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from datetime import datetime
+
+import sqlite_utils
+
+from mailflow import form, store
+from mailflow.config import Config
+from mailflow.render import Renderer
+from mailflow.rounds import open_round
+
+
+class Program:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.db: sqlite_utils.Database = store.connect(config.db)
+        self.renderer = Renderer(config.templates)
+        self.renderer.check()
+        self.choices = form.load_choices(config.rules)
+        store.migrate(self.db, config.migrations, self.now())
+        with self.db.conn:
+            open_round(self.db, self.now())
+
+    def now(self) -> datetime:
+        return self.config.clock()
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.conn.close()

@@ -1,0 +1,63 @@
+"""Rendering outgoing wording from `templates/`.
+
+A template is a text file: header lines (`Subject: ...`), a blank line, then the body, all
+jinja2. Wording lives only in templates; code passes data. Rendering is strict: a
+template that names a value the code did not pass fails loudly in tests, not in a mail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+# The templates the code sends today; checked at start so a missing file is found at once.
+REQUIRED = (
+    "help",
+    "application-form",
+    "application-confirm",
+    "application-problems",
+    "application-received",
+    "application-cancelled",
+    "status",
+    "token-expired",
+    "not-understood",
+)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    body: str
+
+
+class Renderer:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(folder),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+
+    def check(self) -> None:
+        missing = [name for name in REQUIRED if not (self.folder / f"{name}.txt").exists()]
+        if missing:
+            raise ValueError(f"templates missing in {self.folder}: {', '.join(missing)}")
+
+    def render(self, name: str, context: dict) -> Rendered:
+        text = self.env.get_template(f"{name}.txt").render(**context)
+        head, _, body = text.partition("\n\n")
+        headers = dict(line.split(":", 1) for line in head.splitlines() if ":" in line)
+        subject = headers.get("Subject", "").strip()
+        if not subject:
+            raise ValueError(f"template {name} has no 'Subject:' line before its body")
+        # "-- " keeps its space: it is the signature delimiter clients trim replies at.
+        body = "\n".join(
+            line if line == "-- " else line.rstrip() for line in body.strip("\n").splitlines()
+        )
+        return Rendered(subject=subject, body=body + "\n")

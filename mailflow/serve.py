@@ -1,0 +1,55 @@
+"""`mailflow serve`: the SMTP daemon, the delivery loop and (later) the scheduler in one process.
+
+Start-up handles whatever was stored but not handled before a crash; then the daemon
+accepts mail while this thread delivers the outbox within a second of anything queued,
+and sweeps for stored-but-unhandled messages every minute.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+
+from mailflow import outbox
+from mailflow.config import Config
+from mailflow.inbound.smtp import Worker, controller
+from mailflow.program import Program
+
+log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 60.0
+
+
+def serve(config: Config, stop: threading.Event | None = None) -> None:
+    stop = stop or threading.Event()
+    wake = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: (stop.set(), wake.set()))
+    worker = Worker(config, wake)
+    recovered = worker.executor.submit(worker.recover).result()
+    if recovered:
+        log.info("handled %d message(s) stored before the last stop", recovered)
+    daemon = controller(config, worker)
+    daemon.start()
+    log.info("mailflow listening on %s for %s", config.listen, config.address)
+    program = Program(config)  # the delivery loop's own connection
+    last_sweep = time.monotonic()
+    try:
+        while not stop.is_set():
+            wake.clear()
+            try:
+                outbox.deliver(program.db, config, program.now())
+            except Exception:
+                log.exception("delivery loop failed; retrying")
+            if time.monotonic() - last_sweep > SWEEP_SECONDS:
+                worker.executor.submit(worker.recover)
+                last_sweep = time.monotonic()
+            wake.wait(1.0)
+    finally:
+        daemon.stop()
+        worker.close()
+        outbox.deliver(program.db, config, program.now())
+        program.close()
+        log.info("mailflow stopped")

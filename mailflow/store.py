@@ -1,0 +1,74 @@
+"""The SQLite store: opening it safely and applying numbered migrations.
+
+The schema lives only in `migrations/NNNN_name.sql`; this module never creates tables of
+its own apart from the ledger of applied migrations.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def iso(moment: datetime) -> str:
+    """The one text form of a time in the store: UTC, seconds, with offset."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def connect(path: Path) -> sqlite_utils.Database:
+    """Open the database in WAL mode, waiting rather than failing when another writer holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite_utils.Database(path)
+    db.execute("PRAGMA busy_timeout = 10000")
+    db.execute("PRAGMA journal_mode = WAL")
+    # NORMAL is durable across process crashes in WAL mode; FULL adds power-loss safety
+    # for the acknowledgement promise ("stored before 250").
+    db.execute("PRAGMA synchronous = FULL")
+    db.execute("PRAGMA foreign_keys = ON")
+    return db
+
+
+def migrations(folder: Path) -> list[tuple[int, str, Path]]:
+    found = []
+    for path in sorted(folder.glob("*.sql")):
+        match = MIGRATION_NAME.match(path.name)
+        if not match:
+            raise ValueError(f"migration file name must be NNNN_name.sql: {path.name}")
+        found.append((int(match.group(1)), path.stem, path))
+    numbers = [number for number, _, _ in found]
+    if len(set(numbers)) != len(numbers):
+        raise ValueError("two migration files share a number")
+    return found
+
+
+def migrate(db: sqlite_utils.Database, folder: Path, now: datetime) -> list[str]:
+    """Apply the migrations not yet applied, each in its own transaction; return their names."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations"
+        " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    done = {row[0] for row in db.execute("SELECT version FROM schema_migrations").fetchall()}
+    applied = []
+    for number, name, path in migrations(folder):
+        if number in done:
+            continue
+        script = path.read_text(encoding="utf-8")
+        # executescript commits first; BEGIN/COMMIT inside makes the file all-or-nothing.
+        try:
+            db.conn.executescript(
+                "BEGIN;\n"
+                + script
+                + f"\nINSERT INTO schema_migrations VALUES ({number}, '{name}', '{iso(now)}');"
+                + "\nCOMMIT;"
+            )
+        except Exception as error:
+            if db.conn.in_transaction:
+                db.conn.rollback()
+            raise ValueError(f"migration {path.name} failed: {error}") from error
+        applied.append(name)
+    return applied

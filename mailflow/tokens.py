@@ -1,0 +1,94 @@
+"""Single-use, expiring conversation tokens carried in the reply address (local+TOKEN@domain).
+
+A token binds a reply to the conversation that asked for it (Salmon's ConfirmationEngine,
+Discourse's reply+KEY@): whoever answers it has received our mail at that address. The
+state lives in the database, never in memory.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlite_utils
+
+from mailflow.store import iso
+
+TOKEN_SHAPE = re.compile(r"^[a-z2-7]{16}$")
+
+
+@dataclass(frozen=True)
+class Token:
+    token: str
+    purpose: str
+    address: str
+    payload: dict
+    expires_at: str
+    used_at: str | None
+
+
+def new_token() -> str:
+    # 80 random bits, lower-case base32: survives MTAs that fold the local part's case.
+    return base64.b32encode(secrets.token_bytes(10)).decode().lower()
+
+
+def issue(
+    db: sqlite_utils.Database,
+    *,
+    purpose: str,
+    address: str,
+    now: datetime,
+    days: int,
+    payload: dict | None = None,
+) -> str:
+    token = new_token()
+    db.execute(
+        "INSERT INTO tokens (token, purpose, address, payload, created_at, expires_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            token,
+            purpose,
+            address,
+            json.dumps(payload or {}),
+            iso(now),
+            iso(now + timedelta(days=days)),
+        ],
+    )
+    return token
+
+
+def attach_message_id(db: sqlite_utils.Database, token: str, message_id: str) -> None:
+    db.execute("UPDATE tokens SET outgoing_message_id = ? WHERE token = ?", [message_id, token])
+
+
+def _row(db: sqlite_utils.Database, where: str, value: str) -> Token | None:
+    row = db.execute(
+        "SELECT token, purpose, address, payload, expires_at, used_at FROM tokens WHERE " + where,
+        [value],
+    ).fetchone()
+    if row is None:
+        return None
+    return Token(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5])
+
+
+def find(db: sqlite_utils.Database, token: str) -> Token | None:
+    token = token.lower()
+    return _row(db, "token = ?", token) if TOKEN_SHAPE.match(token) else None
+
+
+def find_by_message_id(db: sqlite_utils.Database, message_id: str) -> Token | None:
+    return _row(db, "outgoing_message_id = ?", message_id)
+
+
+def is_live(token: Token, now: datetime) -> bool:
+    return token.used_at is None and token.expires_at > iso(now)
+
+
+def use(db: sqlite_utils.Database, token: str, now: datetime) -> None:
+    db.execute(
+        "UPDATE tokens SET used_at = ? WHERE token = ? AND used_at IS NULL", [iso(now), token]
+    )

@@ -1,0 +1,107 @@
+"""HELP, STATUS and not-understood; automatic mail is stored but never answered."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import PROGRAM, body, compose, form_text
+
+
+def test_help_lists_every_command(ann):
+    text = body(ann.say("help", expect="help"))
+    for word in ("HELP", "APPLY", "JOIN", "SIGN UP", "STATUS"):
+        assert word in text
+
+
+def test_status_for_a_stranger(ann):
+    text = body(ann.say("STATUS", expect="status"))
+    assert "We have no application from ann@uni.example.edu" in text
+    assert "APPLY" in text
+
+
+def test_status_shows_the_details_exactly_as_stored(ann):
+    form = ann.say("APPLY", expect="application-form")
+    ann.reply(form, form_text(), expect="application-received")
+    text = body(ann.say("", subject="status", expect="status"))
+    [saved] = ann.daemon.query("SELECT * FROM participants")
+    for column, label in [
+        ("name", "Name"),
+        ("role", "Role"),
+        ("interests", "Interests"),
+        ("languages", "Languages"),
+        ("time_zone", "Time zone"),
+        ("contact_methods", "Contact methods"),
+        ("about_me", "About me"),
+    ]:
+        assert f"{label}: {saved[column]}" in text
+    assert "Country: United States (US)" in text
+    assert "Round 1" in text
+    assert "your application for Round 1 is received" in text
+
+
+def test_anything_else_is_not_understood_with_the_help_text(ann):
+    text = body(ann.say("Hello, how does this work?", subject="question", expect="not-understood"))
+    assert '"Hello, how does this work?"' in text
+    assert "APPLY" in text and "STATUS" in text
+
+
+def test_the_answer_goes_to_from_never_to_reply_to(ann):
+    ann.say("HELP", headers={"Reply-To": "victim@elsewhere.example"}, expect="help")
+    assert {r["recipient"] for r in ann.daemon.query("SELECT * FROM outbox")} == {
+        "ann@uni.example.edu"
+    }
+
+
+AUTOMATIC = {
+    "auto-submitted": {"Auto-Submitted": "auto-replied"},
+    "auto-generated": {"Auto-Submitted": "auto-generated"},
+    "precedence-bulk": {"Precedence": "bulk"},
+    "precedence-junk": {"Precedence": "junk"},
+    "precedence-list": {"Precedence": "list"},
+    "return-path-null": {"Return-Path": "<>"},
+    "x-autoreply": {"X-Autoreply": "yes"},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(AUTOMATIC))
+def test_automatic_mail_is_stored_but_never_answered(daemon, kind):
+    message = compose("ann@uni.example.edu", "APPLY", "Out of office", headers=AUTOMATIC[kind])
+    daemon.send(message, sender="ann@uni.example.edu")
+    row = daemon.handled(message["Message-ID"])
+    assert row["state"] == "ignored"
+    assert row["raw"]
+    assert daemon.answers_to(message["Message-ID"]) == []
+
+
+def test_auto_submitted_no_is_answered(ann):
+    ann.say("HELP", headers={"Auto-Submitted": "no"}, expect="help")
+
+
+def test_null_envelope_sender_is_never_answered(daemon):
+    message = compose("ann@uni.example.edu", "HELP")
+    with daemon.smtp() as client:
+        client.sendmail("<>", [PROGRAM], message.as_bytes())
+    assert daemon.handled(message["Message-ID"])["outcome"] == "ignored:null-sender"
+    assert daemon.answers_to(message["Message-ID"]) == []
+
+
+def test_mailer_daemon_and_delivery_reports_are_never_answered(daemon):
+    bounce = compose("MAILER-DAEMON@mx.example.net", "HELP", "Undelivered Mail")
+    daemon.send(bounce, sender="ann@uni.example.edu")
+    assert daemon.handled(bounce["Message-ID"])["outcome"] == "ignored:mailer-daemon"
+    report = compose("ann@uni.example.edu", "", "Delivery Status Notification")
+    report.set_content("Your message could not be delivered.")
+    report.add_attachment(
+        b"Reporting-MTA: dns; mx.example.net\n", maintype="message", subtype="delivery-status"
+    )
+    report.replace_header("Content-Type", report["Content-Type"].replace("mixed", "report"))
+    daemon.send(report, sender="ann@uni.example.edu")
+    assert daemon.handled(report["Message-ID"])["outcome"] == "ignored:delivery-report"
+    assert daemon.query("SELECT * FROM outbox") == []
+
+
+def test_mail_without_a_from_is_logged_not_answered(daemon):
+    raw = f"To: {PROGRAM}\nSubject: help\nMessage-ID: <nofrom@client.test>\n\nHELP\n".encode()
+    daemon.send(raw, sender="ann@uni.example.edu")
+    assert daemon.handled("<nofrom@client.test>")["outcome"] == "ignored:no-sender"
+    assert daemon.query("SELECT * FROM outbox") == []

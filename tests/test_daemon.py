@@ -1,0 +1,123 @@
+"""The daemon's edge: who it accepts mail for, size limits, storing before 250, duplicates,
+migrations and WAL."""
+
+from __future__ import annotations
+
+import smtplib
+import sqlite3
+
+import pytest
+
+from tests.conftest import PROGRAM, compose, run_cli, start_daemon
+
+
+@pytest.mark.parametrize(
+    ("recipient", "code"),
+    [
+        ("someone@gmail.example", 550),
+        ("postmaster@example.org", 550),
+        ("programme@example.org", 550),
+        ("program@other.example", 550),
+    ],
+)
+def test_only_the_program_address_is_accepted(daemon, recipient, code):
+    with daemon.smtp() as client:
+        client.ehlo()
+        client.mail("ann@uni.example.edu")
+        assert client.rcpt(recipient)[0] == code
+        assert client.rcpt(PROGRAM)[0] == 250
+        assert client.rcpt("PROGRAM@EXAMPLE.ORG")[0] == 250
+        assert client.rcpt("program+anything@example.org")[0] == 250
+    assert daemon.query("SELECT * FROM messages") == []
+
+
+def test_never_an_open_relay(daemon):
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        daemon.send(compose("ann@uni.example.edu", "hi"), to=["victim@elsewhere.example"])
+    assert daemon.query("SELECT * FROM messages") == []
+
+
+def test_oversized_mail_gets_552(home):
+    small = start_daemon(home, MAILFLOW_MAX_SIZE="20000")
+    try:
+        big = compose("ann@uni.example.edu", "x" * 30000, "APPLY").as_bytes()
+        with small.smtp() as client:
+            client.ehlo()
+            assert client.mail("ann@uni.example.edu")[0] == 250  # no SIZE= given
+            assert client.rcpt(PROGRAM)[0] == 250
+            code, _ = client.data(big)
+        assert code == 552
+        with pytest.raises(smtplib.SMTPSenderRefused) as refused:  # SIZE= given by smtplib
+            small.send(big, sender="ann@uni.example.edu")
+        assert refused.value.smtp_code == 552
+        assert small.query("SELECT * FROM messages") == []
+    finally:
+        small.stop()
+
+
+def test_the_message_is_stored_before_the_250(daemon):
+    message = compose("ann@uni.example.edu", "HELP", "question")
+    daemon.send(message, sender="ann@uni.example.edu")
+    # No waiting: the row exists the moment the client has its 250.
+    [row] = daemon.query("SELECT * FROM messages")
+    assert row["raw"].replace(b"\r\n", b"\n") == message.as_bytes().replace(b"\r\n", b"\n")
+    assert row["message_id"] == message["Message-ID"]
+    assert row["envelope_from"] == "ann@uni.example.edu"
+
+
+def test_a_message_seen_twice_acts_once(daemon):
+    message = compose("ann@uni.example.edu", "APPLY")
+    daemon.send(message, sender="ann@uni.example.edu")
+    daemon.send(message, sender="ann@uni.example.edu")
+    answers = daemon.answers_to(message["Message-ID"])
+    assert [a["template"] for a in answers] == ["application-form"]
+    rows = daemon.query("SELECT state, duplicate_of FROM messages ORDER BY id")
+    assert [r["state"] for r in rows] == ["handled", "duplicate"]
+    daemon.handled(message["Message-ID"])
+    assert len(daemon.query("SELECT * FROM outbox")) == 1
+
+
+def test_same_message_id_from_another_sender_is_not_a_duplicate(daemon):
+    first = compose("ann@uni.example.edu", "HELP")
+    second = compose("bob@library.example.org", "HELP")
+    del second["Message-ID"]
+    second["Message-ID"] = first["Message-ID"]
+    daemon.send(first)
+    daemon.send(second)
+    daemon.handled(first["Message-ID"])
+    import tests.conftest as c
+
+    c.until(lambda: len(daemon.query("SELECT * FROM outbox")) == 2, "two answers")
+    assert {r["recipient"] for r in daemon.query("SELECT * FROM outbox")} == {
+        "ann@uni.example.edu",
+        "bob@library.example.org",
+    }
+
+
+def test_without_a_message_id_the_same_content_is_a_duplicate(home):
+    raw = f"From: ann@uni.example.edu\nTo: {PROGRAM}\nSubject: help\n\nHELP\n".encode()
+    first = run_cli(home, "ingest", stdin=raw)
+    second = run_cli(home, "ingest", stdin=raw)
+    assert b"command:help" in first.stdout
+    assert b"duplicate of message 1" in second.stdout
+    assert len(list((home / "outbox" / "new").iterdir())) == 1
+
+
+def test_migrate_applies_numbered_files_once_in_wal_mode(home):
+    first = run_cli(home, "migrate")
+    assert first.returncode == 0, first.stderr
+    assert b"0001_initial" in first.stdout
+    second = run_cli(home, "migrate")
+    assert second.stdout.strip() == b"up to date"
+    with sqlite3.connect(home / "mailflow.db") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert [r[0] for r in db.execute("SELECT version FROM schema_migrations")] == [1]
+        [(_name, state)] = db.execute("SELECT name, state FROM rounds").fetchall()
+        assert state == "open"
+
+
+def test_a_bad_setting_fails_with_one_line(home):
+    result = run_cli(home, "migrate", MAILFLOW_ADDRESS="not-an-address")
+    assert result.returncode != 0
+    assert result.stderr.decode().strip().count("\n") == 0
+    assert "MAILFLOW_ADDRESS" in result.stderr.decode()

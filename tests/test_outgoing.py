@@ -1,0 +1,125 @@
+"""Outgoing mail done properly: headers, no injection, small plain text, a durable outbox
+delivered to the Maildir or a relay with retries."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+
+from aiosmtpd.controller import Controller
+
+from tests.conftest import PROGRAM, free_port, run_cli
+
+
+def test_an_answer_has_every_header_it_needs(ann):
+    answer = ann.say("HELP", subject="how?", expect="help")
+    assert answer["X-Mailflow-Template"] == "help"
+    assert re.fullmatch(r"<[0-9a-f]{24}\.mailflow@example\.org>", answer["Message-ID"])
+    assert answer["Auto-Submitted"] == "auto-replied"
+    assert answer["From"].addresses[0].addr_spec == PROGRAM
+    assert answer["To"].addresses[0].addr_spec == "ann@uni.example.edu"
+    assert answer["References"] == answer["In-Reply-To"]
+    assert answer["Date"]
+    assert answer.get_content_type() == "text/plain"
+    assert answer.get_content_charset() == "utf-8"
+    assert not answer.is_multipart()
+
+
+def test_every_answer_has_its_own_message_id(ann):
+    first = ann.say("HELP", expect="help")
+    second = ann.say("HELP", expect="help")
+    assert first["Message-ID"] != second["Message-ID"]
+
+
+def test_answers_are_small_plain_text(ann):
+    form = ann.say("APPLY", expect="application-form")
+    raw = form.as_bytes()
+    assert len(raw) < 8000
+    assert b"<html" not in raw.lower()
+
+
+def test_a_display_name_cannot_inject_a_header(daemon):
+    raw = (
+        "From: =?utf-8?q?Eve=0D=0ABcc=3A_victim=40elsewhere=2Eexample?= <eve@example.net>\r\n"
+        f"To: {PROGRAM}\r\nSubject: =?utf-8?q?help=0D=0ABcc=3A_x=40y=2Ez?=\r\n"
+        "Message-ID: <inject@client.test>\r\n\r\nHELP\r\n"
+    ).encode()
+    daemon.send(raw, sender="eve@example.net")
+    [answer] = daemon.mail_for("<inject@client.test>")
+    assert answer["Bcc"] is None
+    assert answer["To"].addresses[0].addr_spec == "eve@example.net"
+    [stored] = daemon.query("SELECT raw FROM outbox")
+    head = stored["raw"].split(b"\r\n\r\n", 1)[0]
+    assert not re.search(rb"(?im)^bcc:", head)
+    names = [line.split(b":", 1)[0] for line in head.split(b"\r\n") if not line[:1].isspace()]
+    assert sorted(set(names)) == sorted(
+        {
+            b"From",
+            b"To",
+            b"Subject",
+            b"Date",
+            b"Message-ID",
+            b"In-Reply-To",
+            b"References",
+            b"Auto-Submitted",
+            b"X-Mailflow-Template",
+            b"Content-Type",
+            b"Content-Transfer-Encoding",
+            b"MIME-Version",
+        }
+    )
+
+
+def test_non_ascii_names_and_text_survive(daemon):
+    raw = (
+        "From: =?utf-8?q?Zo=C3=AB_K=C3=B6nig?= <zoe@example.de>\r\n"
+        f"To: {PROGRAM}\r\nSubject: help\r\nMessage-ID: <zoe@client.test>\r\n\r\nHELP\r\n"
+    ).encode()
+    daemon.send(raw, sender="zoe@example.de")
+    [answer] = daemon.mail_for("<zoe@client.test>")
+    assert answer["To"].addresses[0].display_name == "Zoë König"
+    assert "Hello Zoë König" in answer.get_content()
+
+
+class Sink:
+    """A real SMTP relay on 127.0.0.1 that keeps what it receives."""
+
+    def __init__(self, port: int) -> None:
+        self.received: list[tuple[str, list[str], bytes]] = []
+        self.controller = Controller(self, hostname="127.0.0.1", port=port)
+
+    async def handle_DATA(self, server, session, envelope):
+        self.received.append((envelope.mail_from, envelope.rcpt_tos, envelope.content))
+        return "250 OK"
+
+
+def test_relay_delivery_retries_then_flushes(home):
+    port = free_port()
+    raw = (
+        f"From: ann@uni.example.edu\nTo: {PROGRAM}\nSubject: x\n"
+        "Message-ID: <relay@client.test>\n\nHELP\n"
+    ).encode()
+    relay = {"MAILFLOW_SMTP_RELAY": f"127.0.0.1:{port}"}
+    first = run_cli(home, "ingest", stdin=raw, **relay)  # nobody listens yet
+    assert first.returncode == 0, first.stderr
+    listing = run_cli(home, "outbox", **relay).stdout.decode()
+    assert "queued" in listing and "help" in listing and "ann@uni.example.edu" in listing
+    assert "Connection refused" in listing or "refused" in listing.lower()
+    assert not (home / "outbox" / "new").exists()
+    sink = Sink(port)
+    sink.controller.start()
+    try:
+        flushed = run_cli(home, "outbox", "flush", **relay)
+        assert flushed.returncode == 0, flushed.stderr
+        assert b"sent 1, still queued 0" in flushed.stdout
+        [(_sender, recipients, data)] = sink.received
+        assert recipients == ["ann@uni.example.edu"]
+        message = email.message_from_bytes(data, policy=email.policy.default)
+        assert message["X-Mailflow-Template"] == "help"
+        again = run_cli(home, "outbox", "flush", **relay)
+        assert b"sent 0, still queued 0" in again.stdout
+        assert len(sink.received) == 1  # nothing sent twice
+    finally:
+        sink.controller.stop()
+    assert "sent" in run_cli(home, "outbox", **relay).stdout.decode()
