@@ -13,6 +13,7 @@ import email
 import email.policy
 import email.utils
 import os
+import re
 import smtplib
 import socket
 import sqlite3
@@ -57,6 +58,12 @@ def run_cli(home: Path, *args: str, stdin: bytes | None = None, **extra: str):
     )
 
 
+def wire(message: EmailMessage | bytes) -> bytes:
+    """The bytes a real client puts on the wire: CRLF line ends (smtplib sends bytes as is)."""
+    raw = message if isinstance(message, bytes) else message.as_bytes()
+    return re.sub(rb"\r?\n", b"\r\n", raw)
+
+
 def outbox_row(path: Path) -> int:
     """The outbox row a Maildir file was written from (its name is STAMP.MROW.mailflow)."""
     return int(path.name.split(".M")[1].split(".")[0])
@@ -96,7 +103,7 @@ class Daemon:
         return smtplib.SMTP("127.0.0.1", self.port, timeout=WAIT)
 
     def send(self, message: EmailMessage | bytes, sender: str = "", to: list[str] | None = None):
-        raw = message if isinstance(message, bytes) else message.as_bytes()
+        raw = wire(message)
         with self.smtp() as client:
             return client.sendmail(sender or "bounce@example.net", to or [PROGRAM], raw)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import PROGRAM, body, compose, form_text
+from tests.conftest import PROGRAM, body, compose, form_text, wire
 
 
 def test_help_lists_every_command(ann):
@@ -80,7 +80,7 @@ def test_auto_submitted_no_is_answered(ann):
 def test_null_envelope_sender_is_never_answered(daemon):
     message = compose("ann@uni.example.edu", "HELP")
     with daemon.smtp() as client:
-        client.sendmail("<>", [PROGRAM], message.as_bytes())
+        client.sendmail("<>", [PROGRAM], wire(message))
     assert daemon.handled(message["Message-ID"])["outcome"] == "ignored:null-sender"
     assert daemon.answers_to(message["Message-ID"]) == []
 
@@ -89,14 +89,18 @@ def test_mailer_daemon_and_delivery_reports_are_never_answered(daemon):
     bounce = compose("MAILER-DAEMON@mx.example.net", "HELP", "Undelivered Mail")
     daemon.send(bounce, sender="ann@uni.example.edu")
     assert daemon.handled(bounce["Message-ID"])["outcome"] == "ignored:mailer-daemon"
-    report = compose("ann@uni.example.edu", "", "Delivery Status Notification")
-    report.set_content("Your message could not be delivered.")
-    report.add_attachment(
-        b"Reporting-MTA: dns; mx.example.net\n", maintype="message", subtype="delivery-status"
-    )
-    report.replace_header("Content-Type", report["Content-Type"].replace("mixed", "report"))
+    report = (
+        "From: Mail Delivery System <postmaster-notices@mx.example.net>\n"
+        f"To: {PROGRAM}\nSubject: Delivery Status Notification\n"
+        "Message-ID: <dsn-1@mx.example.net>\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n'
+        "--b\nContent-Type: text/plain\n\nYour message could not be delivered.\n"
+        "--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.net\n\n"
+        "Final-Recipient: rfc822; ann@uni.example.edu\nAction: failed\nStatus: 5.1.1\n"
+        "--b--\n"
+    ).encode()
     daemon.send(report, sender="ann@uni.example.edu")
-    assert daemon.handled(report["Message-ID"])["outcome"] == "ignored:delivery-report"
+    assert daemon.handled("<dsn-1@mx.example.net>")["outcome"] == "ignored:delivery-report"
     assert daemon.query("SELECT * FROM outbox") == []
 
 
