@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # mail-parser logs every MIME part it does not render; that is routine, not news.
+    logging.getLogger("mailparser").setLevel(logging.ERROR)
     args = parser().parse_args(argv)
     try:
         config = configuration.load()

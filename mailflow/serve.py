@@ -14,12 +14,21 @@ import time
 
 from mailflow import outbox
 from mailflow.config import Config
+from mailflow.countries import normalise_country
 from mailflow.inbound.smtp import Worker, controller
+from mailflow.languages import normalise_language
 from mailflow.program import Program
+from mailflow.timezones import normalise_time_zone
 
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 60.0
+
+
+def warm_up() -> None:
+    normalise_country("Kenya")
+    normalise_language("English")
+    normalise_time_zone("Sydney")
 
 
 def serve(config: Config, stop: threading.Event | None = None) -> None:
@@ -28,6 +37,8 @@ def serve(config: Config, stop: threading.Event | None = None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: (stop.set(), wake.set()))
     worker = Worker(config, wake)
+    # Build the country, language and city tables now, not while the first form waits.
+    worker.executor.submit(warm_up)
     recovered = worker.executor.submit(worker.recover).result()
     if recovered:
         log.info("handled %d message(s) stored before the last stop", recovered)

@@ -121,3 +121,25 @@ def test_a_bad_setting_fails_with_one_line(home):
     assert result.returncode != 0
     assert result.stderr.decode().strip().count("\n") == 0
     assert "MAILFLOW_ADDRESS" in result.stderr.decode()
+
+
+def test_a_message_stored_but_not_handled_is_handled_once_at_the_next_start(home):
+    first = start_daemon(home)
+    first.stop()
+    raw = wire(compose("ann@uni.example.edu", "HELP"))
+    with sqlite3.connect(home / "mailflow.db") as db:  # as if the process died after the 250
+        db.execute(
+            "INSERT INTO messages (received_at, via, envelope_from, envelope_to, message_id,"
+            " sender, dedupe_key, size, raw) VALUES ('2026-03-02T09:00:00+00:00', 'smtp',"
+            " 'ann@uni.example.edu', ?, '<left@client.test>', 'ann@uni.example.edu', 'k', ?, ?)",
+            ['["program@example.org"]', len(raw), raw],
+        )
+    second = start_daemon(home)
+    try:
+        assert [a["template"] for a in second.answers_to("<left@client.test>")] == ["help"]
+    finally:
+        second.stop()
+    third = start_daemon(home)
+    third.stop()
+    with sqlite3.connect(home / "mailflow.db") as db:
+        assert db.execute("SELECT count(*) FROM outbox").fetchone()[0] == 1

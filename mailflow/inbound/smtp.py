@@ -56,6 +56,7 @@ class Worker:
         self.delivered.set()  # wake the delivery loop: the answer is in the outbox
 
     def recover(self) -> int:
+        """Handle what was stored but not handled (the process stopped after a 250)."""
         program = self._program()
         rows = pipeline.pending(program)
         for row_id in rows:
