@@ -8,11 +8,10 @@ travel in the token, so a person fixing mistakes only needs to send the correcte
 
 from __future__ import annotations
 
-from mailflow import form, tokens
+from mailflow import form, participants, tokens
 from mailflow.conversation import Turn, continues
 from mailflow.countries import country_name
-from mailflow.rounds import open_round
-from mailflow.store import iso
+from mailflow.rounds import accepting
 
 FORM = "form"  # a reply to it carries the form (blank, or with problems to fix)
 CONFIRM = "confirm-application"  # a reply to it confirms a form that arrived cold
@@ -59,47 +58,24 @@ def details(record: dict) -> list[tuple[str, str]]:
     return shown
 
 
-def save(turn: Turn, profile: form.Profile) -> tuple[dict, bool]:
-    """Insert or update the participant and their application; (record, was it an update)."""
-    db = turn.program.db
-    now = iso(turn.now)
-    record = profile.as_record()
-    existing = db.execute(
-        "SELECT id, status FROM participants WHERE email = ?", [turn.sender]
-    ).fetchone()
-    if existing:
-        participant_id = existing[0]
-        assignments = ", ".join(f"{key} = ?" for key in record)
-        db.execute(
-            f"UPDATE participants SET {assignments}, updated_at = ? WHERE id = ?",
-            [*record.values(), now, participant_id],
-        )
-    else:
-        columns = ", ".join(record)
-        marks = ", ".join("?" for _ in record)
-        participant_id = db.execute(
-            f"INSERT INTO participants (email, {columns}, status, created_at, updated_at)"
-            f" VALUES (?, {marks}, 'applied', ?, ?)",
-            [turn.sender, *record.values(), now, now],
-        ).lastrowid
-    current = open_round(db, turn.now)
-    applied = db.execute(
-        "SELECT id FROM applications WHERE participant_id = ? AND round_id = ?",
-        [participant_id, current.id],
-    ).fetchone()
-    if applied:
-        db.execute("UPDATE applications SET updated_at = ? WHERE id = ?", [now, applied[0]])
-    else:
-        db.execute(
-            "INSERT INTO applications (participant_id, round_id, applied_at, updated_at)"
-            " VALUES (?, ?, ?, ?)",
-            [participant_id, current.id, now, now],
-        )
-    return {**record, "email": turn.sender, "round": current.name}, bool(existing)
+def save(turn: Turn, profile: form.Profile) -> tuple[dict, bool, str | None]:
+    """Save the participant and their application to the round accepting them:
+    (record, was it an update, the name of the round whose window it missed)."""
+    participant_id, updated = participants.upsert(turn.program.db, turn.sender, profile, turn.now)
+    current, missed = accepting(turn.program.db, turn.now)
+    participants.enrol(turn.program.db, participant_id, current.id, turn.now)
+    record = {**profile.as_record(), "email": turn.sender, "round": current.name}
+    return record, updated, missed.name if missed else None
 
 
 def _received(turn: Turn, profile: form.Profile) -> str:
-    record, updated = save(turn, profile)
+    record, updated, missed = save(turn, profile)
+    if missed:
+        turn.answer(
+            "application-waitlisted",
+            {"details": details(record), "round": record["round"], "missed": missed},
+        )
+        return "application-waitlisted"
     turn.answer(
         "application-received",
         {"details": details(record), "updated": updated, "round": record["round"]},

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from mailflow import commands, outbox, tokens
-from mailflow.compose import compose, new_message_id
+from mailflow import commands, tokens
 from mailflow.parse import Inbound
 from mailflow.program import Program
+from mailflow.sending import ANSWER, send
 
 log = logging.getLogger(__name__)
 
@@ -60,45 +60,21 @@ class Turn:
         payload: dict | None = None,
     ) -> None:
         """Queue `template` to the sender, optionally with a reply token for what comes next."""
-        config = self.program.config
-        token = None
-        if token_purpose:
-            token = tokens.issue(
-                self.program.db,
-                purpose=token_purpose,
-                address=self.sender,
-                now=self.now,
-                days=config.token_days,
-                payload=payload,
-            )
-        values = {
-            "program": {"name": config.program_name, "address": config.address},
-            "name": self.message.sender_name,
-            "email": self.sender,
-            "commands": commands.listing(),
-            "token_days": config.token_days,
-            **(context or {}),
-        }
-        rendered = self.program.renderer.render(template, values)
-        key = f"answer:{self.row_id}:{len(self.sent)}:{template}"
-        message_id = new_message_id(config.domain, key)
-        outgoing = compose(
+        send(
+            self.program,
             template=template,
-            subject=rendered.subject,
-            body=rendered.body,
-            sender_name=config.program_name,
-            sender=config.address,
-            recipient=self.sender,
-            recipient_name=self.message.sender_name,
-            message_id=message_id,
+            to=self.sender,
+            name=self.message.sender_name,
+            context=context,
+            key=f"answer:{self.row_id}:{len(self.sent)}:{template}",
             now=self.now,
-            reply_to=config.token_address(token) if token else None,
+            auto_submitted=ANSWER,
+            token_purpose=token_purpose,
+            payload=payload,
             in_reply_to=self.message.message_id,
             references=self.message.references,
+            inbound_id=self.row_id,
         )
-        outbox.queue(self.program.db, outgoing, key=key, now=self.now, inbound_id=self.row_id)
-        if token:
-            tokens.attach_message_id(self.program.db, token, message_id)
         self.sent.append(template)
 
 

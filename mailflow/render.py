@@ -20,6 +20,7 @@ REQUIRED = (
     "application-problems",
     "application-received",
     "application-cancelled",
+    "application-waitlisted",
     "status",
     "token-expired",
     "not-understood",

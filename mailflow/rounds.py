@@ -1,13 +1,25 @@
-"""Rounds: which round is accepting applications. (Windows, matching and terms: issue 3.)"""
+"""Rounds: which round accepts applications, which is matched next, and the term it runs.
+
+A new database has one round accepting applications. An application that arrives after a
+round's window has closed (its `closes_at`, set by a coordinator) joins the next round.
+When a round is matched its term starts, lasting `term_months` from `rules/program.toml`
+unless the round says otherwise, and the next round starts accepting applications.
+"""
 
 from __future__ import annotations
 
+import calendar
+import tomllib
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import sqlite_utils
 
+from mailflow.config import parse_time
 from mailflow.store import iso
+
+COLUMNS = "id, name, opens_at, closes_at, term_start, term_end, state, match_at, matched_at"
 
 
 @dataclass(frozen=True)
@@ -16,20 +28,87 @@ class Round:
     name: str
     opens_at: str
     closes_at: str | None
+    term_start: str | None
+    term_end: str | None
     state: str
+    match_at: str | None = None
+    matched_at: str | None = None
+
+
+def term_months(rules: Path) -> int:
+    """The default term length; ValueError naming the file and key when it is wrong."""
+    path = rules / "program.toml"
+    try:
+        months = tomllib.loads(path.read_text(encoding="utf-8"))["round"]["term_months"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError) as error:
+        problem = f"{path}: [round] term_months is missing or unreadable ({error})"
+        raise ValueError(problem) from error
+    if not isinstance(months, int) or not 1 <= months <= 24:
+        raise ValueError(f"{path}: [round] term_months must be a whole number from 1 to 24")
+    return months
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """Calendar months: 31 January plus one month is the last day of February."""
+    index = moment.month - 1 + months
+    year, month = moment.year + index // 12, index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def _open_rounds(db: sqlite_utils.Database) -> list[Round]:
+    rows = db.execute(
+        f"SELECT {COLUMNS} FROM rounds WHERE state = 'open' ORDER BY opens_at, id"
+    ).fetchall()
+    return [Round(*row) for row in rows]
+
+
+def create(db: sqlite_utils.Database, now: datetime, name: str | None = None) -> Round:
+    number = db.execute("SELECT count(*) FROM rounds").fetchone()[0] + 1
+    name = name or f"Round {number}"
+    cursor = db.execute(
+        "INSERT INTO rounds (name, opens_at, state, created_at) VALUES (?, ?, 'open', ?)",
+        [name, iso(now), iso(now)],
+    )
+    return Round(cursor.lastrowid, name, iso(now), None, None, None, "open")
+
+
+def accepting(db: sqlite_utils.Database, now: datetime) -> tuple[Round, Round | None]:
+    """(the round an application made now joins, the round whose window it missed)."""
+    missed = None
+    for candidate in _open_rounds(db):
+        if candidate.closes_at is None or parse_time(candidate.closes_at) > now:
+            return candidate, missed
+        missed = candidate
+    return create(db, now), missed
 
 
 def open_round(db: sqlite_utils.Database, now: datetime) -> Round:
-    """The round accepting applications; a new database gets its first one (CONTRACT.md)."""
-    row = db.execute(
-        "SELECT id, name, opens_at, closes_at, state FROM rounds WHERE state = 'open'"
-        " ORDER BY opens_at, id LIMIT 1"
-    ).fetchone()
-    if row is None:
-        number = db.execute("SELECT count(*) FROM rounds").fetchone()[0] + 1
-        cursor = db.execute(
-            "INSERT INTO rounds (name, opens_at, state, created_at) VALUES (?, ?, 'open', ?)",
-            [f"Round {number}", iso(now), iso(now)],
-        )
-        return Round(cursor.lastrowid, f"Round {number}", iso(now), None, "open")
-    return Round(*row)
+    """The round accepting applications now; a new database gets its first one."""
+    return accepting(db, now)[0]
+
+
+def to_match(db: sqlite_utils.Database, now: datetime) -> Round:
+    """The round the next matching is for: the earliest round not yet matched."""
+    rounds = _open_rounds(db)
+    return rounds[0] if rounds else create(db, now)
+
+
+def mark_matched(
+    db: sqlite_utils.Database, matched: Round, now: datetime, months: int
+) -> tuple[datetime, datetime]:
+    """Start the round's term now and make sure a next round accepts applications."""
+    start = now
+    end = parse_time(matched.term_end) if matched.term_end else add_months(start, months)
+    db.execute(
+        "UPDATE rounds SET state = 'matched', matched_at = ?, term_start = ?, term_end = ?"
+        " WHERE id = ?",
+        [iso(now), iso(start), iso(end), matched.id],
+    )
+    if not [r for r in _open_rounds(db) if r.id != matched.id]:
+        create(db, now)
+    return start, end
+
+
+def get(db: sqlite_utils.Database, round_id: int) -> Round:
+    return Round(*db.execute(f"SELECT {COLUMNS} FROM rounds WHERE id = ?", [round_id]).fetchone())

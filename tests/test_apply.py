@@ -229,3 +229,17 @@ def test_ingest_applies_the_same_way(home, tmp_path):
     files = list((home / "outbox" / "new").iterdir())
     assert len(files) == 1
     assert b"X-Mailflow-Template: application-form" in files[0].read_bytes()
+
+
+def test_an_application_after_the_window_closed_waits_for_the_next_round(ann):
+    with ann.daemon.db() as db:
+        db.execute("UPDATE rounds SET closes_at = '2026-03-01T00:00:00+00:00' WHERE id = 1")
+    form = ann.say("APPLY", expect="application-form")
+    waitlisted = ann.reply(form, form_text(), expect="application-waitlisted")
+    text = body(waitlisted)
+    assert "Applications for Round 1 had already closed" in text
+    assert "saved it for the next round, Round 2" in text
+    rounds = ann.daemon.query("SELECT id, name, state FROM rounds ORDER BY id")
+    assert [(r["name"], r["state"]) for r in rounds] == [("Round 1", "open"), ("Round 2", "open")]
+    [application] = ann.daemon.query("SELECT round_id FROM applications")
+    assert application["round_id"] == rounds[1]["id"]

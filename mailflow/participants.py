@@ -1,0 +1,61 @@
+"""Participant records: saving a validated profile, enrolling in a round, reading back.
+
+Applying by email and `mailflow import` both save through here, so an address always has
+exactly one participant row and at most one application per round.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlite_utils
+
+from mailflow.form import Profile
+from mailflow.store import iso
+
+LIST_SEPARATOR = "; "
+
+
+def upsert(
+    db: sqlite_utils.Database, email: str, profile: Profile, now: datetime
+) -> tuple[int, bool]:
+    """Insert or update the participant with this address; (id, was it an update)."""
+    record = profile.as_record()
+    existing = db.execute("SELECT id FROM participants WHERE email = ?", [email]).fetchone()
+    if existing:
+        assignments = ", ".join(f"{key} = ?" for key in record)
+        db.execute(
+            f"UPDATE participants SET {assignments}, updated_at = ? WHERE id = ?",
+            [*record.values(), iso(now), existing[0]],
+        )
+        return existing[0], True
+    columns = ", ".join(record)
+    marks = ", ".join("?" for _ in record)
+    cursor = db.execute(
+        f"INSERT INTO participants (email, {columns}, status, created_at, updated_at)"
+        f" VALUES (?, {marks}, 'applied', ?, ?)",
+        [email, *record.values(), iso(now), iso(now)],
+    )
+    return int(cursor.lastrowid), False
+
+
+def enrol(db: sqlite_utils.Database, participant_id: int, round_id: int, now: datetime) -> None:
+    """Record (or refresh) the participant's application to a round."""
+    db.execute(
+        "INSERT INTO applications (participant_id, round_id, applied_at, updated_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (participant_id, round_id)"
+        " DO UPDATE SET updated_at = excluded.updated_at",
+        [participant_id, round_id, iso(now), iso(now)],
+    )
+
+
+def find(db: sqlite_utils.Database, email: str) -> dict | None:
+    cursor = db.execute("SELECT * FROM participants WHERE email = ?", [email])
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip([column[0] for column in cursor.description], row, strict=True))
+
+
+def split(value: str) -> list[str]:
+    return [item for item in (value or "").split(LIST_SEPARATOR) if item]
