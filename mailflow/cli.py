@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from mailflow import config as configuration
-from mailflow import outbox, pipeline, store
+from mailflow import outbox, pipeline, roster, store
 from mailflow.program import Program
 
 
@@ -75,6 +75,28 @@ def cmd_outbox(config: configuration.Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(config: configuration.Config, args: argparse.Namespace) -> int:
+    program = Program(config)
+    text = Path(args.file).read_text(encoding="utf-8-sig", errors="replace")
+    report = roster.import_csv(program, text, program.now())
+    for line in report.lines():
+        print(line)
+    return 0 if not report.problems else 1
+
+
+def cmd_export(config: configuration.Config, args: argparse.Namespace) -> int:
+    program = Program(config)
+    rows = (roster.export_partnerships if args.partnerships else roster.export_participants)(
+        program.db
+    )
+    text = roster.to_csv(rows)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_serve(config: configuration.Config, args: argparse.Namespace) -> int:
     from mailflow.serve import serve
 
@@ -98,6 +120,13 @@ def parser() -> argparse.ArgumentParser:
     box.add_argument("action", nargs="?", choices=["list", "flush"], default="list")
     box.add_argument("--limit", type=int, default=50)
     box.set_defaults(run=cmd_outbox)
+    importing = sub.add_parser("import", help="add or update applicants from a CSV file")
+    importing.add_argument("file")
+    importing.set_defaults(run=cmd_import)
+    exporting = sub.add_parser("export", help="participants (or partnerships) as CSV")
+    exporting.add_argument("--partnerships", action="store_true")
+    exporting.add_argument("-o", "--output", help="write to this file, not standard output")
+    exporting.set_defaults(run=cmd_export)
     return top
 
 

@@ -20,7 +20,7 @@ import sqlite_utils
 
 from mailflow.compose import Outgoing
 from mailflow.config import Config
-from mailflow.store import iso
+from mailflow.store import iso, transaction
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def deliver(
                 error,
                 ": giving up" if give_up else f": retry in {wait}",
             )
-            with db.conn:
+            with transaction(db):
                 db.execute(
                     "UPDATE outbox SET attempts = ?, last_error = ?, next_attempt_at = ?,"
                     " state = ? WHERE id = ?",
@@ -141,7 +141,7 @@ def deliver(
                     ],
                 )
             continue
-        with db.conn:
+        with transaction(db):
             db.execute(
                 "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = ? WHERE id = ?",
                 [iso(now), attempts + 1, row_id],

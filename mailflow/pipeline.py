@@ -18,7 +18,7 @@ import logging
 from mailflow import classify, conversation
 from mailflow.parse import Unreadable, address, parse
 from mailflow.program import Program
-from mailflow.store import iso
+from mailflow.store import iso, transaction
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def receive(
 ) -> int:
     """Store the raw message durably; return its row id. Raises only if the store fails."""
     key, message_id, sender = dedupe_key(raw)
-    with program.db.conn:
+    with transaction(program.db):
         cursor = program.db.execute(
             "INSERT INTO messages (received_at, via, envelope_from, envelope_to, message_id,"
             " sender, dedupe_key, size, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -88,7 +88,7 @@ def process(program: Program, row_id: int) -> str:
         return outcome or state
     now = program.now()
     try:
-        with program.db.conn:
+        with transaction(program.db):
             state, outcome = _decide(
                 program, row_id, key, raw, envelope_from, tuple(json.loads(envelope_to)), now
             )
@@ -96,7 +96,7 @@ def process(program: Program, row_id: int) -> str:
     except Exception as error:  # a bug or a store failure: set aside, keep serving
         log.exception("message %d could not be handled", row_id)
         state, outcome = "quarantined", f"error: {type(error).__name__}: {error}"
-        with program.db.conn:
+        with transaction(program.db):
             _finish(program, row_id, state, outcome)
     log.info("message %d: %s %s", row_id, state, outcome)
     return outcome

@@ -26,7 +26,7 @@ class Program:
         self.renderer.check()
         self.choices = form.load_choices(config.rules)
         store.migrate(self.db, config.migrations, self.now())
-        with self.db.conn:
+        with store.transaction(self.db):
             open_round(self.db, self.now())
 
     def now(self) -> datetime:

@@ -6,7 +6,9 @@ its own apart from the ledger of applied migrations.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +20,22 @@ MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 def iso(moment: datetime) -> str:
     """The one text form of a time in the store: UTC, seconds, with offset."""
     return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """All or nothing. sqlite-utils commits every write on its own unless a transaction is
+    open, so every multi-statement change opens one here. IMMEDIATE takes the write lock at
+    the start: with two writer threads, a read-then-write transaction would otherwise fail
+    with SQLITE_BUSY instead of waiting its turn."""
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.rollback()
+        raise
+    db.conn.commit()
 
 
 def connect(path: Path) -> sqlite_utils.Database:

@@ -3,12 +3,22 @@ migrations and WAL."""
 
 from __future__ import annotations
 
+import shutil
 import smtplib
 import sqlite3
 
 import pytest
 
-from tests.conftest import PROGRAM, compose, run_cli, start_daemon, until, wire
+from tests.conftest import (
+    PROGRAM,
+    ROOT,
+    Person,
+    compose,
+    run_cli,
+    start_daemon,
+    until,
+    wire,
+)
 
 
 @pytest.mark.parametrize(
@@ -111,7 +121,7 @@ def test_migrate_applies_numbered_files_once_in_wal_mode(home):
     assert second.stdout.strip() == b"up to date"
     with sqlite3.connect(home / "mailflow.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert [r[0] for r in db.execute("SELECT version FROM schema_migrations")] == [1]
+        assert [r[0] for r in db.execute("SELECT version FROM schema_migrations")] == [1, 2]
         [(_name, state)] = db.execute("SELECT name, state FROM rounds").fetchall()
         assert state == "open"
 
@@ -143,3 +153,24 @@ def test_a_message_stored_but_not_handled_is_handled_once_at_the_next_start(home
     third.stop()
     with sqlite3.connect(home / "mailflow.db") as db:
         assert db.execute("SELECT count(*) FROM outbox").fetchone()[0] == 1
+
+
+def test_a_failure_while_handling_changes_nothing_and_the_daemon_keeps_serving(home, tmp_path):
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    form = templates / "application-form.txt"
+    form.write_text(form.read_text() + "{{ a_value_nobody_passes }}\n")
+    broken = start_daemon(home, MAILFLOW_TEMPLATES=str(templates))
+    try:
+        ann = Person(broken, "ann@uni.example.edu")
+        message = compose(ann.address, "APPLY")
+        ann.send(message)
+        row = broken.handled(message["Message-ID"])
+        assert row["state"] == "quarantined"
+        assert "a_value_nobody_passes" in row["outcome"]
+        # The token issued before the failure was rolled back with everything else.
+        assert broken.query("SELECT * FROM tokens") == []
+        assert broken.query("SELECT * FROM outbox") == []
+        ann.say("HELP", expect="help")
+    finally:
+        broken.stop()
