@@ -97,6 +97,36 @@ def cmd_export(config: configuration.Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress():
+    """A tqdm bar per stage when a person watches a terminal; nothing in logs or pipes."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def report(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=stage))
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return report
+
+
+def cmd_match(config: configuration.Config, args: argparse.Namespace) -> int:
+    from mailflow import matchmaker
+
+    program = Program(config)
+    plan = matchmaker.plan(program, program.now(), progress=_progress())
+    print(matchmaker.preview_text(program, plan))
+    if args.dry_run:
+        return 0
+    print(matchmaker.carry_out(program, plan, program.now(), made_by="operator"))
+    outbox.deliver(program.db, config, program.now())
+    return 0
+
+
 def cmd_serve(config: configuration.Config, args: argparse.Namespace) -> int:
     from mailflow.serve import serve
 
@@ -120,6 +150,9 @@ def parser() -> argparse.ArgumentParser:
     box.add_argument("action", nargs="?", choices=["list", "flush"], default="list")
     box.add_argument("--limit", type=int, default=50)
     box.set_defaults(run=cmd_outbox)
+    matching = sub.add_parser("match", help="match the round (the operator is trusted)")
+    matching.add_argument("--dry-run", action="store_true", help="print the preview only")
+    matching.set_defaults(run=cmd_match)
     importing = sub.add_parser("import", help="add or update applicants from a CSV file")
     importing.add_argument("file")
     importing.set_defaults(run=cmd_import)

@@ -97,9 +97,11 @@ def conversation_token(turn: Turn) -> tuple[str | None, tokens.Token | None]:
 def handle(turn: Turn) -> str:
     """Answer one ordinary message; return the outcome recorded with it."""
     # Imported here: these modules register their commands and conversations, and need Turn.
-    from mailflow import application
-    from mailflow.commands import participant  # noqa: F401
+    from mailflow import application, coordination
+    from mailflow.commands import coordinator, participant  # noqa: F401
 
+    if coordination.is_coordinator(turn) and conversation_token(turn)[0] is None:
+        return "coordinator:" + coordination.handle(turn)
     found = commands.find(turn.first_line)
     if found:
         entry, arguments = found

@@ -24,6 +24,10 @@ REQUIRED = (
     "status",
     "token-expired",
     "not-understood",
+    "command-confirm",
+    "command-result",
+    "match-intro",
+    "match-waitlisted",
 )
 
 

@@ -24,6 +24,8 @@ class Command:
     summary: str
     run: Callable[[Turn, str], str]
     audience: str = "participant"
+    changes: bool = False  # changes data: a coordinator confirms it by reply first
+    preview: Callable[[Turn, str], str] | None = None  # what it would do, for the confirmation
 
     @property
     def spellings(self) -> tuple[str, ...]:
@@ -34,9 +36,18 @@ REGISTRY: list[Command] = []
 TRAILING = re.compile(r"[\s.!?,;:]+$")
 
 
-def command(name: str, *aliases: str, usage: str = "", summary: str, audience: str = "participant"):
+def command(
+    name: str,
+    *aliases: str,
+    usage: str = "",
+    summary: str,
+    audience: str = "participant",
+    changes: bool = False,
+    preview: Callable[[Turn, str], str] | None = None,
+):
     def register(run: Callable[[Turn, str], str]) -> Callable[[Turn, str], str]:
-        REGISTRY.append(Command(name, aliases, usage or name, summary, run, audience))
+        entry = Command(name, aliases, usage or name, summary, run, audience, changes, preview)
+        REGISTRY.append(entry)
         return run
 
     return register

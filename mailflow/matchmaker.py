@@ -1,0 +1,266 @@
+"""Carrying out a round's matching: from the store to the pure matcher and back.
+
+`plan` reads the round's eligible applicants, former partners and the matching rules,
+and asks `matching.match`; it changes nothing, so a preview is free. `carry_out` stores
+the partnerships, starts the term, sends each partner an introduction and tells everyone
+left out why, all in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from mailflow import matching, participants, rounds
+from mailflow.countries import country_name
+from mailflow.program import Program
+from mailflow.sending import send
+from mailflow.store import iso, transaction
+from mailflow.timezones import utc_offset_minutes
+
+ELIGIBLE = ("applied", "waiting")
+NOT_ELIGIBLE = {
+    "paused": "paused",
+    "left": "left the program",
+    "unreachable": "mail to them bounces",
+    "matched": "already in a partnership",
+}
+WAKING = (8 * 60, 21 * 60)  # local minutes of the day when people can be reached
+
+
+@dataclass(frozen=True)
+class Plan:
+    round: rounds.Round
+    result: matching.Matching
+    people: Mapping[int, dict]  # participant records by id, everyone the plan names
+    not_eligible: tuple[tuple[int, str], ...]
+
+
+def applicant(record: dict, at: datetime) -> matching.Applicant:
+    return matching.Applicant(
+        id=record["id"],
+        country=record["country"],
+        languages=frozenset(participants.split(record["languages"])),
+        interests=frozenset(i.lower() for i in participants.split(record["interests"])),
+        library_type=record["library_type"],
+        career_stage=record["career_stage"],
+        contact_methods=frozenset(participants.split(record["contact_methods"])),
+        contact_frequency=record["contact_frequency"],
+        utc_offset=utc_offset_minutes(record["time_zone"], at),
+        wishes=record["partner_wishes"] or "",
+    )
+
+
+def _records(program: Program, round_id: int) -> list[dict]:
+    cursor = program.db.execute(
+        "SELECT participants.* FROM participants JOIN applications"
+        " ON applications.participant_id = participants.id WHERE applications.round_id = ?"
+        " ORDER BY participants.id",
+        [round_id],
+    )
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def former_partners(program: Program) -> frozenset[frozenset[int]]:
+    pairs = set()
+    for members in program.db.execute("SELECT member_a, member_b, member_c FROM partnerships"):
+        present = [m for m in members if m is not None]
+        pairs.update(frozenset((a, b)) for a in present for b in present if a < b)
+    return frozenset(pairs)
+
+
+def plan(
+    program: Program, now: datetime, progress: Callable[[str, int, int], None] | None = None
+) -> Plan:
+    current = rounds.to_match(program.db, now)
+    records = _records(program, current.id)
+    eligible = [r for r in records if r["status"] in ELIGIBLE]
+    not_eligible = tuple(
+        (r["id"], NOT_ELIGIBLE.get(r["status"], r["status"]))
+        for r in records
+        if r["status"] not in ELIGIBLE
+    )
+    weights = matching.load_weights(program.config.rules)
+    result = matching.match(
+        [applicant(r, now) for r in eligible],
+        weights,
+        former=former_partners(program),
+        country_cap=getattr(weights, "country_cap", None),
+        progress=progress,
+    )
+    return Plan(current, result, {r["id"]: r for r in records}, not_eligible)
+
+
+def _who(record: dict) -> str:
+    return f"{record['name']} <{record['email']}>, {country_name(record['country'])}"
+
+
+def preview_lines(plan: Plan) -> list[str]:
+    """The preview a coordinator (or the operator's --dry-run) reads before confirming."""
+    result, people = plan.result, plan.people
+    matched = sum(len(pair.members) for pair in result.pairs)
+    lines = [
+        f"round: {plan.round.name}",
+        f"pairs: {len(result.pairs)}",
+        f"people matched: {matched} of {len(people)}",
+        f"quality: {result.certified_ratio:.1%} of the best possible total"
+        f" (certified bound over the {result.candidate_graph} candidate graph)",
+        f"total score: {result.total} (bound {result.upper_bound})",
+    ]
+    left_out = [*plan.not_eligible, *result.unmatched, *result.deferred]
+    lines.append(f"left out: {len(left_out)}")
+    lines += [f"  - {_who(people[pid])}: {why}" for pid, why in left_out]
+    weakest = sorted(result.pairs, key=lambda pair: pair.score)[:10]
+    if weakest:
+        lines.append("weakest pairs:")
+    for pair in weakest:
+        names = " + ".join(_who(people[m]) for m in pair.members)
+        lines.append(f"  - {pair.score}: {names}: {'; '.join(pair.reasons) or 'no shared ground'}")
+    return lines
+
+
+def preview_text(program: Program, plan: Plan) -> str:
+    return "\n".join(preview_lines(plan))
+
+
+def hours_together(offsets: list[int]) -> list[tuple[int, int]]:
+    """UTC minute ranges of the day when everyone is within waking hours."""
+    free = [
+        all(WAKING[0] <= (minute + offset) % 1440 < WAKING[1] for offset in offsets)
+        for minute in range(0, 1440, 30)
+    ]
+    ranges, start = [], None
+    for index, ok in enumerate([*free, False]):
+        if ok and start is None:
+            start = index * 30
+        if not ok and start is not None:
+            ranges.append((start, index * 30))
+            start = None
+    if len(ranges) > 1 and ranges[0][0] == 0 and ranges[-1][1] == 1440:  # wraps midnight
+        ranges = [(ranges[-1][0], ranges[0][1] + 1440), *ranges[1:-1]]
+    return ranges
+
+
+def _clock(minutes: int) -> str:
+    minutes %= 1440
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _introduction(me: dict, others: list[dict], pair: matching.Pair, at: datetime) -> dict:
+    mine = utc_offset_minutes(me["time_zone"], at)
+    together = hours_together([mine] + [utc_offset_minutes(o["time_zone"], at) for o in others])
+    partners = []
+    for other in others:
+        theirs = utc_offset_minutes(other["time_zone"], at)
+        difference = (theirs - mine) / 60
+        partners.append(
+            {
+                "name": other["name"],
+                "email": other["email"],
+                "country": country_name(other["country"]),
+                "role": other["role"],
+                "library_type": other["library_type"],
+                "career_stage": other["career_stage"],
+                "interests": participants.split(other["interests"]),
+                "languages": participants.split(other["languages"]),
+                "contact_methods": participants.split(other["contact_methods"]),
+                "contact_frequency": other["contact_frequency"],
+                "about_me": other["about_me"],
+                "time_zone": other["time_zone"],
+                "difference": f"{abs(difference):g} hour{'s' if abs(difference) != 1 else ''}"
+                + (" ahead of you" if difference > 0 else " behind you" if difference < 0 else ""),
+                "hours": [
+                    (
+                        _clock(start + mine),
+                        _clock(end + mine),
+                        _clock(start + theirs),
+                        _clock(end + theirs),
+                    )
+                    for start, end in together
+                ],
+            }
+        )
+    shared = sorted(
+        set.intersection(
+            {i.lower() for i in participants.split(me["interests"])},
+            *({i.lower() for i in participants.split(o["interests"])} for o in others),
+        )
+    )
+    return {
+        "partners": partners,
+        "shared": shared,
+        "reasons": pair.reasons,
+        "trio": len(others) > 1,
+    }
+
+
+def carry_out(program: Program, plan: Plan, now: datetime, made_by: str = "matching") -> str:
+    """Store the partnerships, start the term, introduce everyone; a one-line summary."""
+    db = program.db
+    months = rounds.term_months(program.config.rules)
+    people = plan.people
+    with transaction(db):
+        start, end = rounds.mark_matched(db, plan.round, now, months)
+        nxt = rounds.open_round(db, now)
+        for pair in plan.result.pairs:
+            members = list(pair.members) + [None] * (3 - len(pair.members))
+            cursor = db.execute(
+                "INSERT INTO partnerships (round_id, member_a, member_b, member_c, term_start,"
+                " term_end, score, reasons, made_by, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    plan.round.id,
+                    *members,
+                    iso(start),
+                    iso(end),
+                    pair.score,
+                    "; ".join(pair.reasons),
+                    made_by,
+                    iso(now),
+                ],
+            )
+            for member in pair.members:
+                db.execute(
+                    "UPDATE participants SET status = 'matched', updated_at = ? WHERE id = ?",
+                    [iso(now), member],
+                )
+                me = people[member]
+                others = [people[o] for o in pair.members if o != member]
+                send(
+                    program,
+                    template="match-intro",
+                    to=me["email"],
+                    name=me["name"],
+                    context={
+                        **_introduction(me, others, pair, start),
+                        "round": plan.round.name,
+                        "term_start": iso(start)[:10],
+                        "term_end": iso(end)[:10],
+                    },
+                    key=f"intro:{cursor.lastrowid}:{member}",
+                    now=now,
+                )
+        for member, why in [*plan.result.unmatched, *plan.result.deferred]:
+            me = people[member]
+            db.execute(
+                "UPDATE participants SET status = 'waiting', updated_at = ? WHERE id = ?",
+                [iso(now), member],
+            )
+            participants.enrol(db, member, nxt.id, now)
+            send(
+                program,
+                template="match-waitlisted",
+                to=me["email"],
+                name=me["name"],
+                context={"round": plan.round.name, "next_round": nxt.name, "reason": why},
+                key=f"waitlisted:{plan.round.id}:{member}",
+                now=now,
+            )
+    result = plan.result
+    return (
+        f"{plan.round.name} matched: {len(result.pairs)} partnerships, "
+        f"{len(result.unmatched) + len(result.deferred)} waiting for {nxt.name}, quality "
+        f"{result.certified_ratio:.1%}; term {iso(start)[:10]} to {iso(end)[:10]}"
+    )
