@@ -20,7 +20,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -84,7 +84,6 @@ class Daemon:
     home: Path
     port: int
     process: subprocess.Popen
-    seen: set[str] = field(default_factory=set)
 
     @property
     def maildir(self) -> Path:
