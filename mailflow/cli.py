@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     # mail-parser logs every MIME part it does not render; that is routine, not news.
     logging.getLogger("mailparser").setLevel(logging.ERROR)
+    # aiosmtpd logs every SMTP verb; the pipeline's one line per message is what matters.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     args = parser().parse_args(argv)
     try:
         config = configuration.load()
