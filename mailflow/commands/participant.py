@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mailflow import participants
 from mailflow.application import details, send_blank_form
 from mailflow.commands import command
 from mailflow.conversation import Turn
@@ -22,12 +23,10 @@ def apply(turn: Turn, arguments: str) -> str:
 @command("STATUS", summary="see the details we hold for you and where you stand")
 def status(turn: Turn, arguments: str) -> str:
     db = turn.program.db
-    row = db.execute("SELECT * FROM participants WHERE email = ?", [turn.sender]).fetchone()
-    if row is None:
+    record = participants.find(db, turn.sender)
+    if record is None:
         turn.answer("status", {"participant": None})
         return "unknown"
-    columns = [column[0] for column in db.execute("SELECT * FROM participants LIMIT 0").description]
-    record = dict(zip(columns, row, strict=True))
     application = db.execute(
         "SELECT rounds.name, rounds.state, applications.applied_at FROM applications"
         " JOIN rounds ON rounds.id = applications.round_id"
@@ -45,6 +44,7 @@ def status(turn: Turn, arguments: str) -> str:
             if application
             else None,
             "open_round": open_round(db, turn.now).name,
+            "partnership": participants.partnership(db, record["id"]),
         },
     )
     return record["status"]
