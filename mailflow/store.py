@@ -27,7 +27,21 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     """All or nothing. sqlite-utils commits every write on its own unless a transaction is
     open, so every multi-statement change opens one here. IMMEDIATE takes the write lock at
     the start: with two writer threads, a read-then-write transaction would otherwise fail
-    with SQLITE_BUSY instead of waiting its turn."""
+    with SQLITE_BUSY instead of waiting its turn.
+
+    Inside an open transaction (a command run while a message is handled) it is a
+    savepoint: the inner change is still all or nothing, and the outer one commits it.
+    """
+    if db.conn.in_transaction:
+        db.conn.execute("SAVEPOINT inner")
+        try:
+            yield db
+        except BaseException:
+            db.conn.execute("ROLLBACK TO inner")
+            db.conn.execute("RELEASE inner")
+            raise
+        db.conn.execute("RELEASE inner")
+        return
     db.conn.execute("BEGIN IMMEDIATE")
     try:
         yield db
