@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from mailflow import matching, participants, rounds
+from mailflow import matching, participants, rounds, wishes
 from mailflow.countries import country_name
 from mailflow.program import Program
 from mailflow.sending import send
@@ -26,7 +26,6 @@ NOT_ELIGIBLE = {
     "unreachable": "mail to them bounces",
     "matched": "already in a partnership",
 }
-WAKING = (8 * 60, 21 * 60)  # local minutes of the day when people can be reached
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,9 @@ class Plan:
     not_eligible: tuple[tuple[int, str], ...]
 
 
-def applicant(record: dict, at: datetime) -> matching.Applicant:
+def applicant(
+    record: dict, at: datetime, reader: wishes.WishReader, regions: wishes.Regions
+) -> matching.Applicant:
     return matching.Applicant(
         id=record["id"],
         country=record["country"],
@@ -48,7 +49,8 @@ def applicant(record: dict, at: datetime) -> matching.Applicant:
         contact_methods=frozenset(participants.split(record["contact_methods"])),
         contact_frequency=record["contact_frequency"],
         utc_offset=utc_offset_minutes(record["time_zone"], at),
-        wishes=record["partner_wishes"] or "",
+        wishes=reader.read(record["partner_wishes"] or ""),
+        regions=regions.of(record["country"]),
     )
 
 
@@ -83,11 +85,13 @@ def plan(
         if r["status"] not in ELIGIBLE
     )
     weights = matching.load_weights(program.config.rules)
+    regions = wishes.load_regions(program.config.rules)
+    interests = {i.lower() for r in eligible for i in participants.split(r["interests"])}
+    reader = wishes.WishReader(program.choices, regions, interests)
     result = matching.match(
-        [applicant(r, now) for r in eligible],
+        [applicant(r, now, reader, regions) for r in eligible],
         weights,
         former=former_partners(program),
-        country_cap=getattr(weights, "country_cap", None),
         progress=progress,
     )
     return Plan(current, result, {r["id"]: r for r in records}, not_eligible)
@@ -125,10 +129,11 @@ def preview_text(program: Program, plan: Plan) -> str:
     return "\n".join(preview_lines(plan))
 
 
-def hours_together(offsets: list[int]) -> list[tuple[int, int]]:
-    """UTC minute ranges of the day when everyone is within waking hours."""
+def hours_together(offsets: list[int], waking: tuple[int, int]) -> list[tuple[int, int]]:
+    """UTC minute ranges of the day when everyone is within waking hours (local, from, to)."""
+    first, last = waking[0] * 60, waking[1] * 60
     free = [
-        all(WAKING[0] <= (minute + offset) % 1440 < WAKING[1] for offset in offsets)
+        all(first <= (minute + offset) % 1440 < last for offset in offsets)
         for minute in range(0, 1440, 30)
     ]
     ranges, start = [], None
@@ -148,9 +153,12 @@ def _clock(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-def _introduction(me: dict, others: list[dict], pair: matching.Pair, at: datetime) -> dict:
+def _introduction(
+    me: dict, others: list[dict], pair: matching.Pair, at: datetime, waking: tuple[int, int]
+) -> dict:
     mine = utc_offset_minutes(me["time_zone"], at)
-    together = hours_together([mine] + [utc_offset_minutes(o["time_zone"], at) for o in others])
+    offsets = [mine] + [utc_offset_minutes(o["time_zone"], at) for o in others]
+    together = hours_together(offsets, waking)
     partners = []
     for other in others:
         theirs = utc_offset_minutes(other["time_zone"], at)
@@ -200,6 +208,7 @@ def carry_out(program: Program, plan: Plan, now: datetime, made_by: str = "match
     """Store the partnerships, start the term, introduce everyone; a one-line summary."""
     db = program.db
     months = rounds.term_months(program.config.rules)
+    waking = matching.load_weights(program.config.rules).waking_hours
     people = plan.people
     with transaction(db):
         start, end = rounds.mark_matched(db, plan.round, now, months)
@@ -234,7 +243,7 @@ def carry_out(program: Program, plan: Plan, now: datetime, made_by: str = "match
                     to=me["email"],
                     name=me["name"],
                     context={
-                        **_introduction(me, others, pair, start),
+                        **_introduction(me, others, pair, start, waking),
                         "round": plan.round.name,
                         "term_start": iso(start)[:10],
                         "term_end": iso(end)[:10],

@@ -15,7 +15,10 @@ def help_(turn: Turn, arguments: str) -> str:
 def _match_preview(turn: Turn, arguments: str) -> str:
     from mailflow import matchmaker  # scipy loads only when a coordinator matches
 
-    plan = matchmaker.plan(turn.program, turn.now)
+    try:
+        plan = matchmaker.plan(turn.program, turn.now)
+    except ValueError as mistake:  # rules/matching.toml or regions.toml written wrongly
+        return f"The matching rules need fixing before a round can be matched: {mistake}"
     return matchmaker.preview_text(turn.program, plan)
 
 

@@ -1,0 +1,151 @@
+"""A round's matching end to end: the operator's `mailflow match`, a coordinator's MATCH and
+CONFIRM over real SMTP, and the introductions each partner receives."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import Person, body, run_cli, start_daemon
+
+HEADER = (
+    "email,name,country,role,library_type,career_stage,interests,languages,time_zone,"
+    "contact_methods,contact_frequency,about_me,partner_wishes"
+)
+PEOPLE = [
+    (
+        "ann@uni.example.edu",
+        "Ann Okafor",
+        "Nigeria",
+        "academic",
+        "palaeography; open access",
+        "Lagos",
+    ),
+    ("bo@lib.example.se", "Bo Lind", "Sweden", "public", "makerspaces; open access", "Stockholm"),
+    ("chen@lib.example.cn", "Chen Jing", "China", "academic", "palaeography; metadata", "Shanghai"),
+    ("dee@lib.example.au", "Dee Brown", "Australia", "public", "makerspaces; outreach", "Sydney"),
+    ("eli@lib.example.br", "Eli Costa", "Brazil", "school", "reading; outreach", "Sao Paulo"),
+    ("fay@lib.example.ca", "Fay Roy", "Canada", "school", "reading; metadata", "Toronto"),
+    ("gus@lib.example.de", "Gus Weber", "Germany", "special", "law; archives", "Berlin"),
+    ("hana@lib.example.jp", "Hana Sato", "Japan", "special", "law; archives", "Tokyo"),
+]
+COORDINATOR = "coord@program.example.org"
+
+
+def roster(tmp_path, people=PEOPLE):
+    path = tmp_path / "round.csv"
+    rows = [HEADER] + [
+        f'{email},{name},{country},Librarian,{kind},early career,"{interests}",English,{zone},'
+        f"email,monthly,I work in a library.,"
+        for email, name, country, kind, interests, zone in people
+    ]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_dry_run_previews_and_changes_nothing(home, tmp_path):
+    assert run_cli(home, "import", str(roster(tmp_path))).returncode == 0
+    result = run_cli(home, "match", "--dry-run")
+    out = result.stdout.decode()
+    assert result.returncode == 0, result.stderr
+    assert "pairs: 4" in out
+    assert re.search(r"quality: \d+\.\d%", out)
+    assert "weakest pairs:" in out
+    partnerships = run_cli(home, "export", "--partnerships").stdout.decode().splitlines()
+    assert partnerships == ["round,email_a,email_b,email_c,start,end,status,score"]
+    assert not (home / "outbox" / "new").exists()
+
+
+def test_match_pairs_everyone_abroad_and_introduces_them(home, tmp_path):
+    assert run_cli(home, "import", str(roster(tmp_path))).returncode == 0
+    result = run_cli(home, "match")
+    assert result.returncode == 0, result.stderr
+    assert "Round 1 matched: 4 partnerships" in result.stdout.decode()
+    rows = run_cli(home, "export", "--partnerships").stdout.decode().splitlines()[1:]
+    countries = {email: country for email, _, country, *_ in PEOPLE}
+    pairs = [row.split(",")[1:3] for row in rows]
+    assert len(pairs) == 4
+    for a, b in pairs:
+        assert countries[a] != countries[b]
+    # The two who alone share a rare interest are partners.
+    assert ["ann@uni.example.edu", "chen@lib.example.cn"] in [sorted(p) for p in pairs]
+    assert all(row.split(",")[6] == "active" for row in rows)
+    assert rows[0].split(",")[4].startswith("2026-03-02")
+    assert rows[0].split(",")[5].startswith("2026-07-02")  # four calendar months
+    mails = sorted((home / "outbox" / "new").iterdir())
+    assert len(mails) == 8
+    intro = next(m.read_text() for m in mails if "To: Ann Okafor" in m.read_text())
+    assert "X-Mailflow-Template: match-intro" in intro
+    assert "Chen Jing <chen@lib.example.cn>" in intro
+    assert "Country: China" in intro
+    assert "7 hours ahead of you" in intro
+    assert "What you share: palaeography" in intro
+    assert "Where do you work" in intro and "How often would you like to be in touch" in intro
+    assert "Auto-Submitted: auto-generated" in intro
+    statuses = run_cli(home, "export").stdout.decode()
+    assert statuses.count(",matched,") == 8
+
+
+def test_the_odd_one_out_is_told(home, tmp_path):
+    people = [p for p in PEOPLE if p[2] in ("Nigeria", "China", "Sweden")]
+    people.append(("kofi@lib.example.ng", "Kofi Ade", "Nigeria", "public", "reading", "Lagos"))
+    people.append(("ngozi@lib.example.ng", "Ngozi Eze", "Nigeria", "public", "reading", "Lagos"))
+    assert run_cli(home, "import", str(roster(tmp_path, people))).returncode == 0
+    out = run_cli(home, "match").stdout.decode()
+    assert "waiting for Round 2" in out
+    mails = [m.read_text() for m in (home / "outbox" / "new").iterdir()]
+    templates = sorted(re.search(r"X-Mailflow-Template: (\S+)", m).group(1) for m in mails)
+    # Three of five live in Nigeria: two pairs abroad, and no group of three can avoid
+    # putting two Nigerians together, so one waits and is told why.
+    assert templates == ["match-intro"] * 4 + ["match-waitlisted"]
+    waitlisted = next(m for m in mails if "match-waitlisted" in m)
+    assert "could not give you a partner this time" in waitlisted
+    assert "first in line" in waitlisted
+
+
+@pytest.fixture
+def coordinated(home, tmp_path):
+    assert run_cli(home, "import", str(roster(tmp_path))).returncode == 0
+    daemon = start_daemon(home, MAILFLOW_COORDINATORS=COORDINATOR)
+    yield daemon
+    daemon.stop()
+
+
+def test_a_coordinator_previews_then_confirms_the_matching(coordinated):
+    coordinator = Person(coordinated, COORDINATOR, "Coordinator")
+    confirm = coordinator.say("MATCH", expect="command-confirm")
+    text = body(confirm)
+    assert "Nothing has changed yet" in text
+    assert "pairs: 4" in text
+    assert re.search(r"quality: \d+\.\d%", text)
+    assert coordinated.query("SELECT * FROM partnerships") == []
+    result = coordinator.reply(confirm, "CONFIRM", expect="command-result")
+    assert "Round 1 matched: 4 partnerships" in body(result)
+    assert len(coordinated.query("SELECT * FROM partnerships")) == 4
+    intros = coordinated.query("SELECT recipient FROM outbox WHERE template = 'match-intro'")
+    assert len(intros) == 8
+
+
+def test_only_the_coordinator_can_confirm_and_cancel_changes_nothing(coordinated):
+    coordinator = Person(coordinated, COORDINATOR)
+    forger = Person(coordinated, "mallory@evil.example")
+    confirm = coordinator.say("MATCH", expect="command-confirm")
+    forger.reply(confirm, "CONFIRM", expect="token-expired")
+    assert coordinated.query("SELECT * FROM partnerships") == []
+    cancelled = coordinator.reply(confirm, "CANCEL", expect="command-result")
+    assert "nothing was changed" in body(cancelled)
+    assert coordinated.query("SELECT * FROM partnerships") == []
+    coordinator.reply(confirm, "CONFIRM", expect="token-expired")  # single use
+    assert coordinated.query("SELECT * FROM partnerships") == []
+
+
+def test_match_from_a_participant_is_not_a_command(coordinated):
+    Person(coordinated, "ann@uni.example.edu").say("MATCH", expect="not-understood")
+    assert coordinated.query("SELECT * FROM partnerships") == []
+
+
+def test_coordinators_get_their_own_help(coordinated):
+    text = body(Person(coordinated, COORDINATOR).say("HELP", expect="help"))
+    assert "You are a coordinator" in text
+    assert "MATCH" in text
