@@ -24,6 +24,9 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
+bench: $(STAMP)
+	$(BIN)/python -m bench.matching
+
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
