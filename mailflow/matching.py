@@ -38,6 +38,8 @@ from mailflow.countries import country_name
 Progress = Callable[[str, int, int], None]
 NOT_ALLOWED = -1
 _PROFILE_TABLE_UP_TO = 4000  # distinct profiles; the table is this squared, in int32
+_DENSE_WISHES_UP_TO = 25_000_000  # people x distinct wishes kept as plain arrays (float32)
+_WIDENED_UP_TO = 4000  # people scored against the whole round: about 20 s at 100,000
 
 
 @dataclass(frozen=True)
@@ -305,7 +307,12 @@ class _Population:
         self.described = [describe(p) for p in people]
         self.wishes = _incidence(self.wish_sets, keys)
         self.descriptions = _incidence(self.described, keys)
-        self.wish_count = np.maximum(np.diff(self.wishes.indptr), 1).astype(np.int32)
+        self.wish_count_raw = np.diff(self.wishes.indptr)
+        self.wish_count = np.maximum(self.wish_count_raw, 1).astype(np.int32)
+        # Few distinct wishes (the usual case): plain arrays, sliced far faster than sparse.
+        small = n * len(keys) <= _DENSE_WISHES_UP_TO
+        self.dense_wishes = self.wishes.toarray() if small else None
+        self.dense_descriptions = self.descriptions.toarray() if small else None
 
         pairs = [
             [self.index[m] for m in members if m in self.index]
@@ -376,11 +383,17 @@ class _Population:
 
     def _wishes_met(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Points for how much of each row's wishes each col fulfils."""
-        wished = self.wishes[rows]
-        if not wished.nnz:
-            return np.zeros((len(rows), len(cols)), dtype=np.int32)
-        keys = np.unique(wished.indices)
-        met = wished[:, keys].toarray() @ self.descriptions[cols][:, keys].toarray().T
+        if self.dense_wishes is not None:
+            wishers = rows[self.wish_count_raw[rows] > 0]
+            if not len(wishers):
+                return np.zeros((len(rows), len(cols)), dtype=np.int32)
+            met = self.dense_wishes[rows] @ self.dense_descriptions[cols].T
+        else:
+            wished = self.wishes[rows]
+            if not wished.nnz:
+                return np.zeros((len(rows), len(cols)), dtype=np.int32)
+            keys = np.unique(wished.indices)
+            met = wished[:, keys].toarray() @ self.descriptions[cols][:, keys].toarray().T
         met = np.rint(met).astype(np.int32) * np.int32(self.weights.wish_met)
         return met // self.wish_count[rows, None]
 
@@ -540,24 +553,20 @@ def _candidates(population: _Population, progress: Progress | None) -> _Graph:
         if len(seekers) and len(holders):
             nearest(seekers, holders)
 
-    found_rows, found_cols, found_weight = [], [], []
+    found = []
     for done, (rows, cols) in enumerate(blocks):
-        scores = population.score_block(rows, cols)
-        take = min(keep, len(cols))
-        best = np.argpartition(-scores, take - 1, axis=1)[:, :take]
-        picked = np.take_along_axis(scores, best, axis=1)
-        good = picked >= 0
-        found_rows.append(np.repeat(rows, take).reshape(len(rows), take)[good])
-        found_cols.append(cols[best][good])
-        found_weight.append(picked[good])
+        found.append(_best_of_block(population, rows, cols, keep))
         if progress and done % 50 == 0:
             progress("finding candidates", done, len(blocks))
     if progress:
         progress("finding candidates", len(blocks), len(blocks))
-    rows = np.concatenate([*found_rows, *found_cols]) if found_rows else np.zeros(0, np.int64)
-    cols = np.concatenate([*found_cols, *found_rows]) if found_rows else np.zeros(0, np.int64)
-    weight = np.concatenate([*found_weight, *found_weight]) if found_rows else rows
-    rows, cols = rows.astype(np.int64), cols.astype(np.int64)
+    if not found:
+        return _Graph(population.n, *(np.zeros(0, np.int64),) * 3)
+    rows, cols, weight = (
+        np.concatenate(part).astype(np.int64) for part in zip(*found, strict=True)
+    )
+    rows, cols = np.concatenate([rows, cols]), np.concatenate([cols, rows])
+    weight = np.concatenate([weight, weight])
     # Each person keeps their best `keep` (ties by index), and every kept edge both ways.
     order = np.lexsort((cols, -weight, rows))
     rows, cols, weight = rows[order], cols[order], weight[order]
@@ -566,12 +575,67 @@ def _candidates(population: _Population, progress: Progress | None) -> _Graph:
     rows, cols, weight = rows[first], cols[first], weight[first]
     starts = np.searchsorted(rows, rows)
     best = (np.arange(len(rows)) - starts) < keep
-    rows, cols, weight = rows[best], cols[best], weight[best]
+    return _both_ways(population.n, rows[best], cols[best], weight[best])
+
+
+def _best_of_block(
+    population: _Population, rows: np.ndarray, cols: np.ndarray, keep: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The `keep` best allowed partners among cols of each of rows, as edges."""
+    scores = population.score_block(rows, cols)
+    take = min(keep, len(cols))
+    best = np.argpartition(-scores, take - 1, axis=1)[:, :take]
+    picked = np.take_along_axis(scores, best, axis=1)
+    good = picked >= 0
+    return np.repeat(rows, take).reshape(len(rows), take)[good], cols[best][good], picked[good]
+
+
+def _both_ways(n: int, rows: np.ndarray, cols: np.ndarray, weight: np.ndarray) -> _Graph:
     rows, cols = np.concatenate([rows, cols]), np.concatenate([cols, rows])
     weight = np.concatenate([weight, weight])
-    keys = rows * population.n + cols
+    keys = rows * n + cols
     _, unique = np.unique(keys, return_index=True)
-    return _Graph(population.n, rows[unique], cols[unique], weight[unique].astype(np.int32))
+    return _Graph(n, rows[unique], cols[unique], weight[unique].astype(np.int32))
+
+
+def _reinforce(
+    population: _Population, graph: _Graph, nodes: np.ndarray, progress: Progress | None
+) -> _Graph:
+    """Candidates against everyone for those a quick greedy matching leaves alone.
+
+    Blocks find each person's best partners nearby, but a round's shape can need pairs
+    no block holds: when one country brings half the applicants, everyone abroad must
+    pair with one of them, wherever they live. Scoring the few left alone against the
+    whole round, before the relaxation, gives it those edges.
+    """
+    taken = bytearray(graph.n)
+    for i in np.setdiff1d(np.arange(graph.n), nodes).tolist():
+        taken[i] = 1
+    once = np.flatnonzero(graph.rows < graph.cols)  # each edge is stored both ways
+    order = once[np.argsort(-graph.weight[once], kind="stable")]
+    for a, b in zip(graph.rows[order].tolist(), graph.cols[order].tolist(), strict=True):
+        if not taken[a] and not taken[b]:
+            taken[a] = taken[b] = 1
+    alone = np.array([i for i in nodes.tolist() if not taken[i]], dtype=np.int64)
+    if not len(alone):
+        return graph
+    # Those with the fewest candidates first, and no more than the time allows.
+    degree = np.diff(graph.indptr)[alone]
+    alone = alone[np.argsort(degree, kind="stable")][:_WIDENED_UP_TO]
+    found = [(graph.rows, graph.cols, graph.weight)]
+    step = max(1, 8_000_000 // len(nodes))  # rows per block, about 32 MB of scores
+    for done, start in enumerate(range(0, len(alone), step)):
+        found.append(
+            _best_of_block(
+                population, alone[start : start + step], nodes, 2 * population.weights.candidates
+            )
+        )
+        if progress:
+            progress("widening candidates", done, math.ceil(len(alone) / step))
+    rows, cols, weight = (
+        np.concatenate(part).astype(np.int64) for part in zip(*found, strict=True)
+    )
+    return _both_ways(graph.n, rows, cols, weight)
 
 
 # --- From the relaxation to a matching ------------------------------------------------
@@ -875,8 +939,9 @@ def match(
     else:
         dense = None
         graph = _candidates(population, progress)
-        keep = ~busy
-        graph = _Graph(population.n, *graph.subgraph_edges(keep))
+        if busy.any():
+            graph = _Graph(population.n, *graph.subgraph_edges(~busy))
+        graph = _reinforce(population, graph, nodes, progress)
         described = f"sparse top-{weights.candidates}"
     matcher = _Matcher(graph, dense, progress)
     relaxed = matcher.solve(nodes)
