@@ -110,7 +110,12 @@ def preview_lines(plan: Plan) -> list[str]:
         f"pairs: {len(result.pairs)}",
         f"people matched: {matched} of {len(people)}",
         f"quality: {result.certified_ratio:.1%} of the best possible total"
-        f" (certified bound over the {result.candidate_graph} candidate graph)",
+        + (
+            " (proven: every possible pair was scored)"
+            if result.candidate_graph == "complete"
+            else f" among the pairs considered ({result.candidate_graph} candidates each:"
+            " a large round, so not every possible pair was scored)"
+        ),
         f"total score: {result.total} (bound {result.upper_bound})",
     ]
     left_out = [*plan.not_eligible, *result.unmatched, *result.deferred]
