@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from mailflow.countries import country_name
 from mailflow.matching import Applicant, Matching, Weights, match
+from mailflow.roster import COLUMNS
 
 # The moment offsets are taken at: the benchmark's MAILFLOW_NOW (southern summer time).
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -548,22 +549,6 @@ def returning_rounds(
 
 
 # --- The round as the operator's CSV (CONTRACT.md columns) -------------------------------
-
-COLUMNS = (
-    "email",
-    "name",
-    "country",
-    "role",
-    "library_type",
-    "career_stage",
-    "interests",
-    "languages",
-    "time_zone",
-    "contact_methods",
-    "contact_frequency",
-    "about_me",
-    "partner_wishes",
-)
 
 
 def _zone_of(person: Applicant) -> str:

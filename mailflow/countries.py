@@ -125,6 +125,11 @@ def _index() -> tuple[dict[str, str], frozenset[str]]:
     return names, frozenset(codes)
 
 
+def known_names() -> dict[str, str]:
+    """Every folded country name and code we read -> alpha-2 (for finding names in text)."""
+    return _index()[0]
+
+
 def _from_countrynames(text: str, codes: frozenset[str]) -> str | None:
     code = countrynames.to_code(text, fuzzy=False)
     if code is None:

@@ -218,6 +218,11 @@ def _index() -> dict[str, str]:
     return index
 
 
+def known_names() -> dict[str, str]:
+    """Every folded language name and code we read -> plain English name."""
+    return _index()
+
+
 def normalise_language(text: str) -> str | None:
     """Plain English name of the language someone wrote, or None."""
     if not isinstance(text, str) or len(text) > 100:

@@ -791,6 +791,36 @@ class _Matcher:
                 self.pair(u, x)
                 if y >= 0:
                     self.pair(y, v)
+            elif len(xs):
+                self.augment_further(u)
+
+    def augment_further(self, u: int, layers: int = 8, budget: int = 5_000) -> None:
+        """A longer alternating path from u to someone alone (up to 17 edges), found
+        breadth first within a budget of edges looked at, then flipped: one more pair.
+        Blossoms are not followed, so a rare path through an odd cycle is missed."""
+        parent = {u: -1}
+        frontier, looked = [u], 0
+        for _ in range(layers):
+            following = []
+            for a in frontier:
+                for x in self.graph.neighbours(a)[0].tolist():
+                    looked += 1
+                    if x in parent or looked > budget:
+                        continue
+                    y = int(self.mate[x])
+                    if y < 0:
+                        path = [x, a]
+                        while parent[path[-1]] >= 0:
+                            path.append(parent[path[-1]])
+                        path.reverse()
+                        for i in range(0, len(path), 2):
+                            self.pair(path[i], path[i + 1])
+                        return
+                    if y in parent:
+                        continue
+                    parent[x], parent[y] = a, x
+                    following.append(y)
+            frontier = following
 
     def swap(self, rounds: int = 20) -> None:
         """Exchange partners between two pairs, or with someone alone, while it gains."""
@@ -1046,16 +1076,3 @@ def allowed(a: Applicant, b: Applicant, former: frozenset[frozenset[int]] = froz
         and bool({x.casefold() for x in a.languages} & {x.casefold() for x in b.languages})
         and frozenset((a.id, b.id)) not in former
     )
-
-
-__all__ = [
-    "Applicant",
-    "Matching",
-    "Pair",
-    "Weights",
-    "allowed",
-    "describe",
-    "load_weights",
-    "match",
-    "pair_scores",
-]

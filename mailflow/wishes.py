@@ -90,11 +90,10 @@ def load_regions(rules_dir: Path) -> Regions:
 def _places_and_languages() -> dict[str, str]:
     """Folded country and language names -> wish key, without the short codes."""
     phrases: dict[str, str] = {}
-    country_names, _ = countries._index()
-    for name, code in country_names.items():
+    for name, code in countries.known_names().items():
         if len(name) > 3 or name in SHORT_NAMES_KEPT:
             phrases[name] = f"country:{code}"
-    for name, language in languages._index().items():
+    for name, language in languages.known_names().items():
         if len(name) > 3:
             phrases.setdefault(name, f"language:{language}")
             phrases.setdefault(f"{name} speaker", f"language:{language}")
