@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -765,8 +766,12 @@ class _Matcher:
         return value
 
     def augment(self, nodes: np.ndarray) -> None:
-        """Pair up more people, even at some cost in score (everyone matched comes first):
-        u alone takes x, whose partner y takes v, also alone; or u and x, both alone."""
+        """Pair up more people, even at some cost in score (everyone matched comes first).
+
+        The cheap moves first, choosing the one that keeps most score: u alone takes x,
+        whose partner y takes v, also alone; or u and x, both alone. When neither exists,
+        a full search for an augmenting path from u (Edmonds' blossoms included)."""
+        dead = np.zeros(self.graph.n, dtype=bool)
         for u in nodes[self.mate[nodes] < 0].tolist():
             if self.mate[u] >= 0:
                 continue
@@ -792,35 +797,79 @@ class _Matcher:
                 if y >= 0:
                     self.pair(y, v)
             elif len(xs):
-                self.augment_further(u)
+                self.augment_further(u, dead)
 
-    def augment_further(self, u: int, layers: int = 8, budget: int = 5_000) -> None:
-        """A longer alternating path from u to someone alone (up to 17 edges), found
-        breadth first within a budget of edges looked at, then flipped: one more pair.
-        Blossoms are not followed, so a rare path through an odd cycle is missed."""
-        parent = {u: -1}
-        frontier, looked = [u], 0
-        for _ in range(layers):
-            following = []
-            for a in frontier:
-                for x in self.graph.neighbours(a)[0].tolist():
-                    looked += 1
-                    if x in parent or looked > budget:
-                        continue
-                    y = int(self.mate[x])
-                    if y < 0:
-                        path = [x, a]
-                        while parent[path[-1]] >= 0:
-                            path.append(parent[path[-1]])
-                        path.reverse()
-                        for i in range(0, len(path), 2):
-                            self.pair(path[i], path[i + 1])
-                        return
-                    if y in parent:
-                        continue
-                    parent[x], parent[y] = a, x
-                    following.append(y)
-            frontier = following
+    def augment_further(self, root: int, dead: np.ndarray, budget: int = 200_000) -> bool:
+        """Search breadth first for an alternating path from `root` (alone) to someone else
+        alone, shrinking odd cycles (blossoms) as Edmonds' algorithm does, and flip it: one
+        more pair. A search that fails within `budget` edges proves no such path exists;
+        everyone it reached is then marked `dead`, since no later path can pass through
+        them (Edmonds' Hungarian tree), which keeps the work of all searches near linear."""
+        mate, neighbours = self.mate, self.graph.neighbours
+        base: dict[int, int] = {}
+        members: dict[int, list[int]] = {root: [root]}
+        parent: dict[int, int] = {}
+        outer, queue, tree = {root}, deque([root]), [root]
+
+        def base_of(v: int) -> int:
+            return base.get(v, v)
+
+        def common_base(a: int, b: int) -> int:
+            seen = set()
+            while True:
+                a = base_of(a)
+                seen.add(a)
+                if mate[a] < 0:
+                    break
+                a = parent[int(mate[a])]
+            while (b := base_of(b)) not in seen:
+                b = parent[int(mate[b])]
+            return b
+
+        def mark(v: int, top: int, child: int, blossom: set[int]) -> None:
+            while base_of(v) != top:
+                partner = int(mate[v])
+                blossom.update((base_of(v), base_of(partner)))
+                parent[v] = child
+                child, v = partner, parent[partner]
+
+        looked = 0
+        while queue:
+            v = queue.popleft()
+            for to in neighbours(v)[0].tolist():
+                looked += 1
+                if looked > budget:
+                    return False
+                if dead[to] or base_of(v) == base_of(to) or mate[v] == to:
+                    continue
+                if to == root or (mate[to] >= 0 and int(mate[to]) in parent):
+                    top = common_base(v, to)
+                    blossom: set[int] = set()
+                    mark(v, top, to, blossom)
+                    mark(to, top, v, blossom)
+                    gathered = members.setdefault(top, [top])
+                    for old in blossom - {top}:
+                        for i in members.pop(old, [old]):
+                            base[i] = top
+                            gathered.append(i)
+                            if i not in outer:
+                                outer.add(i)
+                                queue.append(i)
+                elif to not in parent:
+                    parent[to] = v
+                    partner = int(mate[to])
+                    if partner < 0:
+                        while to >= 0:
+                            back = parent[to]
+                            onward = int(mate[back])
+                            self.pair(to, back)
+                            to = onward
+                        return True
+                    outer.add(partner)
+                    queue.append(partner)
+                    tree += [to, partner]
+        dead[tree] = True
+        return False
 
     def swap(self, rounds: int = 20) -> None:
         """Exchange partners between two pairs, or with someone alone, while it gains."""

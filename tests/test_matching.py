@@ -374,6 +374,29 @@ def test_a_realistic_round_matches_everyone_a_maximum_matching_can(n, seed):
     assert coverage_problem(round_.result, round_.people, round_.former) is None
 
 
+def test_a_strong_pair_gives_way_when_that_lets_two_more_people_be_matched():
+    """Found by hypothesis: the best-scoring pairs (7, 8) and (9, 10) leave six people
+    alone, while (7, 9), (8, 1) and (10, 2) pair six. The only augmenting path runs
+    through an odd cycle (1-8-7-9-10), so finding it needs Edmonds' blossoms."""
+    shared = frozenset({"metadata", "outreach", "palaeography", "maps"})
+    english_and_spanish = frozenset({"English", "Spanish"})
+    people = [person(pid, "GB", interests=frozenset()) for pid in range(1, 7)]
+    people += [
+        person(7, "GB", languages=frozenset({"Spanish"}), interests=frozenset(), utc_offset=315),
+        person(8, "NG", languages=english_and_spanish, interests=frozenset(), utc_offset=255),
+        person(9, "BR", languages=frozenset({"Spanish"}), interests=shared),
+        person(10, "NG", languages=english_and_spanish, interests=shared),
+    ]
+    scores = pair_scores(people, Weights())
+    assert scores[(9, 10)] + scores[(7, 8)] > scores[(7, 9)] + max(scores[(1, 8)], scores[(2, 8)])
+
+    result = match(people, Weights(), allow_trio=False)
+
+    assert coverage_problem(result, people) is None
+    assert {pair.members for pair in result.pairs} >= {(7, 9)}
+    assert len(result.pairs) == 3 and result.total <= result.upper_bound
+
+
 def test_without_trios_the_odd_one_out_of_a_realistic_round_is_left_with_a_reason():
     round_ = solved(251, 2, allow_trio=False)
     assert problems(round_.result, round_.people, round_.former, trio_allowed=False) == []
