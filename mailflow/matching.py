@@ -40,7 +40,9 @@ Progress = Callable[[str, int, int], None]
 NOT_ALLOWED = -1
 _PROFILE_TABLE_UP_TO = 4000  # distinct profiles; the table is this squared, in int32
 _DENSE_UP_TO = 25_000_000  # people x distinct interests or wishes kept as plain float32 arrays
-_WIDENED_UP_TO = 4000  # people scored against the whole round: about 20 s at 100,000
+_PATH_SEARCH_AT_LEAST = 200_000  # edges an augmenting-path search may look at
+_ALONE_PER_PERSON = 8  # when widening, edges from each person to those left alone
+_WIDENED_PAIRS = 200_000_000  # pairs scored when widening: about 8 s
 
 
 @dataclass(frozen=True)
@@ -607,7 +609,13 @@ def _best_of_block(
     population: _Population, rows: np.ndarray, cols: np.ndarray, keep: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The `keep` best allowed partners among cols of each of rows, as edges."""
-    scores = population.score_block(rows, cols)
+    return _best_of_scores(rows, cols, population.score_block(rows, cols), keep)
+
+
+def _best_of_scores(
+    rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, keep: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The `keep` highest scores (not NOT_ALLOWED) of each row, as edges."""
     take = min(keep, len(cols))
     best = np.argpartition(-scores, take - 1, axis=1)[:, :take]
     picked = np.take_along_axis(scores, best, axis=1)
@@ -623,16 +631,9 @@ def _both_ways(n: int, rows: np.ndarray, cols: np.ndarray, weight: np.ndarray) -
     return _Graph(n, rows[unique], cols[unique], weight[unique].astype(np.int32))
 
 
-def _reinforce(
-    population: _Population, graph: _Graph, nodes: np.ndarray, progress: Progress | None
-) -> _Graph:
-    """Candidates against everyone for those a quick greedy matching leaves alone.
-
-    Blocks find each person's best partners nearby, but a round's shape can need pairs
-    no block holds: when one country brings half the applicants, everyone abroad must
-    pair with one of them, wherever they live. Scoring the few left alone against the
-    whole round, before the relaxation, gives it those edges.
-    """
+def _greedy(graph: _Graph, nodes: np.ndarray) -> np.ndarray:
+    """A quick matching of `nodes`, best edge first: each one's partner, or -1."""
+    mate = np.full(graph.n, -1, dtype=np.int64)
     taken = bytearray(graph.n)
     for i in np.setdiff1d(np.arange(graph.n), nodes).tolist():
         taken[i] = 1
@@ -641,22 +642,65 @@ def _reinforce(
     for a, b in zip(graph.rows[order].tolist(), graph.cols[order].tolist(), strict=True):
         if not taken[a] and not taken[b]:
             taken[a] = taken[b] = 1
-    alone = np.array([i for i in nodes.tolist() if not taken[i]], dtype=np.int64)
+            mate[a], mate[b] = b, a
+    return mate
+
+
+def _widen(
+    population: _Population,
+    graph: _Graph,
+    nodes: np.ndarray,
+    mate: np.ndarray,
+    progress: Progress | None,
+) -> _Graph:
+    """Candidates against everyone for those a matching (`mate`) leaves alone.
+
+    Blocks find each person's best partners nearby, but a round's shape can need pairs
+    no block holds: when one country brings half the applicants, everyone abroad must
+    pair with one of them, wherever they live. Scoring those left alone against the
+    whole round gives the relaxation those edges: each one's best partners, their best
+    among those who could be freed for them (alone too, or paired with someone who could
+    take another of those alone), and everyone's best few among those alone, so that one
+    more pair is in reach.
+    """
+    alone = nodes[mate[nodes] < 0]
     if not len(alone):
         return graph
     # Those with the fewest candidates first, and no more than the time allows.
     degree = np.diff(graph.indptr)[alone]
-    alone = alone[np.argsort(degree, kind="stable")][:_WIDENED_UP_TO]
-    found = [(graph.rows, graph.cols, graph.weight)]
+    alone = alone[np.argsort(degree, kind="stable")][: max(1, _WIDENED_PAIRS // len(nodes))]
     step = max(1, 8_000_000 // len(nodes))  # rows per block, about 32 MB of scores
-    for done, start in enumerate(range(0, len(alone), step)):
-        found.append(
-            _best_of_block(
-                population, alone[start : start + step], nodes, 2 * population.weights.candidates
-            )
-        )
+    chunks = [alone[start : start + step] for start in range(0, len(alone), step)]
+
+    # Someone can be freed for one of those alone when they are alone too, or when their
+    # partner may pair with another of those alone: then one more pair is two swaps away.
+    could_take = np.zeros(graph.n, dtype=bool)
+    for chunk in chunks:
+        could_take[nodes] |= population.allowed_block(chunk, nodes).any(axis=0)
+    partner = mate[nodes]
+    freeable = (partner < 0) | could_take[np.maximum(partner, 0)]
+
+    keep = population.weights.candidates
+    found = [(graph.rows, graph.cols, graph.weight)]
+    best_scores, best_alone = [], []  # for everyone, the best of those alone in each chunk
+    for done, chunk in enumerate(chunks):
+        scores = population.score_block(chunk, nodes)
+        found.append(_best_of_scores(chunk, nodes, scores, keep))
+        best = np.argmax(scores, axis=0)
+        best_scores.append(scores[best, np.arange(len(nodes))])
+        best_alone.append(chunk[best])
+        scores[:, ~freeable] = NOT_ALLOWED
+        found.append(_best_of_scores(chunk, nodes, scores, keep))
         if progress:
-            progress("widening candidates", done, math.ceil(len(alone) / step))
+            progress("widening candidates", done, len(chunks))
+    # Everyone's best few among those alone (one per chunk at most).
+    at, chunk_at, score = _best_of_scores(
+        np.arange(len(nodes)),
+        np.arange(len(chunks)),
+        np.stack(best_scores, axis=1),
+        _ALONE_PER_PERSON,
+    )
+    found.append((nodes[at], np.stack(best_alone, axis=1)[at, chunk_at], score))
     rows, cols, weight = (
         np.concatenate(part).astype(np.int64) for part in zip(*found, strict=True)
     )
@@ -793,9 +837,8 @@ class _Matcher:
         """Pair up more people, even at some cost in score (everyone matched comes first).
 
         The cheap moves first, choosing the one that keeps most score: u alone takes x,
-        whose partner y takes v, also alone; or u and x, both alone. When neither exists,
-        a full search for an augmenting path from u (Edmonds' blossoms included)."""
-        dead = np.zeros(self.graph.n, dtype=bool)
+        whose partner y takes v, also alone; or u and x, both alone. Then, for those still
+        alone, a search for any longer augmenting path (Edmonds' blossoms included)."""
         for u in nodes[self.mate[nodes] < 0].tolist():
             if self.mate[u] >= 0:
                 continue
@@ -820,80 +863,9 @@ class _Matcher:
                 self.pair(u, x)
                 if y >= 0:
                     self.pair(y, v)
-            elif len(xs):
-                self.augment_further(u, dead)
-
-    def augment_further(self, root: int, dead: np.ndarray, budget: int = 200_000) -> bool:
-        """Search breadth first for an alternating path from `root` (alone) to someone else
-        alone, shrinking odd cycles (blossoms) as Edmonds' algorithm does, and flip it: one
-        more pair. A search that fails within `budget` edges proves no such path exists;
-        everyone it reached is then marked `dead`, since no later path can pass through
-        them (Edmonds' Hungarian tree), which keeps the work of all searches near linear."""
-        mate, neighbours = self.mate, self.graph.neighbours
-        base: dict[int, int] = {}
-        members: dict[int, list[int]] = {root: [root]}
-        parent: dict[int, int] = {}
-        outer, queue, tree = {root}, deque([root]), [root]
-
-        def base_of(v: int) -> int:
-            return base.get(v, v)
-
-        def common_base(a: int, b: int) -> int:
-            seen = set()
-            while True:
-                a = base_of(a)
-                seen.add(a)
-                if mate[a] < 0:
-                    break
-                a = parent[int(mate[a])]
-            while (b := base_of(b)) not in seen:
-                b = parent[int(mate[b])]
-            return b
-
-        def mark(v: int, top: int, child: int, blossom: set[int]) -> None:
-            while base_of(v) != top:
-                partner = int(mate[v])
-                blossom.update((base_of(v), base_of(partner)))
-                parent[v] = child
-                child, v = partner, parent[partner]
-
-        looked = 0
-        while queue:
-            v = queue.popleft()
-            for to in neighbours(v)[0].tolist():
-                looked += 1
-                if looked > budget:
-                    return False
-                if dead[to] or base_of(v) == base_of(to) or mate[v] == to:
-                    continue
-                if to == root or (mate[to] >= 0 and int(mate[to]) in parent):
-                    top = common_base(v, to)
-                    blossom: set[int] = set()
-                    mark(v, top, to, blossom)
-                    mark(to, top, v, blossom)
-                    gathered = members.setdefault(top, [top])
-                    for old in blossom - {top}:
-                        for i in members.pop(old, [old]):
-                            base[i] = top
-                            gathered.append(i)
-                            if i not in outer:
-                                outer.add(i)
-                                queue.append(i)
-                elif to not in parent:
-                    parent[to] = v
-                    partner = int(mate[to])
-                    if partner < 0:
-                        while to >= 0:
-                            back = parent[to]
-                            onward = int(mate[back])
-                            self.pair(to, back)
-                            to = onward
-                        return True
-                    outer.add(partner)
-                    queue.append(partner)
-                    tree += [to, partner]
-        dead[tree] = True
-        return False
+        alone = nodes[(self.mate[nodes] < 0) & (np.diff(self.graph.indptr)[nodes] > 0)]
+        if len(alone):
+            self.mate[:] = _AugmentingPaths(self.graph, self.mate).run(alone.tolist())
 
     def swap(self, rounds: int = 20) -> None:
         """Exchange partners between two pairs, or with someone alone, while it gains."""
@@ -933,6 +905,103 @@ class _Matcher:
                 else:
                     self.pair(int(a[t]), int(c[t]))
                     self.pair(int(b[t]), int(d[t]))
+
+
+class _AugmentingPaths:
+    """Edmonds' search for augmenting paths: from someone alone, breadth first along
+    alternating paths to someone else alone, shrinking odd cycles (blossoms), then flip
+    the path: one more pair, whatever it costs in score.
+
+    A search that finds nothing proves that no later one can pass through the people it
+    reached (they form a Hungarian tree), so they are set aside and the searches together
+    stay near linear. On very large rounds each search, and all of them together, look at
+    a bounded number of edges; a search cut short sets aside what it reached as well.
+    """
+
+    def __init__(self, graph: _Graph, mate: np.ndarray) -> None:
+        edges = len(graph.cols)
+        self.budget = max(_PATH_SEARCH_AT_LEAST, edges)  # for all searches together
+        self.each = max(_PATH_SEARCH_AT_LEAST, edges // 8)  # for one search
+        self.indptr = graph.indptr.tolist()
+        self.cols = graph.cols.tolist()
+        self.mate = mate.tolist()
+        self.base = list(range(graph.n))
+        self.dead = bytearray(graph.n)
+
+    def run(self, alone: list[int]) -> np.ndarray:
+        for root in alone:
+            if self.mate[root] < 0 and self.budget > 0:
+                self.search(root)
+        return np.array(self.mate, dtype=np.int64)
+
+    def search(self, root: int) -> bool:
+        mate, base, dead, indptr, cols = self.mate, self.base, self.dead, self.indptr, self.cols
+        parent: dict[int, int] = {}
+        members: dict[int, list[int]] = {root: [root]}
+        outer, queue, tree = {root}, deque([root]), [root]
+
+        def common_base(a: int, b: int) -> int:
+            seen = set()
+            while True:
+                a = base[a]
+                seen.add(a)
+                if mate[a] < 0:
+                    break
+                a = parent[mate[a]]
+            while (b := base[b]) not in seen:
+                b = parent[mate[b]]
+            return b
+
+        def mark(v: int, top: int, child: int, blossom: set[int]) -> None:
+            while base[v] != top:
+                partner = mate[v]
+                blossom.update((base[v], base[partner]))
+                parent[v] = child
+                child, v = partner, parent[partner]
+
+        looked, found = 0, False
+        while queue and not found:
+            v = queue.popleft()
+            start, end = indptr[v], indptr[v + 1]
+            looked += end - start
+            if looked > self.each:
+                break
+            for to in cols[start:end]:
+                if dead[to] or base[v] == base[to] or mate[v] == to:
+                    continue
+                partner = mate[to]
+                if to == root or (partner >= 0 and partner in parent):
+                    top = common_base(v, to)
+                    blossom: set[int] = set()
+                    mark(v, top, to, blossom)
+                    mark(to, top, v, blossom)
+                    gathered = members.setdefault(top, [top])
+                    for old in blossom - {top}:
+                        for i in members.pop(old, [old]):
+                            base[i] = top
+                            gathered.append(i)
+                            if i not in outer:
+                                outer.add(i)
+                                queue.append(i)
+                elif to not in parent:
+                    parent[to] = v
+                    if partner < 0:
+                        while to >= 0:
+                            back = parent[to]
+                            onward = mate[back]
+                            mate[to], mate[back] = back, to
+                            to = onward
+                        found = True
+                        break
+                    outer.add(partner)
+                    queue.append(partner)
+                    tree += [to, partner]
+        self.budget -= looked
+        for i in tree:
+            base[i] = i
+            if not found:
+                dead[i] = 1
+        return found
 
 
 # --- The round ------------------------------------------------------------------------
@@ -1047,7 +1116,7 @@ def match(
         graph = _candidates(population, progress)
         if busy.any():
             graph = _Graph(population.n, *graph.subgraph_edges(~busy))
-        graph = _reinforce(population, graph, nodes, progress)
+        graph = _widen(population, graph, nodes, _greedy(graph, nodes), progress)
         described = f"sparse top-{weights.candidates}"
     matcher = _Matcher(graph, dense, progress)
     relaxed = matcher.solve(nodes)
