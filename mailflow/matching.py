@@ -12,8 +12,10 @@ under the constraint that each is chosen once (choosing oneself is allowed, wort
 matching is such an assignment twice over, so half the assignment optimum bounds every
 matching, and the ratio of our total to it is a *certified* quality figure. The assignment
 is a permutation; its 2-cycles are pairs, its longer cycles are split (even ones the better
-way, odd ones leaving out the member that costs least), and what is left is matched again,
-then improved by swapping partners between pairs while that gains.
+way, odd ones leaving out the member that costs least), and what is left is matched again.
+Coverage comes first: augmenting paths (Edmonds' search for cardinality alone, which is
+fast) pair everyone a maximum matching of the graph can, and swapping partners between
+pairs then raises the score while it gains.
 
 Small rounds score every possible pair. Large ones score candidates only, from blocks of
 people who share an interest, a language or a wish, taken nearest in time zone; the bound
