@@ -1,0 +1,62 @@
+"""The monthly discussion topics, from `rules/topics.toml`.
+
+Coordinators edit the list without touching code, so it is read with errors that name the
+file, the topic's number and the key, the way a person would fix it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+FILE = "topics.toml"
+
+
+@dataclass(frozen=True)
+class Topic:
+    title: str
+    text: str
+
+
+def load_topics(rules: Path) -> tuple[Topic, ...]:
+    """The topics in order; ValueError naming the file, the topic and the key when wrong."""
+    path = rules / FILE
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ValueError(f"{path}: cannot be read ({error.strerror or error})") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: not valid TOML ({error})") from error
+    unknown = sorted(set(data) - {"topic"})
+    if unknown:
+        raise ValueError(f"{path}: unknown section {unknown[0]!r}; topics are [[topic]] entries")
+    entries = data.get("topic")
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"{path}: needs at least one [[topic]] with a title and a text")
+    topics, titles = [], set()
+    for number, entry in enumerate(entries, start=1):
+        where = f"{path}: topic {number}"
+        extra = sorted(set(entry) - {"title", "text"})
+        if extra:
+            raise ValueError(f"{where}: unknown key {extra[0]!r}; a topic has a title and a text")
+        values = {}
+        for key in ("title", "text"):
+            value = entry.get(key)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{where}: {key} must be some text, not {value!r}")
+            values[key] = value.strip()
+        if "\n" in values["title"]:
+            raise ValueError(f"{where}: title must be one line (it is the subject)")
+        if values["title"].casefold() in titles:
+            raise ValueError(f"{where}: the title {values['title']!r} is used twice")
+        titles.add(values["title"].casefold())
+        topics.append(Topic(**values))
+    return tuple(topics)
+
+
+def topic_for_month(topics: tuple[Topic, ...], month: int) -> Topic:
+    """The topic of a partnership's `month`-th month (1 for the first), round and round."""
+    if month < 1:
+        raise ValueError(f"months are counted from 1, not {month}")
+    return topics[(month - 1) % len(topics)]
