@@ -127,18 +127,64 @@ def cmd_match(config: configuration.Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _now(config: configuration.Config, args: argparse.Namespace):
+    return configuration.parse_time(args.now) if args.now else config.clock()
+
+
+def cmd_tick(config: configuration.Config, args: argparse.Namespace) -> int:
+    from mailflow import scheduler
+
+    try:
+        now = _now(config, args)
+    except ValueError:
+        raise ValueError(f"--now is not an ISO 8601 time: {args.now!r}") from None
+    program = Program(config)
+    sent = scheduler.tick(program, now)
+    counts: dict[str, int] = {}
+    for item in sent:
+        counts[item.kind] = counts.get(item.kind, 0) + 1
+    summary = ", ".join(f"{kind}: {n}" for kind, n in sorted(counts.items())) or "nothing due"
+    print(f"tick at {now.isoformat()}: {summary}")
+    return 0
+
+
+def cmd_schedule(config: configuration.Config, args: argparse.Namespace) -> int:
+    from mailflow import scheduler
+    from mailflow.cadence import load_cadence
+
+    if args.days < 0:
+        raise ValueError("--days must be 0 or more")
+    program = Program(config)
+    now = program.now()
+    items = scheduler.upcoming(program, load_cadence(config.rules), now, args.days)
+    print(f"{len(items)} scheduled mail(s) from {now.isoformat()} for {args.days} days:")
+    for item in items:
+        print(f"{item.due_at.date().isoformat()}  {item.kind:<8} #{item.number:<2} {item.email}")
+    return 0
+
+
 def cmd_serve(config: configuration.Config, args: argparse.Namespace) -> int:
     from mailflow.serve import serve
 
-    serve(config)
+    serve(config, rules=not args.no_scheduler)
+    return 0
+
+
+def cmd_scheduler(config: configuration.Config, args: argparse.Namespace) -> int:
+    from mailflow.serve import run_scheduler
+
+    run_scheduler(config)
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="mailflow", description="A mentoring program by email.")
     sub = top.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="the SMTP daemon, delivering the outbox")
+    serve = sub.add_parser("serve", help="the SMTP daemon, delivering the outbox and ticking")
+    serve.add_argument("--no-scheduler", action="store_true", help="the daemon alone")
     serve.set_defaults(run=cmd_serve)
+    loop = sub.add_parser("scheduler", help="the rules loop alone: a tick every minute")
+    loop.set_defaults(run=cmd_scheduler)
     ingest = sub.add_parser("ingest", help="handle raw messages from files or stdin")
     ingest.add_argument("files", nargs="*")
     ingest.add_argument("--recipient", help="envelope recipient (for an MTA's pipe)")
@@ -160,6 +206,12 @@ def parser() -> argparse.ArgumentParser:
     exporting.add_argument("--partnerships", action="store_true")
     exporting.add_argument("-o", "--output", help="write to this file, not standard output")
     exporting.set_defaults(run=cmd_export)
+    ticking = sub.add_parser("tick", help="run the rules once at 'now' and send what is due")
+    ticking.add_argument("--now", help="ISO 8601 time to take as now")
+    ticking.set_defaults(run=cmd_tick)
+    schedule = sub.add_parser("schedule", help="what the rules would send, without sending")
+    schedule.add_argument("--days", type=int, default=30)
+    schedule.set_defaults(run=cmd_schedule)
     return top
 
 

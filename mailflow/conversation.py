@@ -97,7 +97,7 @@ def conversation_token(turn: Turn) -> tuple[str | None, tokens.Token | None]:
 def handle(turn: Turn) -> str:
     """Answer one ordinary message; return the outcome recorded with it."""
     # Imported here: these modules register their commands and conversations, and need Turn.
-    from mailflow import application, coordination
+    from mailflow import application, checkins, coordination  # noqa: F401
     from mailflow.commands import coordinator, participant  # noqa: F401
 
     if coordination.is_coordinator(turn) and conversation_token(turn)[0] is None:

@@ -1,8 +1,10 @@
-"""`mailflow serve`: the SMTP daemon, the delivery loop and (later) the scheduler in one process.
+"""`mailflow serve`: the SMTP daemon, the delivery loop and the scheduler in one process.
 
 Start-up handles whatever was stored but not handled before a crash; then the daemon
 accepts mail while this thread delivers the outbox within a second of anything queued,
-and sweeps for stored-but-unhandled messages every minute.
+sweeps for stored-but-unhandled messages every minute, and runs the rules (`tick`) at
+start and every minute, unless `--no-scheduler`. `mailflow scheduler` is the rules loop
+alone, for a Procfile line of its own.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import signal
 import threading
 import time
 
-from mailflow import outbox
+from mailflow import outbox, scheduler
 from mailflow.config import Config
 from mailflow.countries import normalise_country
 from mailflow.inbound.smtp import Worker, controller
@@ -23,6 +25,7 @@ from mailflow.timezones import normalise_time_zone
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 60.0
+TICK_SECONDS = 60.0
 
 
 def warm_up() -> None:
@@ -31,7 +34,32 @@ def warm_up() -> None:
     normalise_time_zone("Sydney")
 
 
-def serve(config: Config, stop: threading.Event | None = None) -> None:
+def run_rules(program: Program) -> None:
+    """One tick; a failure is logged and retried at the next, never fatal to the daemon."""
+    try:
+        sent = scheduler.tick(program, program.now())
+        if sent:
+            log.info("tick: sent %d scheduled message(s)", len(sent))
+    except Exception:
+        log.exception("tick failed; trying again in a minute")
+
+
+def run_scheduler(config: Config, stop: threading.Event | None = None) -> None:
+    """The rules loop alone: a tick every minute until stopped."""
+    stop = stop or threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    program = Program(config)
+    log.info("mailflow scheduler running")
+    try:
+        while not stop.is_set():
+            run_rules(program)
+            stop.wait(TICK_SECONDS)
+    finally:
+        program.close()
+
+
+def serve(config: Config, stop: threading.Event | None = None, *, rules: bool = True) -> None:
     stop = stop or threading.Event()
     wake = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -47,6 +75,7 @@ def serve(config: Config, stop: threading.Event | None = None) -> None:
     log.info("mailflow listening on %s for %s", config.listen, config.address)
     program = Program(config)  # the delivery loop's own connection
     last_sweep = time.monotonic()
+    last_tick = None
     try:
         while not stop.is_set():
             wake.clear()
@@ -54,6 +83,9 @@ def serve(config: Config, stop: threading.Event | None = None) -> None:
                 outbox.deliver(program.db, config, program.now())
             except Exception:
                 log.exception("delivery loop failed; retrying")
+            if rules and (last_tick is None or time.monotonic() - last_tick > TICK_SECONDS):
+                run_rules(program)
+                last_tick = time.monotonic()
             if time.monotonic() - last_sweep > SWEEP_SECONDS:
                 worker.executor.submit(worker.recover)
                 last_sweep = time.monotonic()

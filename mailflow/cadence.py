@@ -1,0 +1,104 @@
+"""When the program writes on its own: the cadence of `rules/schedule.toml`, and the dates
+it gives for one partnership.
+
+Pure date arithmetic; `scheduler` applies it to the store. Coordinators edit the numbers
+without touching code, so the file is read with errors that name the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+FILE = "schedule.toml"
+_KEYS = {
+    "checkin": {"first_after_days": (1, 365), "every_days": (1, 365)},
+    "topic": {"first_weekday_of_month": None},
+    "late": {"skip_after_days": (0, 365)},
+}
+
+
+@dataclass(frozen=True)
+class Cadence:
+    checkin_first_after_days: int = 14
+    checkin_every_days: int = 30
+    topics: bool = True
+    skip_after_days: int = 7
+
+    @property
+    def late(self) -> timedelta:
+        return timedelta(days=self.skip_after_days)
+
+    def checkins(self, introduced: datetime, term_end: datetime) -> list[datetime]:
+        """Every check-in of a partnership: its due times, in order, within the term."""
+        due, times = introduced + timedelta(days=self.checkin_first_after_days), []
+        while due < term_end:
+            times.append(due)
+            due += timedelta(days=self.checkin_every_days)
+        return times
+
+    def topic_days(self, introduced: datetime, term_end: datetime) -> list[datetime]:
+        """The first weekday of each month after the introduction, within the term."""
+        if not self.topics:
+            return []
+        days, year, month = [], introduced.year, introduced.month
+        while True:
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+            day = datetime(year, month, 1, tzinfo=introduced.tzinfo)
+            while day.weekday() >= 5:
+                day += timedelta(days=1)
+            if day >= term_end:
+                return days
+            days.append(day)
+
+
+def latest_due(times: list[datetime], now: datetime, late: timedelta) -> int | None:
+    """The number (1 for the first) of the latest of `times` due by `now`, unless it fell
+    due longer than `late` ago; earlier ones missed while the program was down are never
+    sent in a burst."""
+    number = sum(1 for time in times if time <= now)
+    if not number or now - times[number - 1] > late:
+        return None
+    return number
+
+
+def load_cadence(rules: Path) -> Cadence:
+    """The cadence; ValueError naming the file, section and key when something is wrong."""
+    path = rules / FILE
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ValueError(f"{path}: cannot be read ({error.strerror or error})") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: not valid TOML ({error})") from error
+    values = {}
+    for section, table in data.items():
+        if section not in _KEYS or not isinstance(table, dict):
+            known = ", ".join(f"[{name}]" for name in _KEYS)
+            raise ValueError(f"{path}: unknown section [{section}]; the sections are {known}")
+        for key, value in table.items():
+            if key not in _KEYS[section]:
+                known = ", ".join(_KEYS[section])
+                raise ValueError(f"{path}: [{section}] has no key {key!r}; it has {known}")
+            limits = _KEYS[section][key]
+            if limits is None:
+                if not isinstance(value, bool):
+                    raise ValueError(f"{path}: [{section}] {key} must be true or false")
+            elif type(value) is not int or not limits[0] <= value <= limits[1]:
+                low, high = limits
+                raise ValueError(
+                    f"{path}: [{section}] {key} must be a whole number of days from {low}"
+                    f" to {high}, not {value!r}"
+                )
+            values[(section, key)] = value
+    default = Cadence()
+    return Cadence(
+        checkin_first_after_days=values.get(
+            ("checkin", "first_after_days"), default.checkin_first_after_days
+        ),
+        checkin_every_days=values.get(("checkin", "every_days"), default.checkin_every_days),
+        topics=values.get(("topic", "first_weekday_of_month"), default.topics),
+        skip_after_days=values.get(("late", "skip_after_days"), default.skip_after_days),
+    )

@@ -1,0 +1,170 @@
+"""The rules engine: what falls due for active partnerships at "now", sent once.
+
+For each member of an active partnership, the cadence of `rules/schedule.toml` gives the
+dates of check-ins and topics. A tick sends, of each kind, the latest one due that was not
+sent yet, unless it fell due longer ago than the rules allow: after downtime each person
+gets at most one mail of a kind, never a burst. The `scheduled` table remembers the latest
+number sent, so a second tick at the same time finds nothing new, and the outbox's
+idempotency key guards the same again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from mailflow import outbox
+from mailflow.cadence import Cadence, latest_due, load_cadence
+from mailflow.config import parse_time
+from mailflow.program import Program
+from mailflow.sending import send
+from mailflow.store import iso, transaction
+from mailflow.topics import Topic, load_topics, topic_for_month
+
+KINDS = ("checkin", "topic")
+
+
+@dataclass(frozen=True)
+class Due:
+    kind: str  # 'checkin' or 'topic'
+    number: int  # 1 for the first of its kind in this partnership
+    due_at: datetime
+    partnership_id: int
+    participant_id: int
+    email: str
+    name: str
+    partners: tuple[str, ...]  # the other members' names
+    term_end: datetime
+
+
+def _members(program: Program) -> Iterator[tuple[dict, list[dict]]]:
+    """(partnership with its member's row, the other members) for every member of an active
+    partnership who is still taking part."""
+    rows = program.db.execute(
+        "SELECT p.id AS partnership_id, p.created_at AS introduced, p.term_end,"
+        " p.member_a, p.member_b, p.member_c, q.id AS participant_id, q.email, q.name,"
+        " q.status"
+        " FROM partnerships p JOIN participants q"
+        " ON q.id IN (p.member_a, p.member_b, p.member_c)"
+        " WHERE p.state = 'active' ORDER BY p.id, q.id"
+    )
+    columns = [c[0] for c in rows.description]
+    by_partnership: dict[int, list[dict]] = {}
+    for row in rows.fetchall():
+        record = dict(zip(columns, row, strict=True))
+        by_partnership.setdefault(record["partnership_id"], []).append(record)
+    for members in by_partnership.values():
+        for me in members:
+            if me["status"] == "matched":
+                yield me, [other for other in members if other is not me]
+
+
+def _sent(program: Program) -> dict[tuple[int, int, str], int]:
+    rows = program.db.execute("SELECT partnership_id, participant_id, kind, number FROM scheduled")
+    return {(p, q, kind): number for p, q, kind, number in rows.fetchall()}
+
+
+def due(program: Program, cadence: Cadence, now: datetime) -> list[Due]:
+    """What a tick at `now` sends: the latest unsent check-in and topic of each member."""
+    sent, found = _sent(program), []
+    for me, others in _members(program):
+        introduced, term_end = parse_time(me["introduced"]), parse_time(me["term_end"])
+        schedules = {
+            "checkin": cadence.checkins(introduced, term_end),
+            "topic": cadence.topic_days(introduced, term_end),
+        }
+        for kind, times in schedules.items():
+            number = latest_due(times, now, cadence.late)
+            key = (me["partnership_id"], me["participant_id"], kind)
+            if number is not None and number > sent.get(key, 0):
+                found.append(_due(kind, number, times[number - 1], me, others, term_end))
+    return found
+
+
+def upcoming(program: Program, cadence: Cadence, now: datetime, days: int) -> list[Due]:
+    """Everything the rules would send from `now` for `days` days, in time order, as if each
+    tick ran on time and everyone stayed as they are."""
+    until, found = now + timedelta(days=days), []
+    sent = _sent(program)
+    for me, others in _members(program):
+        introduced, term_end = parse_time(me["introduced"]), parse_time(me["term_end"])
+        schedules = {
+            "checkin": cadence.checkins(introduced, term_end),
+            "topic": cadence.topic_days(introduced, term_end),
+        }
+        for kind, times in schedules.items():
+            done = sent.get((me["partnership_id"], me["participant_id"], kind), 0)
+            overdue = latest_due(times, now, cadence.late)
+            for number, time in enumerate(times, start=1):
+                later = now < time <= until
+                if number > done and (later or number == overdue):
+                    found.append(_due(kind, number, time, me, others, term_end))
+    return sorted(found, key=lambda d: (d.due_at, d.kind, d.email))
+
+
+def _due(kind: str, number: int, at: datetime, me: dict, others: list[dict], end) -> Due:
+    return Due(
+        kind=kind,
+        number=number,
+        due_at=at,
+        partnership_id=me["partnership_id"],
+        participant_id=me["participant_id"],
+        email=me["email"],
+        name=me["name"],
+        partners=tuple(other["name"] for other in others),
+        term_end=end,
+    )
+
+
+def _partners(names: tuple[str, ...]) -> str:
+    if not names:
+        return "your partner"
+    return " and ".join(names) if len(names) <= 2 else ", ".join(names[:-1]) + f" and {names[-1]}"
+
+
+def tick(program: Program, now: datetime) -> list[Due]:
+    """Queue everything due at `now` and remember it; what was sent. Idempotent."""
+    cadence = load_cadence(program.config.rules)
+    topics: tuple[Topic, ...] = load_topics(program.config.rules)
+    sent = []
+    with transaction(program.db):
+        for item in due(program, cadence, now):
+            context = {
+                "number": item.number,
+                "partners": _partners(item.partners),
+                "term_end": iso(item.term_end)[:10],
+            }
+            if item.kind == "topic":
+                context["topic"] = topic_for_month(topics, item.number)
+            send(
+                program,
+                template=item.kind,
+                to=item.email,
+                name=item.name,
+                context=context,
+                key=f"{item.kind}:{item.partnership_id}:{item.participant_id}:{item.number}",
+                now=now,
+                token_purpose="checkin" if item.kind == "checkin" else None,
+                payload={"partnership": item.partnership_id, "number": item.number}
+                if item.kind == "checkin"
+                else None,
+            )
+            program.db.execute(
+                "INSERT INTO scheduled (partnership_id, participant_id, kind, number, due_at,"
+                " sent_at) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (partnership_id, participant_id, kind)"
+                " DO UPDATE SET number = excluded.number, due_at = excluded.due_at,"
+                " sent_at = excluded.sent_at",
+                [
+                    item.partnership_id,
+                    item.participant_id,
+                    item.kind,
+                    item.number,
+                    iso(item.due_at),
+                    iso(now),
+                ],
+            )
+            sent.append(item)
+    outbox.deliver(program.db, program.config, now)
+    return sent
