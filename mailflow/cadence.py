@@ -7,10 +7,11 @@ without touching code, so the file is read with errors that name the key.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+
+from mailflow.config import read_rules_file
 
 FILE = "schedule.toml"
 _KEYS = {
@@ -67,12 +68,7 @@ def latest_due(times: list[datetime], now: datetime, late: timedelta) -> int | N
 def load_cadence(rules: Path) -> Cadence:
     """The cadence; ValueError naming the file, section and key when something is wrong."""
     path = rules / FILE
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ValueError(f"{path}: cannot be read ({error.strerror or error})") from error
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{path}: not valid TOML ({error})") from error
+    data = read_rules_file(path)
     values = {}
     for section, table in data.items():
         if section not in _KEYS or not isinstance(table, dict):

@@ -127,15 +127,11 @@ def cmd_match(config: configuration.Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _now(config: configuration.Config, args: argparse.Namespace):
-    return configuration.parse_time(args.now) if args.now else config.clock()
-
-
 def cmd_tick(config: configuration.Config, args: argparse.Namespace) -> int:
     from mailflow import scheduler
 
     try:
-        now = _now(config, args)
+        now = configuration.parse_time(args.now) if args.now else config.clock()
     except ValueError:
         raise ValueError(f"--now is not an ISO 8601 time: {args.now!r}") from None
     program = Program(config)

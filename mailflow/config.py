@@ -79,6 +79,16 @@ def parse_time(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def read_rules_file(path: Path) -> dict:
+    """A TOML file of `rules/`; ValueError naming the file when it can't be read or parsed."""
+    try:
+        return tomllib.loads(path.read_text("utf-8"))
+    except OSError as error:
+        raise ValueError(f"{path}: cannot be read ({error.strerror or error})") from error
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not valid TOML: {error}") from error
+
+
 def _settings(environ: dict[str, str], cwd: Path) -> dict[str, str]:
     settings = dict(DEFAULTS)
     toml_file = cwd / "mailflow.toml"

@@ -10,13 +10,13 @@ and how to put it right.
 from __future__ import annotations
 
 import re
-import tomllib
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from mailflow.config import read_rules_file
 from mailflow.countries import country_name, fold_name, normalise_country
 from mailflow.languages import normalise_language
 from mailflow.timezones import ABBREVIATIONS, normalise_time_zone
@@ -233,12 +233,7 @@ _CHOICE_PARTS = re.compile(r"[,;/()&]|\s+(?:or|and)\s+")
 def load_choices(rules_dir: Path) -> Choices:
     """Read rules_dir / "form.toml"; ValueError naming the file and key when it is wrong."""
     path = Path(rules_dir) / "form.toml"
-    try:
-        data = tomllib.loads(path.read_text("utf-8"))
-    except OSError as error:
-        raise ValueError(f"{path}: cannot be read ({error.strerror or error})") from error
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not valid TOML: {error}") from error
+    data = read_rules_file(path)
     unknown = set(data) - {*CHOICE_LISTS, "ignore_words"}
     if unknown:
         raise ValueError(

@@ -567,7 +567,7 @@ def _candidates(population: _Population, progress: Progress | None) -> _Graph:
 
     found = []
     for done, (rows, cols) in enumerate(blocks):
-        found.append(_best_of_block(population, rows, cols, keep))
+        found.append(_best_of_scores(rows, cols, population.score_block(rows, cols), keep))
         if progress and done % 50 == 0:
             progress("finding candidates", done, len(blocks))
     if progress:
@@ -605,13 +605,6 @@ def _weight_ranks(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return (np.cumsum(present) - 1)[weight], np.flatnonzero(present)
     distinct, rank = np.unique(weight, return_inverse=True)
     return rank.reshape(-1), distinct
-
-
-def _best_of_block(
-    population: _Population, rows: np.ndarray, cols: np.ndarray, keep: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The `keep` best allowed partners among cols of each of rows, as edges."""
-    return _best_of_scores(rows, cols, population.score_block(rows, cols), keep)
 
 
 def _best_of_scores(

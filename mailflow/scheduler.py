@@ -16,11 +16,12 @@ from datetime import datetime, timedelta
 
 from mailflow import outbox
 from mailflow.cadence import Cadence, latest_due, load_cadence
+from mailflow.checkins import CHECKIN
 from mailflow.config import parse_time
 from mailflow.program import Program
 from mailflow.sending import send
 from mailflow.store import iso, transaction
-from mailflow.topics import Topic, load_topics, topic_for_month
+from mailflow.topics import load_topics, topic_for_month
 
 KINDS = ("checkin", "topic")
 
@@ -65,15 +66,20 @@ def _sent(program: Program) -> dict[tuple[int, int, str], int]:
     return {(p, q, kind): number for p, q, kind, number in rows.fetchall()}
 
 
+def _schedules(cadence: Cadence, me: dict) -> tuple[datetime, dict[str, list[datetime]]]:
+    """The end of a member's term, and the due times of each kind of scheduled mail."""
+    introduced, term_end = parse_time(me["introduced"]), parse_time(me["term_end"])
+    return term_end, {
+        "checkin": cadence.checkins(introduced, term_end),
+        "topic": cadence.topic_days(introduced, term_end),
+    }
+
+
 def due(program: Program, cadence: Cadence, now: datetime) -> list[Due]:
     """What a tick at `now` sends: the latest unsent check-in and topic of each member."""
     sent, found = _sent(program), []
     for me, others in _members(program):
-        introduced, term_end = parse_time(me["introduced"]), parse_time(me["term_end"])
-        schedules = {
-            "checkin": cadence.checkins(introduced, term_end),
-            "topic": cadence.topic_days(introduced, term_end),
-        }
+        term_end, schedules = _schedules(cadence, me)
         for kind, times in schedules.items():
             number = latest_due(times, now, cadence.late)
             key = (me["partnership_id"], me["participant_id"], kind)
@@ -88,11 +94,7 @@ def upcoming(program: Program, cadence: Cadence, now: datetime, days: int) -> li
     until, found = now + timedelta(days=days), []
     sent = _sent(program)
     for me, others in _members(program):
-        introduced, term_end = parse_time(me["introduced"]), parse_time(me["term_end"])
-        schedules = {
-            "checkin": cadence.checkins(introduced, term_end),
-            "topic": cadence.topic_days(introduced, term_end),
-        }
+        term_end, schedules = _schedules(cadence, me)
         for kind, times in schedules.items():
             done = sent.get((me["partnership_id"], me["participant_id"], kind), 0)
             overdue = latest_due(times, now, cadence.late)
@@ -126,10 +128,11 @@ def _partners(names: tuple[str, ...]) -> str:
 def tick(program: Program, now: datetime) -> list[Due]:
     """Queue everything due at `now` and remember it; what was sent. Idempotent."""
     cadence = load_cadence(program.config.rules)
-    topics: tuple[Topic, ...] = load_topics(program.config.rules)
-    sent = []
+    topics = load_topics(program.config.rules)
+    items = due(program, cadence, now)
     with transaction(program.db):
-        for item in due(program, cadence, now):
+        for item in items:
+            checkin = item.kind == "checkin"
             context = {
                 "number": item.number,
                 "partners": _partners(item.partners),
@@ -145,9 +148,9 @@ def tick(program: Program, now: datetime) -> list[Due]:
                 context=context,
                 key=f"{item.kind}:{item.partnership_id}:{item.participant_id}:{item.number}",
                 now=now,
-                token_purpose="checkin" if item.kind == "checkin" else None,
+                token_purpose=CHECKIN if checkin else None,
                 payload={"partnership": item.partnership_id, "number": item.number}
-                if item.kind == "checkin"
+                if checkin
                 else None,
             )
             program.db.execute(
@@ -165,6 +168,5 @@ def tick(program: Program, now: datetime) -> list[Due]:
                     iso(now),
                 ],
             )
-            sent.append(item)
     outbox.deliver(program.db, program.config, now)
-    return sent
+    return items

@@ -6,9 +6,10 @@ file, the topic's number and the key, the way a person would fix it.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+from mailflow.config import read_rules_file
 
 FILE = "topics.toml"
 
@@ -22,12 +23,7 @@ class Topic:
 def load_topics(rules: Path) -> tuple[Topic, ...]:
     """The topics in order; ValueError naming the file, the topic and the key when wrong."""
     path = rules / FILE
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ValueError(f"{path}: cannot be read ({error.strerror or error})") from error
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{path}: not valid TOML ({error})") from error
+    data = read_rules_file(path)
     unknown = sorted(set(data) - {"topic"})
     if unknown:
         raise ValueError(f"{path}: unknown section {unknown[0]!r}; topics are [[topic]] entries")
