@@ -22,6 +22,13 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+# Certificates need DejaVu Sans for names beyond Latin-1; as a user or offline, tests use Latin-1.
+	@if [ "$$(id -u)" = 0 ] && [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then \
+		{ DEBIAN_FRONTEND=noninteractive apt-get -qq update \
+		  && DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends \
+		     fonts-dejavu-core; } >/dev/null 2>&1 \
+		|| echo "fonts-dejavu-core not installed: certificates fall back to Latin-1"; \
+	fi
 	$(BIN)/pytest
 
 bench: $(STAMP)

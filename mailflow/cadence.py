@@ -14,10 +14,22 @@ from pathlib import Path
 from mailflow.config import read_rules_file
 
 FILE = "schedule.toml"
+DAYS, ANSWERS = "days", "answers"
+# section -> key -> (the Cadence field, (lowest, highest, unit) or None for true/false)
 _KEYS = {
-    "checkin": {"first_after_days": (1, 365), "every_days": (1, 365)},
-    "topic": {"first_weekday_of_month": None},
-    "late": {"skip_after_days": (0, 365)},
+    "checkin": {
+        "first_after_days": ("checkin_first_after_days", (1, 365, DAYS)),
+        "every_days": ("checkin_every_days", (1, 365, DAYS)),
+    },
+    "reminder": {"after_days": ("reminder_after_days", (1, 60, DAYS))},
+    "topic": {"first_weekday_of_month": ("topics", None)},
+    "alert": {
+        "no_word_answers": ("alert_no_word_answers", (1, 12, ANSWERS)),
+        "silent_days": ("alert_silent_days", (1, 365, DAYS)),
+    },
+    "rematch": {"min_days_left": ("rematch_min_days_left", (0, 365, DAYS))},
+    "invitation": {"after_term_days": ("invitation_after_term_days", (0, 365, DAYS))},
+    "late": {"skip_after_days": ("skip_after_days", (0, 365, DAYS))},
 }
 
 
@@ -25,7 +37,12 @@ _KEYS = {
 class Cadence:
     checkin_first_after_days: int = 14
     checkin_every_days: int = 30
+    reminder_after_days: int = 5
     topics: bool = True
+    alert_no_word_answers: int = 2
+    alert_silent_days: int = 21
+    rematch_min_days_left: int = 30
+    invitation_after_term_days: int = 14
     skip_after_days: int = 7
 
     @property
@@ -78,23 +95,15 @@ def load_cadence(rules: Path) -> Cadence:
             if key not in _KEYS[section]:
                 known = ", ".join(_KEYS[section])
                 raise ValueError(f"{path}: [{section}] has no key {key!r}; it has {known}")
-            limits = _KEYS[section][key]
+            field, limits = _KEYS[section][key]
             if limits is None:
                 if not isinstance(value, bool):
                     raise ValueError(f"{path}: [{section}] {key} must be true or false")
             elif type(value) is not int or not limits[0] <= value <= limits[1]:
-                low, high = limits
+                low, high, unit = limits
                 raise ValueError(
-                    f"{path}: [{section}] {key} must be a whole number of days from {low}"
+                    f"{path}: [{section}] {key} must be a whole number of {unit} from {low}"
                     f" to {high}, not {value!r}"
                 )
-            values[(section, key)] = value
-    default = Cadence()
-    return Cadence(
-        checkin_first_after_days=values.get(
-            ("checkin", "first_after_days"), default.checkin_first_after_days
-        ),
-        checkin_every_days=values.get(("checkin", "every_days"), default.checkin_every_days),
-        topics=values.get(("topic", "first_weekday_of_month"), default.topics),
-        skip_after_days=values.get(("late", "skip_after_days"), default.skip_after_days),
-    )
+            values[field] = value
+    return Cadence(**values)

@@ -6,8 +6,11 @@ from __future__ import annotations
 import re
 
 from mailflow import tokens
+from mailflow.alerts import alert
+from mailflow.cadence import load_cadence
 from mailflow.conversation import Turn, continues
 from mailflow.participants import find as find_participant
+from mailflow.sending import send
 from mailflow.store import iso
 
 CHECKIN = "checkin"
@@ -68,19 +71,66 @@ def checkin_reply(turn: Turn, token: tokens.Token) -> str:
         return "checkin-unclear"
     tokens.use(turn.program.db, token.token, turn.now)
     me = find_participant(turn.program.db, turn.sender)
+    partnership_id = token.payload["partnership"]
     if me is not None:
         turn.program.db.execute(
             "INSERT INTO checkin_answers (partnership_id, participant_id, number, answer,"
             " answered_at) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (partnership_id, participant_id, number)"
             " DO UPDATE SET answer = excluded.answer, answered_at = excluded.answered_at",
-            [
-                token.payload["partnership"],
-                me["id"],
-                token.payload["number"],
-                answer,
-                iso(turn.now),
-            ],
+            [partnership_id, me["id"], token.payload["number"], answer, iso(turn.now)],
         )
-    turn.answer("checkin-thanks", {"answer": answer, "meaning": MEANINGS[answer]})
+    if answer == 4 and me is not None:
+        # "I want to leave": the same as STOP, answered with optout-confirmed.
+        from mailflow.commands.participant import leave_now
+
+        return "checkin-4:" + leave_now(turn, me)
+    nudged = []
+    if answer == 3 and me is not None:
+        nudged = _no_word(turn, me, partnership_id, token.payload["number"])
+    turn.answer("checkin-thanks", {"answer": answer, "meaning": MEANINGS[answer], "nudged": nudged})
     return f"checkin-{answer}"
+
+
+def _no_word(turn: Turn, me: dict, partnership_id: int, number: int) -> list[str]:
+    """Nudge the silent partner(s) at once; past the rules' count of such answers in this
+    partnership, tell the coordinators. The names of those nudged."""
+    db, program = turn.program.db, turn.program
+    row = db.execute(
+        "SELECT member_a, member_b, member_c FROM partnerships WHERE id = ? AND state = 'active'",
+        [partnership_id],
+    ).fetchone()
+    if row is None:
+        return []
+    nudged = []
+    for member in [m for m in row if m is not None and m != me["id"]]:
+        partner = db.execute(
+            "SELECT email, name FROM participants WHERE id = ? AND status = 'matched'", [member]
+        ).fetchone()
+        if partner is None:
+            continue
+        send(
+            program,
+            template="partner-nudge",
+            to=partner[0],
+            name=partner[1],
+            context={"partner": me["name"], "partner_email": me["email"]},
+            key=f"nudge:{partnership_id}:{number}:{me['id']}:{member}",
+            now=turn.now,
+        )
+        nudged.append(partner[1])
+    count = db.execute(
+        "SELECT count(*) FROM checkin_answers WHERE partnership_id = ? AND answer = 3",
+        [partnership_id],
+    ).fetchone()[0]
+    threshold = load_cadence(program.config.rules).alert_no_word_answers
+    if count >= threshold:
+        alert(
+            program,
+            partnership_id,
+            "no-word",
+            "-",
+            turn.now,
+            f"{count} answers of 'no word from my partner' so far",
+        )
+    return nudged

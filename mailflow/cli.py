@@ -136,10 +136,7 @@ def cmd_tick(config: configuration.Config, args: argparse.Namespace) -> int:
         raise ValueError(f"--now is not an ISO 8601 time: {args.now!r}") from None
     program = Program(config)
     sent = scheduler.tick(program, now)
-    counts: dict[str, int] = {}
-    for item in sent:
-        counts[item.kind] = counts.get(item.kind, 0) + 1
-    summary = ", ".join(f"{kind}: {n}" for kind, n in sorted(counts.items())) or "nothing due"
+    summary = ", ".join(f"{kind}: {n}" for kind, n in sorted(sent.items())) or "nothing due"
     print(f"tick at {now.isoformat()}: {summary}")
     return 0
 
@@ -155,7 +152,7 @@ def cmd_schedule(config: configuration.Config, args: argparse.Namespace) -> int:
     items = scheduler.upcoming(program, load_cadence(config.rules), now, args.days)
     print(f"{len(items)} scheduled mail(s) from {now.isoformat()} for {args.days} days:")
     for item in items:
-        print(f"{item.due_at.date().isoformat()}  {item.kind:<8} #{item.number:<2} {item.email}")
+        print(f"{item.due_at.date().isoformat()}  {item.kind:<16} #{item.number:<2} {item.email}")
     return 0
 
 

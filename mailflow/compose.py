@@ -18,6 +18,13 @@ from mailflow.parse import clean
 
 
 @dataclass(frozen=True)
+class Attachment:
+    filename: str
+    mime_type: str  # "application/pdf"
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Outgoing:
     template: str
     recipient: str
@@ -49,6 +56,7 @@ def compose(
     references: tuple[str, ...] = (),
     auto_submitted: str = "auto-replied",
     extra_headers: tuple[tuple[str, str], ...] = (),
+    attachments: tuple[Attachment, ...] = (),
 ) -> Outgoing:
     message = EmailMessage(policy=email.policy.SMTP)
     local, _, domain = sender.partition("@")
@@ -72,6 +80,11 @@ def compose(
         message[name] = clean(value, 900)
     cte = "7bit" if body.isascii() else "quoted-printable"
     message.set_content(body, charset="utf-8", cte=cte)
+    for attachment in attachments:
+        maintype, _, subtype = attachment.mime_type.partition("/")
+        message.add_attachment(
+            attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
+        )
     return Outgoing(
         template=template,
         recipient=recipient,

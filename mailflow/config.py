@@ -47,6 +47,7 @@ class Config:
     token_days: int = 7
     program_name: str = "Librarians Peer Network"
     relay_attempts: int = 12
+    public_url: str | None = None  # one-click unsubscribe (RFC 8058) is offered under it
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -138,5 +139,6 @@ def load(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Conf
         token_days=int(s["token_days"]),
         program_name=s["program_name"],
         relay_attempts=int(s["relay_attempts"]),
+        public_url=s.get("public_url") or None,
         extra={k: v for k, v in s.items() if k not in DEFAULTS},
     )

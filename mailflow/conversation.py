@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from mailflow import commands, tokens
+from mailflow import commands, participants, tokens
 from mailflow.parse import Inbound
 from mailflow.program import Program
 from mailflow.sending import ANSWER, send
@@ -58,6 +58,8 @@ class Turn:
         *,
         token_purpose: str | None = None,
         payload: dict | None = None,
+        attachments: tuple = (),
+        farewell: bool = False,
     ) -> None:
         """Queue `template` to the sender, optionally with a reply token for what comes next."""
         send(
@@ -73,7 +75,10 @@ class Turn:
             payload=payload,
             in_reply_to=self.message.message_id,
             references=self.message.references,
-            inbound_id=self.row_id,
+            # The farewell follows an erasure that took the inbound message with it.
+            inbound_id=None if farewell else self.row_id,
+            attachments=attachments,
+            farewell=farewell,
         )
         self.sent.append(template)
 
@@ -100,6 +105,20 @@ def handle(turn: Turn) -> str:
     from mailflow import application, checkins, coordination  # noqa: F401
     from mailflow.commands import coordinator, participant  # noqa: F401
 
+    if participants.is_erased(turn.program.db, turn.sender):
+        # Their data was deleted at their request: nothing is written to them again, unless
+        # they ask to apply afresh.
+        found = commands.find(turn.first_line) or commands.find(turn.message.command_subject)
+        if found is None or found[0].name not in ("APPLY", "AGAIN"):
+            log.info("message %d from an erased address: not answered, not kept", turn.row_id)
+            turn.program.db.execute(
+                "UPDATE messages SET raw = x'', sender = NULL, envelope_from = NULL WHERE id = ?",
+                [turn.row_id],
+            )
+            return "ignored:erased"
+        turn.program.db.execute(
+            "DELETE FROM erased WHERE address_hash = ?", [participants.address_hash(turn.sender)]
+        )
     if coordination.is_coordinator(turn) and conversation_token(turn)[0] is None:
         return "coordinator:" + coordination.handle(turn)
     found = commands.find(turn.first_line)

@@ -1208,6 +1208,27 @@ def pair_scores(
     }
 
 
+def best_partner(
+    seeker: Applicant,
+    candidates: Sequence[Applicant],
+    weights: Weights,
+    *,
+    former: frozenset[frozenset[int]] = frozenset(),
+) -> Pair | None:
+    """The seeker's pair with the best allowed partner among `candidates`, scored and
+    explained as `match` would (a rematch in mid-term); None when none is allowed. Ties go
+    to the smallest id, the one who has waited longest."""
+    people = [seeker, *sorted(candidates, key=lambda person: person.id)]
+    if len(people) < 2:
+        return None
+    population = _Population(people, weights, former)
+    scores = population.score_block(np.array([0]), np.arange(1, population.n))[0]
+    best = int(np.argmax(scores))
+    if scores[best] < 0:
+        return None
+    return _pair(population, [0, best + 1], int(scores[best]))
+
+
 def allowed(a: Applicant, b: Applicant, former: frozenset[frozenset[int]] = frozenset()) -> bool:
     """The hard constraints: different countries, a language in common, never partners."""
     return (

@@ -158,7 +158,7 @@ def _clock(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-def _introduction(
+def introduction(
     me: dict, others: list[dict], pair: matching.Pair, at: datetime, waking: tuple[int, int]
 ) -> dict:
     mine = utc_offset_minutes(me["time_zone"], at)
@@ -248,7 +248,7 @@ def carry_out(program: Program, plan: Plan, now: datetime, made_by: str = "match
                     to=me["email"],
                     name=me["name"],
                     context={
-                        **_introduction(me, others, pair, start, waking),
+                        **introduction(me, others, pair, start, waking),
                         "round": plan.round.name,
                         "term_start": iso(start)[:10],
                         "term_end": iso(end)[:10],

@@ -99,19 +99,23 @@ def _codes(error: Exception) -> list[int]:
     return [getattr(error, "smtp_code", 0)]
 
 
+# The last word to someone whose data was deleted: once it is out, nothing of it is kept.
+FORGET_WHEN_SENT = frozenset({"data-deleted"})
+
+
 def deliver(
     db: sqlite_utils.Database, config: Config, now: datetime, *, everything: bool = False
 ) -> tuple[int, int]:
     """Deliver what is due (or all queued with `everything`); return (sent, still queued)."""
     rows = db.execute(
-        "SELECT id, created_at, recipient, envelope_from, raw, attempts FROM outbox"
+        "SELECT id, created_at, recipient, envelope_from, raw, attempts, template FROM outbox"
         " WHERE state = 'queued'"
         + ("" if everything else " AND next_attempt_at <= ?")
         + " ORDER BY id",
         [] if everything else [iso(now)],
     ).fetchall()
     sent = 0
-    for row_id, created_at, recipient, envelope_from, raw, attempts in rows:
+    for row_id, created_at, recipient, envelope_from, raw, attempts, template in rows:
         try:
             if config.smtp_relay:
                 _deliver_relay(config, envelope_from, recipient, raw)
@@ -142,10 +146,13 @@ def deliver(
                 )
             continue
         with transaction(db):
-            db.execute(
-                "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = ? WHERE id = ?",
-                [iso(now), attempts + 1, row_id],
-            )
+            if template in FORGET_WHEN_SENT:
+                db.execute("DELETE FROM outbox WHERE id = ?", [row_id])
+            else:
+                db.execute(
+                    "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = ? WHERE id = ?",
+                    [iso(now), attempts + 1, row_id],
+                )
         sent += 1
     queued = db.execute("SELECT count(*) FROM outbox WHERE state = 'queued'").fetchone()[0]
     return sent, queued

@@ -6,6 +6,7 @@ exactly one participant row and at most one application per round.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 import sqlite_utils
@@ -14,6 +15,21 @@ from mailflow.form import Profile
 from mailflow.store import iso
 
 LIST_SEPARATOR = "; "
+PROFILE_COLUMNS = (
+    "name",
+    "country",
+    "role",
+    "library_type",
+    "career_stage",
+    "interests",
+    "languages",
+    "time_zone",
+    "contact_methods",
+    "contact_frequency",
+    "about_me",
+    "partner_wishes",
+)
+ERASED_DOMAIN = "erased.invalid"  # RFC 2606: never a real address
 
 
 def upsert(
@@ -81,3 +97,19 @@ def partnership(db: sqlite_utils.Database, participant_id: int) -> dict | None:
         "term_start": row[4][:10],
         "term_end": row[5][:10],
     }
+
+
+def address_hash(email: str) -> str:
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def is_erased(db: sqlite_utils.Database, email: str) -> bool:
+    """Did the owner of this address have their data deleted? Then we never write to it."""
+    found = db.execute("SELECT 1 FROM erased WHERE address_hash = ?", [address_hash(email)])
+    return found.fetchone() is not None
+
+
+def erased_placeholder(participant_id: int) -> str:
+    """The address an erased participant's row keeps: only its id, at a domain that can
+    never receive mail."""
+    return f"erased-{participant_id}@{ERASED_DOMAIN}"

@@ -115,7 +115,11 @@ def _partners(db) -> dict[int, list[str]]:
 def export_participants(db) -> Iterable[list[str]]:
     yield list(EXPORT_COLUMNS)
     partners = _partners(db)
-    cursor = db.execute(f"SELECT id, {', '.join(COLUMNS)}, status FROM participants ORDER BY id")
+    cursor = db.execute(
+        f"SELECT id, {', '.join(COLUMNS)}, status FROM participants"
+        " WHERE email NOT LIKE ? ORDER BY id",
+        [f"%@{participants.ERASED_DOMAIN}"],
+    )
     for participant_id, *values in cursor:
         record = dict(zip((*COLUMNS, "status"), values, strict=True))
         record["country"] = country_name(record["country"])

@@ -10,25 +10,29 @@ idempotency key guards the same again.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from mailflow import outbox
+from mailflow.alerts import alert
 from mailflow.cadence import Cadence, latest_due, load_cadence
 from mailflow.checkins import CHECKIN
 from mailflow.config import parse_time
+from mailflow.endofterm import end_terms, invite
+from mailflow.membership import resume_due
 from mailflow.program import Program
 from mailflow.sending import send
 from mailflow.store import iso, transaction
 from mailflow.topics import load_topics, topic_for_month
 
-KINDS = ("checkin", "topic")
+REMINDER = "checkin-reminder"
 
 
 @dataclass(frozen=True)
 class Due:
-    kind: str  # 'checkin' or 'topic'
+    kind: str  # 'checkin', 'topic' or 'checkin-reminder'
     number: int  # 1 for the first of its kind in this partnership
     due_at: datetime
     partnership_id: int
@@ -61,9 +65,21 @@ def _members(program: Program) -> Iterator[tuple[dict, list[dict]]]:
                 yield me, [other for other in members if other is not me]
 
 
-def _sent(program: Program) -> dict[tuple[int, int, str], int]:
-    rows = program.db.execute("SELECT partnership_id, participant_id, kind, number FROM scheduled")
-    return {(p, q, kind): number for p, q, kind, number in rows.fetchall()}
+def _sent(program: Program) -> dict[tuple[int, int, str], tuple[int, str]]:
+    """(partnership, participant, kind) -> (the latest number sent, when)."""
+    rows = program.db.execute(
+        "SELECT partnership_id, participant_id, kind, number, sent_at FROM scheduled"
+    )
+    return {(p, q, kind): (number, at) for p, q, kind, number, at in rows.fetchall()}
+
+
+def _answered(program: Program) -> dict[tuple[int, int], tuple[int, str]]:
+    """(partnership, participant) -> (the latest check-in number answered, when last)."""
+    rows = program.db.execute(
+        "SELECT partnership_id, participant_id, max(number), max(answered_at)"
+        " FROM checkin_answers GROUP BY partnership_id, participant_id"
+    )
+    return {(p, q): (number, at) for p, q, number, at in rows.fetchall()}
 
 
 def _schedules(cadence: Cadence, me: dict) -> tuple[datetime, dict[str, list[datetime]]]:
@@ -76,16 +92,38 @@ def _schedules(cadence: Cadence, me: dict) -> tuple[datetime, dict[str, list[dat
 
 
 def due(program: Program, cadence: Cadence, now: datetime) -> list[Due]:
-    """What a tick at `now` sends: the latest unsent check-in and topic of each member."""
-    sent, found = _sent(program), []
+    """What a tick at `now` sends: the latest unsent check-in and topic of each member, and
+    one reminder of a check-in they have not answered."""
+    sent, answered, found = _sent(program), _answered(program), []
     for me, others in _members(program):
         term_end, schedules = _schedules(cadence, me)
+        member = (me["partnership_id"], me["participant_id"])
         for kind, times in schedules.items():
             number = latest_due(times, now, cadence.late)
-            key = (me["partnership_id"], me["participant_id"], kind)
-            if number is not None and number > sent.get(key, 0):
+            if number is not None and number > sent.get((*member, kind), (0, ""))[0]:
                 found.append(_due(kind, number, times[number - 1], me, others, term_end))
+        reminder = _reminder_due(cadence, now, sent, answered, member)
+        if reminder is not None:
+            number, at = reminder
+            found.append(_due(REMINDER, number, at, me, others, term_end))
     return found
+
+
+def _reminder_due(cadence: Cadence, now: datetime, sent, answered, member) -> tuple | None:
+    """(number, due time) of the reminder of the member's latest check-in, when it was not
+    answered, not reminded yet, and the reminder is due and not stale."""
+    checkin = sent.get((*member, "checkin"))
+    if checkin is None:
+        return None
+    number, sent_at = checkin
+    if answered.get(member, (0, ""))[0] >= number:
+        return None
+    if sent.get((*member, REMINDER), (0, ""))[0] >= number:
+        return None
+    at = parse_time(sent_at) + timedelta(days=cadence.reminder_after_days)
+    if not at <= now or now - at > cadence.late:
+        return None
+    return number, at
 
 
 def upcoming(program: Program, cadence: Cadence, now: datetime, days: int) -> list[Due]:
@@ -96,7 +134,7 @@ def upcoming(program: Program, cadence: Cadence, now: datetime, days: int) -> li
     for me, others in _members(program):
         term_end, schedules = _schedules(cadence, me)
         for kind, times in schedules.items():
-            done = sent.get((me["partnership_id"], me["participant_id"], kind), 0)
+            done = sent.get((me["partnership_id"], me["participant_id"], kind), (0, ""))[0]
             overdue = latest_due(times, now, cadence.late)
             for number, time in enumerate(times, start=1):
                 later = now < time <= until
@@ -125,48 +163,92 @@ def _partners(names: tuple[str, ...]) -> str:
     return " and ".join(names) if len(names) <= 2 else ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
-def tick(program: Program, now: datetime) -> list[Due]:
-    """Queue everything due at `now` and remember it; what was sent. Idempotent."""
+def tick(program: Program, now: datetime) -> Counter[str]:
+    """Everything the rules say is due at `now`, sent once; how many of each kind. In order:
+    pauses that end, terms that end, then check-ins, topics and reminders, alerts to
+    coordinators about silent partnerships, and invitations to the next round."""
     cadence = load_cadence(program.config.rules)
     topics = load_topics(program.config.rules)
+    sent: Counter[str] = Counter()
+    sent.update("resumed" for _ in resume_due(program, now))
+    sent.update(end_terms(program, now))
     items = due(program, cadence, now)
     with transaction(program.db):
         for item in items:
-            checkin = item.kind == "checkin"
-            context = {
-                "number": item.number,
-                "partners": _partners(item.partners),
-                "term_end": iso(item.term_end)[:10],
-            }
-            if item.kind == "topic":
-                context["topic"] = topic_for_month(topics, item.number)
-            send(
-                program,
-                template=item.kind,
-                to=item.email,
-                name=item.name,
-                context=context,
-                key=f"{item.kind}:{item.partnership_id}:{item.participant_id}:{item.number}",
-                now=now,
-                token_purpose=CHECKIN if checkin else None,
-                payload={"partnership": item.partnership_id, "number": item.number}
-                if checkin
-                else None,
-            )
-            program.db.execute(
-                "INSERT INTO scheduled (partnership_id, participant_id, kind, number, due_at,"
-                " sent_at) VALUES (?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (partnership_id, participant_id, kind)"
-                " DO UPDATE SET number = excluded.number, due_at = excluded.due_at,"
-                " sent_at = excluded.sent_at",
-                [
-                    item.partnership_id,
-                    item.participant_id,
-                    item.kind,
-                    item.number,
-                    iso(item.due_at),
-                    iso(now),
-                ],
-            )
+            _send_due(program, item, topics, now)
+    sent.update(item.kind for item in items)
+    sent.update("partner-silent-alert" for _ in silent_alerts(program, cadence, now))
+    sent.update(invite(program, now, cadence))
     outbox.deliver(program.db, program.config, now)
-    return items
+    return sent
+
+
+def _send_due(program: Program, item: Due, topics, now: datetime) -> None:
+    checkin = item.kind in ("checkin", REMINDER)
+    context = {
+        "number": item.number,
+        "partners": _partners(item.partners),
+        "term_end": iso(item.term_end)[:10],
+    }
+    if item.kind == "topic":
+        context["topic"] = topic_for_month(topics, item.number)
+    send(
+        program,
+        template=item.kind,
+        to=item.email,
+        name=item.name,
+        context=context,
+        key=f"{item.kind}:{item.partnership_id}:{item.participant_id}:{item.number}",
+        now=now,
+        token_purpose=CHECKIN if checkin else None,
+        payload={"partnership": item.partnership_id, "number": item.number} if checkin else None,
+    )
+    program.db.execute(
+        "INSERT INTO scheduled (partnership_id, participant_id, kind, number, due_at,"
+        " sent_at) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (partnership_id, participant_id, kind)"
+        " DO UPDATE SET number = excluded.number, due_at = excluded.due_at,"
+        " sent_at = excluded.sent_at",
+        [
+            item.partnership_id,
+            item.participant_id,
+            item.kind,
+            item.number,
+            iso(item.due_at),
+            iso(now),
+        ],
+    )
+
+
+def silent_alerts(program: Program, cadence: Cadence, now: datetime) -> list[int]:
+    """Alert coordinators about each active partnership where nobody has answered a
+    check-in for the rules' number of days since the first check-in or the last answer.
+    Once per silence; the partnerships alerted about."""
+    rows = program.db.execute(
+        "SELECT p.id, p.created_at,"
+        " (SELECT max(answered_at) FROM checkin_answers a WHERE a.partnership_id = p.id)"
+        " FROM partnerships p WHERE p.state = 'active' AND EXISTS (SELECT 1 FROM scheduled s"
+        "   WHERE s.partnership_id = p.id AND s.kind = 'checkin')"
+    ).fetchall()
+    known = {
+        (partnership, since)
+        for partnership, since in program.db.execute(
+            "SELECT partnership_id, since FROM alerts WHERE reason = 'silent'"
+        ).fetchall()
+    }
+    first = timedelta(days=cadence.checkin_first_after_days)
+    silence = timedelta(days=cadence.alert_silent_days)
+    alerted = []
+    with transaction(program.db):
+        for partnership_id, introduced, last_answer in rows:
+            since = parse_time(introduced) + first
+            if last_answer and parse_time(last_answer) > since:
+                since = parse_time(last_answer)
+            if now - since < silence or (partnership_id, iso(since)) in known:
+                continue
+            days = (now - since).days
+            what = "since the first check-in" if not last_answer else "since the last answer"
+            detail = f"no answer to any check-in for {days} days ({what}, {iso(since)[:10]})"
+            alert(program, partnership_id, "silent", iso(since), now, detail)
+            alerted.append(partnership_id)
+    return alerted

@@ -6,14 +6,35 @@ take this one path, so headers, tokens and idempotency are the same for all of t
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
-from mailflow import commands, outbox, tokens
-from mailflow.compose import compose, new_message_id
+from mailflow import commands, outbox, participants, tokens
+from mailflow.compose import Attachment, compose, new_message_id
 from mailflow.program import Program
+
+log = logging.getLogger(__name__)
 
 ANSWER = "auto-replied"  # RFC 3834: a reply to a message
 NOTICE = "auto-generated"  # RFC 3834: started by the program itself
+UNSUBSCRIBE = "unsubscribe"  # the token behind List-Unsubscribe: writing to it is STOP
+UNSUBSCRIBE_DAYS = 400  # outlives a term and the next round's wait
+
+
+def unsubscribe_headers(program: Program, to: str, now: datetime) -> tuple[tuple[str, str], ...]:
+    """List-Unsubscribe (RFC 2369) to the address's standing unsubscribe token, and the
+    one-click form (RFC 8058) when the program has a public HTTPS address."""
+    token = tokens.standing(
+        program.db, purpose=UNSUBSCRIBE, address=to, now=now, days=UNSUBSCRIBE_DAYS
+    )
+    targets = [f"<mailto:{program.config.token_address(token)}>"]
+    public = program.config.public_url
+    if public:
+        targets.append(f"<{public.rstrip('/')}/unsubscribe/{token}>")
+    headers = [("List-Unsubscribe", ", ".join(targets))]
+    if public:
+        headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    return tuple(headers)
 
 
 def send(
@@ -31,9 +52,23 @@ def send(
     in_reply_to: str | None = None,
     references: tuple[str, ...] = (),
     inbound_id: int | None = None,
-) -> str:
-    """Queue `template` to `to` unless `key` was queued before; return its Message-ID."""
+    unsubscribe: bool | None = None,
+    attachments: tuple[Attachment, ...] = (),
+    farewell: bool = False,
+    token_days: int | None = None,
+) -> str | None:
+    """Queue `template` to `to` unless `key` was queued before; return its Message-ID.
+
+    Mail the program starts itself carries List-Unsubscribe unless `unsubscribe` is False
+    (mail to coordinators). Nothing is ever queued to an address whose owner had their
+    data deleted (None, with a log line), but the `farewell` that tells them it is done.
+    """
     config = program.config
+    if not farewell and participants.is_erased(program.db, to):
+        log.info("not sending %s: the address's data was deleted at its owner's request", template)
+        return None
+    if unsubscribe is None:
+        unsubscribe = auto_submitted == NOTICE
     token = None
     if token_purpose:
         token = tokens.issue(
@@ -41,7 +76,7 @@ def send(
             purpose=token_purpose,
             address=to,
             now=now,
-            days=config.token_days,
+            days=token_days or config.token_days,
             payload=payload,
         )
     values = {
@@ -49,7 +84,7 @@ def send(
         "name": name,
         "email": to,
         "commands": commands.listing(),
-        "token_days": config.token_days,
+        "token_days": token_days or config.token_days,
         **(context or {}),
     }
     rendered = program.renderer.render(template, values)
@@ -68,6 +103,8 @@ def send(
         in_reply_to=in_reply_to,
         references=references,
         auto_submitted=auto_submitted,
+        extra_headers=unsubscribe_headers(program, to, now) if unsubscribe else (),
+        attachments=attachments,
     )
     outbox.queue(program.db, outgoing, key=key, now=now, inbound_id=inbound_id)
     if token:

@@ -39,7 +39,7 @@ def run_rules(program: Program) -> None:
     try:
         sent = scheduler.tick(program, program.now())
         if sent:
-            log.info("tick: sent %d scheduled message(s)", len(sent))
+            log.info("tick: sent %d scheduled message(s)", sum(sent.values()))
     except Exception:
         log.exception("tick failed; trying again in a minute")
 

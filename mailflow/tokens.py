@@ -61,6 +61,21 @@ def issue(
     return token
 
 
+def standing(
+    db: sqlite_utils.Database, *, purpose: str, address: str, now: datetime, days: int
+) -> str:
+    """A live token of this purpose for the address, reused while it has more than half its
+    life left (List-Unsubscribe: one per person, not one per message)."""
+    row = db.execute(
+        "SELECT token FROM tokens WHERE address = ? AND purpose = ? AND used_at IS NULL"
+        " AND expires_at > ? ORDER BY expires_at DESC LIMIT 1",
+        [address, purpose, iso(now + timedelta(days=days / 2))],
+    ).fetchone()
+    if row:
+        return row[0]
+    return issue(db, purpose=purpose, address=address, now=now, days=days)
+
+
 def attach_message_id(db: sqlite_utils.Database, token: str, message_id: str) -> None:
     db.execute("UPDATE tokens SET outgoing_message_id = ? WHERE token = ?", [message_id, token])
 

@@ -117,8 +117,8 @@ def test_schedule_lists_what_is_coming_without_sending_it(matched):
     assert result.returncode == 0, result.stderr.decode()
     lines = result.stdout.decode().splitlines()
     assert lines[0].startswith("16 scheduled mail(s)")
-    assert sum("2026-03-16  checkin  #1" in line for line in lines) == 8
-    assert sum("2026-04-01  topic    #1" in line for line in lines) == 8
+    assert sum("2026-03-16  checkin          #1" in line for line in lines) == 8
+    assert sum("2026-04-01  topic            #1" in line for line in lines) == 8
     assert scheduled(matched, "checkin") == []
 
 
@@ -136,7 +136,17 @@ def test_a_broken_schedule_file_stops_the_tick_with_the_key_named(matched):
 
 
 def test_the_shipped_cadence_is_the_programs_usual_one():
-    assert load_cadence(RULES) == Cadence(14, 30, True, 7)
+    assert load_cadence(RULES) == Cadence(
+        checkin_first_after_days=14,
+        checkin_every_days=30,
+        reminder_after_days=5,
+        topics=True,
+        alert_no_word_answers=2,
+        alert_silent_days=21,
+        rematch_min_days_left=30,
+        invitation_after_term_days=14,
+        skip_after_days=7,
+    )
 
 
 @pytest.mark.parametrize(
@@ -145,6 +155,7 @@ def test_the_shipped_cadence_is_the_programs_usual_one():
         ("[checkin]\nfirst_after_days = 'two weeks'\n", "first_after_days must be a whole number"),
         ("[checkin]\nweekly = 3\n", "[checkin] has no key 'weekly'"),
         ("[reminders]\nafter_days = 5\n", "unknown section [reminders]"),
+        ("[alert]\nno_word_answers = 0\n", "a whole number of answers from 1 to 12, not 0"),
         ("[topic]\nfirst_weekday_of_month = 'yes'\n", "must be true or false"),
         ("[late]\nskip_after_days = -1\n", "skip_after_days must be a whole number of days"),
         ("[checkin\n", "not valid TOML"),

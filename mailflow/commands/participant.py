@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from mailflow import participants
+from mailflow import commands, form, membership, participants, tokens
 from mailflow.application import details, send_blank_form
+from mailflow.cadence import load_cadence
 from mailflow.commands import command
-from mailflow.conversation import Turn
-from mailflow.rounds import open_round
+from mailflow.conversation import Turn, continues
+from mailflow.dates import read_date
+from mailflow.rounds import accepting, open_round
+from mailflow.sending import UNSUBSCRIBE
+from mailflow.store import iso
 
 
 @command("HELP", summary="this list of what you can write")
@@ -48,3 +52,184 @@ def status(turn: Turn, arguments: str) -> str:
         },
     )
     return record["status"]
+
+
+# --- Life events -----------------------------------------------------------------------
+
+DELETE = "delete-my-data"  # a reply to delete-confirm
+YES_WORDS = frozenset({"yes", "delete", "confirm", "delete my data", "ok"})
+
+
+def _me(turn: Turn) -> dict | None:
+    return participants.find(turn.program.db, turn.sender)
+
+
+@command(
+    "STOP",
+    "OPT OUT",
+    "UNSUBSCRIBE",
+    "LEAVE",
+    summary="leave the program at once; nothing more is sent to you",
+)
+def stop(turn: Turn, arguments: str) -> str:
+    return leave_now(turn)
+
+
+def leave_now(turn: Turn, me: dict | None = None) -> str:
+    """STOP, answer 4 to a check-in, or a message to the List-Unsubscribe address."""
+    me = me or _me(turn)
+    if me is None or me["status"] == "left":
+        turn.answer("optout-confirmed", {"known": me is not None, "already": me is not None})
+        return "already-left" if me else "unknown"
+    outcome = membership.leave(turn.program, me, turn.now, load_cadence(turn.program.config.rules))
+    turn.answer("optout-confirmed", {"known": True, "already": False})
+    return f"left ({outcome})"
+
+
+@continues(UNSUBSCRIBE)
+def unsubscribe_reply(turn: Turn, token: tokens.Token) -> str:
+    # Whatever the message says: writing to this address is the request (RFC 2369).
+    tokens.use(turn.program.db, token.token, turn.now)
+    return leave_now(turn)
+
+
+@command(
+    "PAUSE",
+    usage="PAUSE [until DATE]",
+    summary="take a break: nothing is sent to you until RESUME or the date",
+)
+def pause(turn: Turn, arguments: str) -> str:
+    me = _me(turn)
+    if me is None or me["status"] not in (*membership.TAKING_PART, "paused"):
+        turn.answer("paused", {"state": "not-taking-part", "status": me and me["status"]})
+        return "not-taking-part"
+    until = None
+    if arguments.strip():
+        until = read_date(arguments, turn.now)
+        problem = None
+        if until is None:
+            problem = "unreadable"
+        elif until <= turn.now:
+            problem = "past"
+        if problem:
+            turn.answer("paused", {"state": problem, "written": arguments[:100]})
+            return f"date-{problem}"
+    state = membership.pause(turn.program, me, until, turn.now)
+    turn.answer(
+        "paused",
+        {
+            "state": state,
+            "until": until.date().isoformat() if until else None,
+            "partnership": participants.partnership(turn.program.db, me["id"]),
+        },
+    )
+    return state
+
+
+@command("RESUME", summary="end a pause and take part again")
+def resume(turn: Turn, arguments: str) -> str:
+    me = _me(turn)
+    if me is None or me["status"] != "paused":
+        turn.answer("resumed", {"was_paused": False, "status": me and me["status"]})
+        return "not-paused"
+    status = membership.resume(turn.program, me, turn.now)
+    turn.answer("resumed", membership.resumed_context(turn.program, me["id"], by_date=False))
+    return status
+
+
+@command(
+    "UPDATE",
+    usage="UPDATE, then Field: value lines",
+    summary="change some of your details; write only the lines that change",
+)
+def update(turn: Turn, arguments: str) -> str:
+    me = _me(turn)
+    if me is None:
+        turn.answer("updated", {"known": False})
+        return "unknown"
+    lines = turn.message.reply.splitlines()
+    # The first line is UPDATE itself, perhaps followed by a first change on the same line.
+    rest = [arguments, *lines[1:]] if lines and commands.find(lines[0]) else lines
+    changes = form.read_answers("\n".join(rest))
+    if not changes:
+        turn.answer("updated", {"known": True, "changes": [], "problems": [], "labels": _labels()})
+        return "nothing-to-change"
+    before = form.answers_from_record(me)
+    profile, problems = form.validate({**before, **changes}, turn.program.choices)
+    if problems:
+        turn.answer(
+            "updated",
+            {"known": True, "changes": [], "problems": problems, "labels": _labels()},
+        )
+        return "update-problems"
+    assert profile is not None
+    participants.upsert(turn.program.db, turn.sender, profile, turn.now)
+    after = details({**me, **profile.as_record()})
+    old = dict(details(me))
+    changed = [
+        (label, old.get(label, ""), value) for label, value in after if old.get(label) != value
+    ]
+    turn.answer("updated", {"known": True, "changes": changed, "problems": [], "details": after})
+    return "updated" if changed else "unchanged"
+
+
+def _labels() -> list[str]:
+    return [entry.label for entry in form.FIELDS]
+
+
+@command(
+    "AGAIN",
+    "REJOIN",
+    "SIGN UP AGAIN",
+    summary="sign up for the next round with the details we hold",
+)
+def again(turn: Turn, arguments: str) -> str:
+    db = turn.program.db
+    me = _me(turn)
+    if me is None:
+        return send_blank_form(turn)
+    if me["status"] in ("matched", "paused"):
+        turn.answer(
+            "signup-again",
+            {"state": me["status"], "partnership": participants.partnership(db, me["id"])},
+        )
+        return f"still-{me['status']}"
+    current, _ = accepting(db, turn.now)
+    participants.enrol(db, me["id"], current.id, turn.now)
+    if me["status"] in ("completed", "left", "unreachable"):
+        db.execute(
+            "UPDATE participants SET status = 'applied', completed_at = NULL, updated_at = ?"
+            " WHERE id = ?",
+            [iso(turn.now), me["id"]],
+        )
+    turn.answer(
+        "signup-again",
+        {"state": "enrolled", "was": me["status"], "round": current.name, "details": details(me)},
+    )
+    return "enrolled"
+
+
+@command("DELETE MY DATA", summary="erase everything we hold about you (we ask you to confirm)")
+def delete_my_data(turn: Turn, arguments: str) -> str:
+    me = _me(turn)
+    turn.answer(
+        "delete-confirm",
+        {
+            "known": me is not None,
+            "partnership": participants.partnership(turn.program.db, me["id"]) if me else None,
+        },
+        token_purpose=DELETE,
+    )
+    return "delete-confirm"
+
+
+@continues(DELETE)
+def delete_reply(turn: Turn, token: tokens.Token) -> str:
+    tokens.use(turn.program.db, token.token, turn.now)
+    word = " ".join(turn.first_line.lower().strip(" .!").split())
+    if word not in YES_WORDS:
+        turn.answer("delete-cancelled")
+        return "kept"
+    membership.erase(turn.program, turn.sender, turn.now, load_cadence(turn.program.config.rules))
+    turn.answer("data-deleted", farewell=True)
+    return "erased"

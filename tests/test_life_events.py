@@ -1,0 +1,431 @@
+"""Life events by mail, over real SMTP: leaving (STOP, answer 4, List-Unsubscribe), the
+partner told and rematched, pausing and resuming, UPDATE, DELETE MY DATA, and what the
+rules engine does about unanswered check-ins and silent partners."""
+
+from __future__ import annotations
+
+import email.utils
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Person, compose, run_cli, start_daemon, until
+from tests.test_match_round import PEOPLE, roster
+from tests.test_tick import mails, scheduled, tick
+
+ANN, CHEN = "ann@uni.example.edu", "chen@lib.example.cn"
+BO, DEE = "bo@lib.example.se", "dee@lib.example.au"
+COORDINATOR = "coord@program.example.org"
+# Round 2: two people from one country, who cannot be paired with each other and wait.
+WAITING = [
+    ("ivo@lib.example.ke", "Ivo Mwangi", "Kenya", "academic", "palaeography; archives", "Nairobi"),
+    ("jo@lib.example.ke", "Jo Otieno", "Kenya", "public", "makerspaces", "Nairobi"),
+]
+
+
+def to(message) -> str:
+    return message["To"].addresses[0].addr_spec
+
+
+def inbox(home: Path, address: str, template: str | None = None) -> list:
+    return [
+        m
+        for m in mails(home)
+        if to(m) == address and (template is None or m["X-Mailflow-Template"] == template)
+    ]
+
+
+def status(home: Path, address: str) -> str | None:
+    with sqlite3.connect(home / "mailflow.db") as db:
+        row = db.execute("SELECT status FROM participants WHERE email = ?", [address]).fetchone()
+    return row[0] if row else None
+
+
+def partnerships(home: Path) -> list[tuple[str, str, str]]:
+    """(state, first member's email, second member's email) of every partnership."""
+    with sqlite3.connect(home / "mailflow.db") as db:
+        return db.execute(
+            "SELECT p.state, a.email, b.email FROM partnerships p"
+            " LEFT JOIN participants a ON a.id = p.member_a"
+            " LEFT JOIN participants b ON b.id = p.member_b ORDER BY p.id"
+        ).fetchall()
+
+
+@pytest.fixture
+def matched(home, tmp_path):
+    """Eight people in four partnerships (Ann with Chen, Bo with Dee, ...), introduced on
+    Monday 2 March 2026 at 09:00."""
+    assert run_cli(home, "import", str(roster(tmp_path))).returncode == 0
+    assert run_cli(home, "match").returncode == 0
+    return home
+
+
+@pytest.fixture
+def with_waiting(matched, tmp_path):
+    """The same, and Ivo and Jo (both in Kenya) left waiting by round 2's matching."""
+    path = roster(tmp_path, WAITING)
+    assert (
+        run_cli(matched, "import", str(path), MAILFLOW_NOW="2026-03-03T09:00:00Z").returncode == 0
+    )
+    assert run_cli(matched, "match", MAILFLOW_NOW="2026-03-03T09:00:00Z").returncode == 0
+    assert status(matched, "ivo@lib.example.ke") == "waiting"
+    return matched
+
+
+def daemon_at(home: Path, now: str, **extra: str):
+    return start_daemon(home, MAILFLOW_NOW=now, MAILFLOW_COORDINATORS=COORDINATOR, **extra)
+
+
+# --- Leaving -----------------------------------------------------------------------------
+
+
+def test_stop_confirms_tells_the_partner_and_rematches_them_with_someone_waiting(with_waiting):
+    home = with_waiting
+    daemon = daemon_at(home, "2026-03-10T09:00:00Z")
+    try:
+        ann = Person(daemon, ANN, "Ann Okafor")
+        confirmed = ann.say("STOP", expect="optout-confirmed")
+        assert "You have left" in confirmed.get_content()
+        assert confirmed["Auto-Submitted"] == "auto-replied"
+    finally:
+        daemon.stop()
+    assert status(home, ANN) == "left"
+    left = inbox(home, CHEN, "partner-left")
+    assert len(left) == 1 and "Ann Okafor has left" in left[0]["Subject"]
+    assert "Ivo Mwangi was waiting for a partner" in left[0].get_content()
+    # Chen and Ivo (Kenya, palaeography in common) are introduced to each other.
+    [chen_intro] = inbox(home, CHEN, "rematch-intro")
+    [ivo_intro] = inbox(home, "ivo@lib.example.ke", "rematch-intro")
+    assert "Ivo Mwangi <ivo@lib.example.ke>" in chen_intro.get_content()
+    assert "Chen Jing <chen@lib.example.cn>" in ivo_intro.get_content()
+    assert "a partner has become free" in ivo_intro.get_content()
+    assert "2026-07-02" in chen_intro.get_content()  # the rest of the old term
+    assert status(home, "ivo@lib.example.ke") == "matched"
+    assert status(home, "jo@lib.example.ke") == "waiting"
+    assert ("dissolved", ANN, CHEN) in partnerships(home)
+    assert ("active", CHEN, "ivo@lib.example.ke") in partnerships(home)
+    assert inbox(home, ANN, "partner-left") == []
+
+    # Ann gets nothing more; the new pair's first check-in comes 14 days after they met.
+    tick(home, "2026-03-16T09:00:00Z")
+    assert {to(m) for m in scheduled(home, "checkin")} == {p[0] for p in PEOPLE} - {ANN, CHEN}
+    tick(home, "2026-03-24T09:00:00Z")
+    assert {to(m) for m in scheduled(home, "checkin")} >= {CHEN, "ivo@lib.example.ke"}
+    assert inbox(home, ANN, "checkin") == []
+
+
+def test_when_nobody_waits_the_partner_is_told_and_waits_for_the_next_round(matched):
+    daemon = daemon_at(matched, "2026-03-10T09:00:00Z")
+    try:
+        Person(daemon, CHEN, "Chen Jing").say("Unsubscribe", expect="optout-confirmed")
+    finally:
+        daemon.stop()
+    [left] = inbox(matched, ANN, "partner-left")
+    assert "Nobody is waiting for a partner just now" in left.get_content()
+    assert "matched in Round 2" in left.get_content()
+    assert inbox(matched, ANN, "rematch-intro") == []
+    assert status(matched, ANN) == "waiting" and status(matched, CHEN) == "left"
+    with sqlite3.connect(matched / "mailflow.db") as db:
+        rounds = db.execute(
+            "SELECT r.name FROM applications a JOIN rounds r ON r.id = a.round_id"
+            " JOIN participants q ON q.id = a.participant_id WHERE q.email = ? ORDER BY a.id",
+            [ANN],
+        ).fetchall()
+    assert rounds == [("Round 1",), ("Round 2",)]
+
+
+def test_stop_twice_and_stop_from_a_stranger_are_answered_plainly(matched):
+    daemon = daemon_at(matched, "2026-03-10T09:00:00Z")
+    try:
+        ann = Person(daemon, ANN, "Ann Okafor")
+        ann.say("LEAVE", expect="optout-confirmed")
+        again = ann.say("opt out", expect="optout-confirmed")
+        assert "You had already left" in again.get_content()
+        stranger = Person(daemon, "who@else.example.net").say("STOP", expect="optout-confirmed")
+        assert "We hold no application from who@else.example.net" in stranger.get_content()
+    finally:
+        daemon.stop()
+    assert len(inbox(matched, CHEN, "partner-left")) == 1
+
+
+def test_scheduled_mail_carries_list_unsubscribe_and_writing_to_it_is_stop(matched):
+    tick(matched, "2026-03-16T09:00:00Z")
+    [checkin] = inbox(matched, BO, "checkin")
+    header = checkin["List-Unsubscribe"]
+    assert header.startswith("<mailto:program+") and header.endswith("@example.org>")
+    assert "List-Unsubscribe-Post" not in checkin
+    # One standing address per person: the next scheduled mail carries the same one.
+    tick(matched, "2026-04-01T09:00:00Z")
+    [topic] = inbox(matched, BO, "topic")
+    assert topic["List-Unsubscribe"] == header
+    # Answers to a person's own message carry none.
+    target = header.strip("<>").removeprefix("mailto:")
+    daemon = daemon_at(matched, "2026-04-02T09:00:00Z")
+    try:
+        bo = Person(daemon, BO, "Bo Lind")
+        message = compose(BO, "", "unsubscribe", to=target)
+        bo.send(message, to=target)
+        [confirmed] = bo.expect(message, ["optout-confirmed"])
+        assert "List-Unsubscribe" not in confirmed
+    finally:
+        daemon.stop()
+    assert status(matched, BO) == "left"
+    assert len(inbox(matched, DEE, "partner-left")) == 1
+
+
+def test_one_click_unsubscribe_is_offered_when_there_is_a_public_address(matched):
+    run_cli(
+        matched, "tick", "--now", "2026-03-16T09:00:00Z", MAILFLOW_PUBLIC_URL="https://mf.example"
+    )
+    [checkin] = inbox(matched, BO, "checkin")
+    mailto, https = checkin["List-Unsubscribe"].split(", ")
+    assert mailto.startswith("<mailto:program+")
+    assert https.startswith("<https://mf.example/unsubscribe/")
+    assert checkin["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+# --- Check-in answers --------------------------------------------------------------------
+
+
+def checkin_for(home: Path, address: str, number: int = 1):
+    return next(m for m in inbox(home, address, "checkin") if f"check-in {number}" in m["Subject"])
+
+
+def test_answer_three_nudges_the_partner_and_a_second_alerts_the_coordinators(matched):
+    tick(matched, "2026-03-16T09:00:00Z")
+    daemon = daemon_at(matched, "2026-03-17T09:00:00Z")
+    try:
+        ann = Person(daemon, ANN, "Ann Okafor")
+        thanks = ann.reply(checkin_for(matched, ANN), "3", expect="checkin-thanks")
+        assert "We have sent Chen Jing a friendly note" in thanks.get_content()
+        [nudge] = inbox(matched, CHEN, "partner-nudge")
+        assert "Ann Okafor <ann@uni.example.edu> told us" in nudge.get_content()
+        assert inbox(matched, COORDINATOR) == []
+        chen = Person(daemon, CHEN, "Chen Jing")
+        chen.reply(checkin_for(matched, CHEN), "no word from Ann either", expect="checkin-thanks")
+    finally:
+        daemon.stop()
+    [alert] = inbox(matched, COORDINATOR, "partner-silent-alert")
+    text = alert.get_content()
+    assert "Ann Okafor <ann@uni.example.edu>, Nigeria" in text
+    assert "#1: 3 (2026-03-17)" in text
+    assert "2 answers of 'no word from my partner'" in text
+    assert "List-Unsubscribe" not in alert
+    assert len(inbox(matched, ANN, "partner-nudge")) == 1
+
+
+def test_answer_four_is_leaving(matched):
+    tick(matched, "2026-03-16T09:00:00Z")
+    daemon = daemon_at(matched, "2026-03-17T09:00:00Z")
+    try:
+        Person(daemon, ANN, "Ann Okafor").reply(
+            checkin_for(matched, ANN), "4", expect="optout-confirmed"
+        )
+    finally:
+        daemon.stop()
+    assert status(matched, ANN) == "left"
+    assert len(inbox(matched, CHEN, "partner-left")) == 1
+
+
+def test_one_reminder_goes_to_those_who_did_not_answer(matched):
+    tick(matched, "2026-03-16T09:00:00Z")
+    daemon = daemon_at(matched, "2026-03-18T09:00:00Z")
+    try:
+        Person(daemon, ANN).reply(checkin_for(matched, ANN), "1", expect="checkin-thanks")
+    finally:
+        daemon.stop()
+    assert "checkin-reminder" not in tick(matched, "2026-03-21T08:59:00Z")
+    assert "checkin-reminder: 7" in tick(matched, "2026-03-21T09:00:00Z")
+    reminders = scheduled(matched, "checkin-reminder")
+    assert ANN not in {to(m) for m in reminders}
+    [bo] = [m for m in reminders if to(m) == BO]
+    assert "check-in 1" in bo["Subject"] and "only reminder" in bo.get_content()
+    assert "nothing due" in tick(matched, "2026-03-25T09:00:00Z")
+    # A reply to the reminder counts as the answer to that check-in.
+    daemon = daemon_at(matched, "2026-03-25T10:00:00Z")
+    try:
+        Person(daemon, BO).reply(bo, "2", expect="checkin-thanks")
+    finally:
+        daemon.stop()
+    with sqlite3.connect(matched / "mailflow.db") as db:
+        assert db.execute(
+            "SELECT a.number, a.answer FROM checkin_answers a JOIN participants q"
+            " ON q.id = a.participant_id WHERE q.email = ?",
+            [BO],
+        ).fetchall() == [(1, 2)]
+
+
+def test_coordinators_hear_of_a_partnership_where_nobody_answers_for_three_weeks(matched):
+    tick(matched, "2026-03-16T09:00:00Z")
+    daemon = daemon_at(matched, "2026-03-17T09:00:00Z")
+    try:
+        Person(daemon, BO).reply(checkin_for(matched, BO), "1", expect="checkin-thanks")
+    finally:
+        daemon.stop()
+    env = {"MAILFLOW_COORDINATORS": COORDINATOR}
+    assert run_cli(matched, "tick", "--now", "2026-04-06T08:00:00Z", **env).returncode == 0
+    assert inbox(matched, COORDINATOR) == []
+    out = run_cli(matched, "tick", "--now", "2026-04-06T09:00:00Z", **env).stdout.decode()
+    assert "partner-silent-alert: 3" in out  # Bo and Dee answered; three pairs did not
+    alerts = inbox(matched, COORDINATOR, "partner-silent-alert")
+    assert not any("Bo Lind" in m.get_content() for m in alerts)
+    assert any("Ann Okafor" in m.get_content() and "Chen Jing" in m.get_content() for m in alerts)
+    assert "no answer to any check-in for 21 days" in alerts[0].get_content()
+    run_cli(matched, "tick", "--now", "2026-04-07T08:59:00Z", **env)
+    assert len(inbox(matched, COORDINATOR)) == 3  # once per silence
+    # Bo's answer on 17 March started a new count for Bo and Dee: 21 days later, their turn.
+    run_cli(matched, "tick", "--now", "2026-04-07T09:00:00Z", **env)
+    run_cli(matched, "tick", "--now", "2026-04-08T09:00:00Z", **env)
+    alerts = inbox(matched, COORDINATOR, "partner-silent-alert")
+    assert len(alerts) == 4 and "Bo Lind" in alerts[-1].get_content()
+    assert "since the last answer, 2026-03-17" in alerts[-1].get_content()
+
+
+# --- Pausing -----------------------------------------------------------------------------
+
+
+def test_pause_until_a_date_holds_everything_back_until_then(matched):
+    daemon = daemon_at(matched, "2026-03-10T09:00:00Z")
+    try:
+        bo = Person(daemon, BO, "Bo Lind")
+        paused = bo.say("PAUSE until 20 April", expect="paused")
+        assert "paused until 2026-04-20" in paused.get_content()
+        assert "Dee Brown" in paused.get_content()  # the partnership goes on
+    finally:
+        daemon.stop()
+    assert status(matched, BO) == "paused"
+    tick(matched, "2026-03-16T09:00:00Z")
+    assert BO not in {to(m) for m in scheduled(matched, "checkin")}
+    assert DEE in {to(m) for m in scheduled(matched, "checkin")}
+    tick(matched, "2026-04-01T09:00:00Z")
+    assert inbox(matched, BO, "topic") == []
+    assert "resumed: 1" in tick(matched, "2026-04-20T00:00:00Z")
+    [back] = inbox(matched, BO, "resumed")
+    assert "Your pause has ended, as you asked" in back.get_content()
+    assert status(matched, BO) == "matched"
+    # Check-in 2 (15 April) is five days old: within the rules' seven, so it comes now.
+    assert [m["Subject"] for m in inbox(matched, BO, "checkin")] == [
+        "How is your partnership going? (check-in 2)"
+    ]
+
+
+def test_pause_and_resume_by_hand_and_a_date_that_cannot_be_read(matched):
+    daemon = daemon_at(matched, "2026-03-10T09:00:00Z")
+    try:
+        bo = Person(daemon, BO, "Bo Lind")
+        wrong = bo.say("PAUSE until I feel better", expect="paused")
+        assert 'We could not read a date in "PAUSE until I feel better"' in wrong.get_content()
+        assert status(matched, BO) == "matched"
+        past = bo.say("PAUSE until 2026-01-05", expect="paused")
+        assert "has already passed" in past.get_content()
+        assert "write RESUME" in bo.say("pause", expect="paused").get_content()
+        assert status(matched, BO) == "paused"
+        welcome = bo.say("RESUME", expect="resumed")
+        assert "Welcome back" in welcome.get_content() and "Dee Brown" in welcome.get_content()
+        assert "was not paused" in bo.say("RESUME", expect="resumed").get_content()
+    finally:
+        daemon.stop()
+    assert status(matched, BO) == "matched"
+
+
+# --- UPDATE ------------------------------------------------------------------------------
+
+
+def test_update_changes_only_the_lines_written_and_shows_the_result(matched):
+    daemon = daemon_at(matched, "2026-03-10T09:00:00Z")
+    try:
+        bo = Person(daemon, BO, "Bo Lind")
+        done = bo.say(
+            "UPDATE\nTime zone: Europe/Berlin\nInterests: makerspaces; open access; games",
+            expect="updated",
+        )
+        text = done.get_content()
+        assert "Time zone: Europe/Berlin  (was: Europe/Stockholm)" in text
+        assert "Country: Sweden (SE)" in text  # unchanged lines shown as held
+        wrong = bo.say("UPDATE\nCountry: Atlantis", expect="updated")
+        assert "Your details were not changed" in wrong["Subject"]
+        assert "Country" in wrong.get_content() and "Atlantis" in wrong.get_content()
+        empty = bo.say("UPDATE", expect="updated")
+        assert "Time zone: Europe/Berlin" in empty.get_content()  # the example given
+    finally:
+        daemon.stop()
+    with sqlite3.connect(matched / "mailflow.db") as db:
+        row = db.execute(
+            "SELECT time_zone, interests, country FROM participants WHERE email = ?", [BO]
+        ).fetchone()
+    assert row == ("Europe/Berlin", "makerspaces; open access; games", "SE")
+
+
+# --- DELETE MY DATA ----------------------------------------------------------------------
+
+
+def test_delete_my_data_asks_then_erases_all_but_a_hash_and_never_writes_again(matched):
+    daemon = daemon_at(matched, "2026-03-10T09:00:00Z")
+    try:
+        bo = Person(daemon, BO, "Bo Lind")
+        ask = bo.say("DELETE MY DATA", expect="delete-confirm")
+        assert "leave your partnership with Dee Brown" in ask.get_content()
+        kept = bo.reply(ask, "no thanks", expect="delete-cancelled")
+        assert status(matched, BO) == "matched"
+        ask = bo.say("delete my data", expect="delete-confirm")
+        # The reply itself is erased with the rest, so its answer is found by address.
+        target = email.utils.parseaddr(str(ask["Reply-To"]))[1]
+        bo.send(compose(BO, "YES", "Re: x", to=target, in_reply_to=ask["Message-ID"]), to=target)
+        bye = until(lambda: inbox(matched, BO, "data-deleted"), "the data-deleted answer")[0]
+        assert "this is the last message you will get from us" in bye.get_content()
+        assert kept is not None
+        # From now on: silence, whatever they write (but APPLY).
+        message = bo.send(compose(BO, "STATUS"))
+        assert daemon.handled(message["Message-ID"])["outcome"] == "ignored:erased"
+        assert daemon.answers_to(message["Message-ID"]) == []
+    finally:
+        daemon.stop()
+    with sqlite3.connect(matched / "mailflow.db") as db:
+        assert db.execute("SELECT count(*) FROM participants WHERE email = ?", [BO]).fetchone() == (
+            0,
+        )
+        [erased] = db.execute(
+            "SELECT email, name, country, about_me, status FROM participants WHERE email LIKE ?",
+            ["%@erased.invalid"],
+        ).fetchall()
+        assert erased[1:] == ("", "", "", "left")
+        assert db.execute(
+            "SELECT count(*) FROM messages WHERE sender = ? OR raw LIKE ?", [BO, "%Bo Lind%"]
+        ).fetchone() == (0,)
+        queued = db.execute("SELECT template FROM outbox WHERE recipient = ?", [BO]).fetchall()
+        assert queued == []  # even the last message is forgotten once delivered
+        assert db.execute("SELECT count(*) FROM tokens WHERE address = ?", [BO]).fetchone() == (0,)
+        [(digest,)] = db.execute("SELECT address_hash FROM erased").fetchall()
+    assert BO not in digest and len(digest) == 64
+    assert len(inbox(matched, DEE, "partner-left")) == 1
+    tick(matched, "2026-03-16T09:00:00Z")
+    assert inbox(matched, BO, "checkin") == []
+
+
+# --- AGAIN -------------------------------------------------------------------------------
+
+
+def test_again_while_in_a_partnership_waits_for_the_end_of_the_term(matched):
+    daemon = daemon_at(matched, "2026-03-10T09:00:00Z")
+    try:
+        said = Person(daemon, BO).say("AGAIN", expect="signup-again")
+        assert "You are in a partnership with Dee Brown until 2026-07-02" in said.get_content()
+        form = Person(daemon, "new@lib.example.org").say("REJOIN", expect="application-form")
+        assert form is not None
+    finally:
+        daemon.stop()
+    assert status(matched, BO) == "matched"
+
+
+def test_the_address_a_reply_goes_to_is_the_from_address(matched):
+    """A forged Reply-To never receives anything: STOP's answer goes to the From address."""
+    daemon = daemon_at(matched, "2026-03-10T09:00:00Z")
+    try:
+        bo = Person(daemon, BO)
+        message = compose(BO, "STOP", headers={"Reply-To": "thief@evil.example"})
+        bo.send(message)
+        [answer] = bo.expect(message, ["optout-confirmed"])
+        assert email.utils.parseaddr(answer["To"])[1] == BO
+    finally:
+        daemon.stop()
