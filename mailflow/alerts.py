@@ -31,26 +31,50 @@ def already_sent(program: Program, partnership_id: int, reason: str, since: str)
     return found.fetchone() is not None
 
 
-def alert(
-    program: Program, partnership_id: int, reason: str, since: str, now: datetime, detail: str
-) -> bool:
-    """Tell every coordinator about the partnership, once per (reason, since); was it new?"""
-    if already_sent(program, partnership_id, reason, since):
-        return False
+def alert(program: Program, found: list[tuple[int, str, str, str]], now: datetime) -> int:
+    """Tell every coordinator, in one message, about each partnership of `found` (id,
+    reason, since, detail) not reported for that reason and silence before; how many."""
     db = program.db
-    program.db.execute(
-        "INSERT INTO alerts (partnership_id, reason, since, sent_at) VALUES (?, ?, ?, ?)",
-        [partnership_id, reason, since, iso(now)],
-    )
+    new = [item for item in found if not already_sent(program, *item[:3])]
+    if not new:
+        return 0
+    partnerships = []
+    for partnership_id, reason, since, detail in new:
+        db.execute(
+            "INSERT INTO alerts (partnership_id, reason, since, sent_at) VALUES (?, ?, ?, ?)",
+            [partnership_id, reason, since, iso(now)],
+        )
+        partnerships.append(
+            {**_partnership(program, partnership_id), "reason": REASONS[reason], "detail": detail}
+        )
+    coordinators = program.config.coordinators
+    if not coordinators:
+        log.warning("%d partnership(s) need a coordinator, but none is set", len(new))
+    ids = ",".join(str(item[0]) for item in new)
+    for coordinator in coordinators:
+        send(
+            program,
+            template="partner-silent-alert",
+            to=coordinator,
+            context={"partnerships": partnerships},
+            key=f"alert:{iso(now)}:{ids}:{coordinator}",
+            now=now,
+            unsubscribe=False,
+        )
+    return len(new)
+
+
+def _partnership(program: Program, partnership_id: int) -> dict:
+    """Its term and members, with their check-in answers, as coordinators read them."""
+    db = program.db
     row = db.execute(
         "SELECT term_start, term_end, member_a, member_b, member_c FROM partnerships WHERE id = ?",
         [partnership_id],
     ).fetchone()
-    members = [m for m in row[2:5] if m is not None]
     people = []
-    for member in members:
+    for member in [m for m in row[2:5] if m is not None]:
         person = db.execute(
-            "SELECT id, name, email, country, status FROM participants WHERE id = ?", [member]
+            "SELECT name, email, country, status FROM participants WHERE id = ?", [member]
         ).fetchone()
         if person is None:
             continue
@@ -61,32 +85,11 @@ def alert(
         ).fetchall()
         people.append(
             {
-                "name": person[1],
-                "email": person[2],
-                "country": country_name(person[3]),
-                "status": person[4],
+                "name": person[0],
+                "email": person[1],
+                "country": country_name(person[2]),
+                "status": person[3],
                 "answers": [(n, a, at[:10]) for n, a, at in answers],
             }
         )
-    coordinators = program.config.coordinators
-    if not coordinators:
-        log.warning(
-            "partnership %d needs a coordinator (%s), but none is set", partnership_id, reason
-        )
-    for coordinator in coordinators:
-        send(
-            program,
-            template="partner-silent-alert",
-            to=coordinator,
-            context={
-                "reason": REASONS[reason],
-                "detail": detail,
-                "people": people,
-                "term_start": row[0][:10],
-                "term_end": row[1][:10],
-            },
-            key=f"alert:{partnership_id}:{reason}:{since}:{coordinator}",
-            now=now,
-            unsubscribe=False,
-        )
-    return True
+    return {"people": people, "term_start": row[0][:10], "term_end": row[1][:10]}

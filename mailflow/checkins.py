@@ -125,12 +125,6 @@ def _no_word(turn: Turn, me: dict, partnership_id: int, number: int) -> list[str
     ).fetchone()[0]
     threshold = load_cadence(program.config.rules).alert_no_word_answers
     if count >= threshold:
-        alert(
-            program,
-            partnership_id,
-            "no-word",
-            "-",
-            turn.now,
-            f"{count} answers of 'no word from my partner' so far",
-        )
+        detail = f"{count} answers of 'no word from my partner' so far"
+        alert(program, [(partnership_id, "no-word", "-", detail)], turn.now)
     return nudged

@@ -177,7 +177,9 @@ def tick(program: Program, now: datetime) -> Counter[str]:
         for item in items:
             _send_due(program, item, topics, now)
     sent.update(item.kind for item in items)
-    sent.update("partner-silent-alert" for _ in silent_alerts(program, cadence, now))
+    quiet = silent_alerts(program, cadence, now)
+    if quiet:
+        sent["partner-silent-alert"] += len(program.config.coordinators)
     sent.update(invite(program, now, cadence))
     outbox.deliver(program.db, program.config, now)
     return sent
@@ -220,35 +222,39 @@ def _send_due(program: Program, item: Due, topics, now: datetime) -> None:
     )
 
 
-def silent_alerts(program: Program, cadence: Cadence, now: datetime) -> list[int]:
-    """Alert coordinators about each active partnership where nobody has answered a
-    check-in for the rules' number of days since the first check-in or the last answer.
-    Once per silence; the partnerships alerted about."""
+def silent_alerts(program: Program, cadence: Cadence, now: datetime) -> int:
+    """Alert coordinators about each active partnership where nobody has answered the
+    latest check-in for the rules' number of days. Once per silence: a partnership that
+    stays quiet is reported once, and again only after someone answered in between.
+    All of them in one message to each coordinator; how many partnerships."""
     rows = program.db.execute(
-        "SELECT p.id, p.created_at,"
-        " (SELECT max(answered_at) FROM checkin_answers a WHERE a.partnership_id = p.id)"
-        " FROM partnerships p WHERE p.state = 'active' AND EXISTS (SELECT 1 FROM scheduled s"
-        "   WHERE s.partnership_id = p.id AND s.kind = 'checkin')"
+        "SELECT s.partnership_id, max(s.sent_at), max(s.number),"
+        " (SELECT max(answered_at) FROM checkin_answers a"
+        "   WHERE a.partnership_id = s.partnership_id)"
+        " FROM scheduled s JOIN partnerships p ON p.id = s.partnership_id"
+        " WHERE s.kind = 'checkin' AND p.state = 'active' GROUP BY s.partnership_id"
     ).fetchall()
-    known = {
-        (partnership, since)
-        for partnership, since in program.db.execute(
+    known = set(
+        program.db.execute(
             "SELECT partnership_id, since FROM alerts WHERE reason = 'silent'"
         ).fetchall()
-    }
-    first = timedelta(days=cadence.checkin_first_after_days)
+    )
     silence = timedelta(days=cadence.alert_silent_days)
-    alerted = []
+    found = []
+    for partnership_id, sent_at, number, last_answer in rows:
+        since = last_answer or "never"
+        quiet = last_answer is None or last_answer < sent_at
+        if not quiet or now - parse_time(sent_at) < silence or (partnership_id, since) in known:
+            continue
+        detail = (
+            f"nobody has answered check-in {number} (sent {sent_at[:10]}) for"
+            f" {(now - parse_time(sent_at)).days} days; "
+            + (
+                f"the last answer came on {last_answer[:10]}"
+                if last_answer
+                else "nobody has answered any check-in yet"
+            )
+        )
+        found.append((partnership_id, "silent", since, detail))
     with transaction(program.db):
-        for partnership_id, introduced, last_answer in rows:
-            since = parse_time(introduced) + first
-            if last_answer and parse_time(last_answer) > since:
-                since = parse_time(last_answer)
-            if now - since < silence or (partnership_id, iso(since)) in known:
-                continue
-            days = (now - since).days
-            what = "since the first check-in" if not last_answer else "since the last answer"
-            detail = f"no answer to any check-in for {days} days ({what}, {iso(since)[:10]})"
-            alert(program, partnership_id, "silent", iso(since), now, detail)
-            alerted.append(partnership_id)
-    return alerted
+        return alert(program, found, now)

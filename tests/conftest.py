@@ -186,6 +186,17 @@ def home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def matched(home: Path, tmp_path: Path) -> Path:
+    """Eight people in four partnerships (Ann with Chen Jing, Bo with Dee Brown, ...),
+    introduced on Monday 2 March 2026 at 09:00; the term ends on 2 July at 09:00."""
+    from tests.test_match_round import roster
+
+    assert run_cli(home, "import", str(roster(tmp_path))).returncode == 0
+    assert run_cli(home, "match").returncode == 0
+    return home
+
+
+@pytest.fixture
 def daemon(home: Path):
     running = start_daemon(home)
     yield running
