@@ -24,6 +24,7 @@ DEFAULTS: dict[str, str] = {
     "token_days": "7",
     "program_name": "Librarians Peer Network",
     "relay_attempts": "12",
+    "http_listen": "127.0.0.1:8026",
 }
 
 
@@ -48,6 +49,7 @@ class Config:
     program_name: str = "Librarians Peer Network"
     relay_attempts: int = 12
     public_url: str | None = None  # one-click unsubscribe (RFC 8058) is offered under it
+    http_listen: str = "127.0.0.1:8026"  # where `serve` answers those one-click POSTs
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -140,5 +142,6 @@ def load(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Conf
         program_name=s["program_name"],
         relay_attempts=int(s["relay_attempts"]),
         public_url=s.get("public_url") or None,
+        http_listen=s["http_listen"],
         extra={k: v for k, v in s.items() if k not in DEFAULTS},
     )

@@ -17,6 +17,7 @@ import time
 from mailflow import outbox, scheduler
 from mailflow.config import Config
 from mailflow.countries import normalise_country
+from mailflow.inbound import http
 from mailflow.inbound.smtp import Worker, controller
 from mailflow.languages import normalise_language
 from mailflow.program import Program
@@ -73,6 +74,7 @@ def serve(config: Config, stop: threading.Event | None = None, *, rules: bool = 
     daemon = controller(config, worker)
     daemon.start()
     log.info("mailflow listening on %s for %s", config.listen, config.address)
+    web = http.start(worker, config.http_listen) if config.public_url else None
     program = Program(config)  # the delivery loop's own connection
     last_sweep = time.monotonic()
     last_tick = None
@@ -91,6 +93,8 @@ def serve(config: Config, stop: threading.Event | None = None, *, rules: bool = 
                 last_sweep = time.monotonic()
             wake.wait(1.0)
     finally:
+        if web is not None:
+            web.shutdown()
         daemon.stop()
         worker.close()
         outbox.deliver(program.db, config, program.now())

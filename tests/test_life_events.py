@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import email.utils
 import sqlite3
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Person, compose, run_cli, start_daemon, until
+from tests.conftest import Person, compose, free_port, run_cli, start_daemon, until
 from tests.test_match_round import PEOPLE, roster
 from tests.test_tick import mails, scheduled, tick
 
@@ -424,5 +426,34 @@ def test_the_address_a_reply_goes_to_is_the_from_address(matched):
         bo.send(message)
         [answer] = bo.expect(message, ["optout-confirmed"])
         assert email.utils.parseaddr(answer["To"])[1] == BO
+    finally:
+        daemon.stop()
+
+
+def test_one_click_unsubscribe_is_a_post_and_a_get_changes_nothing(matched):
+    port = free_port()
+    public = {
+        "MAILFLOW_PUBLIC_URL": "https://mf.example",
+        "MAILFLOW_HTTP_LISTEN": f"127.0.0.1:{port}",
+    }
+    daemon = daemon_at(matched, "2026-03-16T09:00:00Z", **public)
+    try:
+        until(lambda: inbox(matched, BO, "checkin"), "the first check-in")
+        [checkin] = inbox(matched, BO, "checkin")
+        url = checkin["List-Unsubscribe"].split(", ")[1].strip("<>")
+        local = url.replace("https://mf.example", f"http://127.0.0.1:{port}")
+        with urllib.request.urlopen(local, timeout=10) as page:  # a link checker's GET
+            assert b"<button>Unsubscribe</button>" in page.read()
+        assert status(matched, BO) == "matched"
+        body = b"List-Unsubscribe=One-Click"
+        with urllib.request.urlopen(urllib.request.Request(local, data=body), timeout=10) as done:
+            assert done.status == 200 and b"You have left" in done.read()
+        assert status(matched, BO) == "left"
+        until(lambda: inbox(matched, DEE, "partner-left"), "Dee to hear that Bo left")
+        assert len(inbox(matched, BO, "optout-confirmed")) == 1
+        wrong = local.rsplit("/", 1)[0] + "/aaaaaaaaaaaaaaaa"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(wrong, data=body), timeout=10)
+        assert refused.value.code == 404
     finally:
         daemon.stop()
