@@ -92,28 +92,6 @@ def _finish(
         "term_end": term_end[:10],
         "next_round": rounds.open_round(program.db, now).name,
     }
-    key = f"{partnership_id}:{me['id']}"
-    send(
-        program,
-        template="term-ended",
-        to=me["email"],
-        name=me["name"],
-        context=context,
-        key=f"term-ended:{key}",
-        now=now,
-    )
-    send(
-        program,
-        template="survey",
-        to=me["email"],
-        name=me["name"],
-        context=context,
-        key=f"survey:{key}",
-        now=now,
-        token_purpose=SURVEY,
-        payload={"partnership": partnership_id},
-        token_days=SURVEY_DAYS,
-    )
     pdf = certificate_pdf(
         name=me["name"],
         program=program.config.program_name,
@@ -122,16 +100,29 @@ def _finish(
         term_start=term_start[:10],
         term_end=term_end[:10],
     )
-    send(
-        program,
-        template="certificate",
-        to=me["email"],
-        name=me["name"],
-        context=context,
-        key=f"certificate:{key}",
-        now=now,
-        attachments=(Attachment("certificate.pdf", "application/pdf", pdf),),
+    mails = (
+        ("term-ended", {}),
+        (
+            "survey",
+            {
+                "token_purpose": SURVEY,
+                "payload": {"partnership": partnership_id},
+                "token_days": SURVEY_DAYS,
+            },
+        ),
+        ("certificate", {"attachments": (Attachment("certificate.pdf", "application/pdf", pdf),)}),
     )
+    for template, extra in mails:
+        send(
+            program,
+            template=template,
+            to=me["email"],
+            name=me["name"],
+            context=context,
+            key=f"{template}:{partnership_id}:{me['id']}",
+            now=now,
+            **extra,
+        )
 
 
 @continues(SURVEY)

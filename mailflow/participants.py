@@ -11,24 +11,11 @@ from datetime import datetime
 
 import sqlite_utils
 
-from mailflow.form import Profile
+from mailflow.form import FIELDS, Profile
 from mailflow.store import iso
 
 LIST_SEPARATOR = "; "
-PROFILE_COLUMNS = (
-    "name",
-    "country",
-    "role",
-    "library_type",
-    "career_stage",
-    "interests",
-    "languages",
-    "time_zone",
-    "contact_methods",
-    "contact_frequency",
-    "about_me",
-    "partner_wishes",
-)
+PROFILE_COLUMNS = tuple(entry.key for entry in FIELDS)  # in form order
 ERASED_DOMAIN = "erased.invalid"  # RFC 2606: never a real address
 
 

@@ -20,21 +20,7 @@ from mailflow.program import Program
 from mailflow.rounds import accepting
 from mailflow.store import transaction
 
-COLUMNS = (
-    "email",
-    "name",
-    "country",
-    "role",
-    "library_type",
-    "career_stage",
-    "interests",
-    "languages",
-    "time_zone",
-    "contact_methods",
-    "contact_frequency",
-    "about_me",
-    "partner_wishes",
-)
+COLUMNS = ("email", *participants.PROFILE_COLUMNS)
 EXPORT_COLUMNS = (*COLUMNS, "status", "partner_email")
 PARTNERSHIP_COLUMNS = ("round", "email_a", "email_b", "email_c", "start", "end", "status", "score")
 ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9.-]{1,252}\.[A-Za-z]{2,}$")
