@@ -102,16 +102,15 @@ def due(program: Program, cadence: Cadence, now: datetime) -> list[Due]:
             number = latest_due(times, now, cadence.late)
             if number is not None and number > sent.get((*member, kind), (0, ""))[0]:
                 found.append(_due(kind, number, times[number - 1], me, others, term_end))
-        reminder = _reminder_due(cadence, now, sent, answered, member)
-        if reminder is not None:
-            number, at = reminder
-            found.append(_due(REMINDER, number, at, me, others, term_end))
+        reminder = _reminder(cadence, sent, answered, member)
+        if reminder is not None and reminder[1] <= now and now - reminder[1] <= cadence.late:
+            found.append(_due(REMINDER, *reminder, me, others, term_end))
     return found
 
 
-def _reminder_due(cadence: Cadence, now: datetime, sent, answered, member) -> tuple | None:
-    """(number, due time) of the reminder of the member's latest check-in, when it was not
-    answered, not reminded yet, and the reminder is due and not stale."""
+def _reminder(cadence: Cadence, sent, answered, member) -> tuple[int, datetime] | None:
+    """(number, due time) of the reminder of the member's latest check-in, unless it was
+    answered or reminded already."""
     checkin = sent.get((*member, "checkin"))
     if checkin is None:
         return None
@@ -120,19 +119,23 @@ def _reminder_due(cadence: Cadence, now: datetime, sent, answered, member) -> tu
         return None
     if sent.get((*member, REMINDER), (0, ""))[0] >= number:
         return None
-    at = parse_time(sent_at) + timedelta(days=cadence.reminder_after_days)
-    if not at <= now or now - at > cadence.late:
-        return None
-    return number, at
+    return number, parse_time(sent_at) + timedelta(days=cadence.reminder_after_days)
 
 
 def upcoming(program: Program, cadence: Cadence, now: datetime, days: int) -> list[Due]:
     """Everything the rules would send from `now` for `days` days, in time order, as if each
-    tick ran on time and everyone stayed as they are."""
+    tick ran on time, everyone stayed as they are and nobody answered: check-ins, topics,
+    the reminder of the latest check-in not yet answered, and the term's end."""
     until, found = now + timedelta(days=days), []
-    sent = _sent(program)
+    sent, answered = _sent(program), _answered(program)
     for me, others in _members(program):
         term_end, schedules = _schedules(cadence, me)
+        if now < term_end <= until:
+            found.append(_due("term-ended", 1, term_end, me, others, term_end))
+        member = (me["partnership_id"], me["participant_id"])
+        reminder = _reminder(cadence, sent, answered, member)
+        if reminder is not None and now - cadence.late <= reminder[1] <= until:
+            found.append(_due(REMINDER, *reminder, me, others, term_end))
         for kind, times in schedules.items():
             done = sent.get((me["partnership_id"], me["participant_id"], kind), (0, ""))[0]
             overdue = latest_due(times, now, cadence.late)
