@@ -89,7 +89,11 @@ def certificate_pdf(
     term_start and term_end are ISO dates ("2026-03-02"); the PDF says "2 March 2026".
     """
     start, end = date.fromisoformat(term_start), date.fromisoformat(term_end)
-    pdf, family, drawable = _document()
+    # Helvetica is built in and takes 3 ms; loading TrueType fonts takes 100. A round's end
+    # makes a certificate for everyone, so the fonts are loaded only when text needs them.
+    texts = (name, program, round_name, *partner_countries)
+    latin = all(_latin1(char) for text in texts for char in text)
+    pdf, family, drawable = _document(unicode_fonts=not latin)
 
     def printable(text: str) -> str:
         return _printable(text, drawable)
@@ -176,11 +180,11 @@ def _centred(pdf: FPDF, text: str, points: float) -> None:
     pdf.multi_cell(0, points * LINE, text, align="C", new_x="LMARGIN", new_y="NEXT")
 
 
-def _document() -> tuple[FPDF, str, Callable[[str], bool]]:
-    """An A4 landscape document with the best fonts this system has: the family to set the
-    text in, and which characters its fonts can draw."""
+def _document(*, unicode_fonts: bool) -> tuple[FPDF, str, Callable[[str], bool]]:
+    """An A4 landscape document, with the best fonts this system has when `unicode_fonts`:
+    the family to set the text in, and which characters its fonts can draw."""
     pdf = FPDF(orientation="L", unit="mm", format="A4")
-    regular = _first_file(folder / SANS for folder in FONT_DIRS)
+    regular = _first_file(folder / SANS for folder in FONT_DIRS) if unicode_fonts else None
     if regular is None:
         return pdf, "Helvetica", _latin1
     bold = _first_file(folder / SANS_BOLD for folder in FONT_DIRS) or regular
