@@ -33,6 +33,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.matching
+	$(BIN)/python -m bench.tick
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .

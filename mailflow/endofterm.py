@@ -26,13 +26,14 @@ SURVEY_DAYS = 60  # people answer a survey when they have a moment, not within t
 FINISHING = ("matched", "paused")  # members still in the partnership when its term ends
 
 
-def end_terms(program: Program, now: datetime) -> Counter[str]:
-    """End every active partnership whose term is over by `now`; what was sent."""
+def end_terms(program: Program, now: datetime, limit: int | None = None) -> Counter[str]:
+    """End the active partnerships whose term is over by `now` (at most `limit` of them,
+    the rest at the next tick: a round's end must not hold up the daemon); what was sent."""
     db, sent = program.db, Counter()
     due = db.execute(
         "SELECT id, round_id, member_a, member_b, member_c, term_start, term_end"
-        " FROM partnerships WHERE state = 'active' AND term_end <= ? ORDER BY id",
-        [iso(now)],
+        " FROM partnerships WHERE state = 'active' AND term_end <= ? ORDER BY id LIMIT ?",
+        [iso(now), -1 if limit is None else limit],
     ).fetchall()
     for partnership_id, round_id, *members, term_start, term_end in due:
         with transaction(db):

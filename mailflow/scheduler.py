@@ -28,6 +28,7 @@ from mailflow.store import iso, transaction
 from mailflow.topics import load_topics, topic_for_month
 
 REMINDER = "checkin-reminder"
+COMMIT_EVERY = 500
 
 
 @dataclass(frozen=True)
@@ -43,48 +44,87 @@ class Due:
     term_end: datetime
 
 
+PartnershipRow = tuple[int, str, str, tuple[int, ...]]  # id, introduced, term end, members
+
+
+def _partnerships(program: Program) -> list[PartnershipRow]:
+    """Every active partnership, by id, with its members' ids in order."""
+    rows = program.db.execute(
+        "SELECT id, created_at, term_end, member_a, member_b, member_c FROM partnerships"
+        " WHERE state = 'active' ORDER BY id"
+    ).fetchall()
+    return [
+        (partnership_id, introduced, term_end, tuple(sorted(m for m in members if m is not None)))
+        for partnership_id, introduced, term_end, *members in rows
+    ]
+
+
+def _people(program: Program, partnerships: list[PartnershipRow]) -> dict[int, dict]:
+    """The participant rows of these partnerships' members, by id."""
+    ids, people = sorted({m for *_, members in partnerships for m in members}), {}
+    for start in range(0, len(ids), 500):
+        batch = ids[start : start + 500]
+        for q, email, name, status in program.db.execute(
+            "SELECT id, email, name, status FROM participants"
+            f" WHERE id IN ({', '.join('?' * len(batch))})",
+            batch,
+        ).fetchall():
+            people[q] = {"participant_id": q, "email": email, "name": name, "status": status}
+    return people
+
+
+def _in(partnership: PartnershipRow, people: dict[int, dict]) -> list[dict]:
+    """The partnership's members who have a participant row, each with the partnership."""
+    partnership_id, introduced, term_end, members = partnership
+    shared = {"partnership_id": partnership_id, "introduced": introduced, "term_end": term_end}
+    return [{**people[q], **shared} for q in members if q in people]
+
+
 def _members(program: Program) -> Iterator[tuple[dict, list[dict]]]:
     """(partnership with its member's row, the other members) for every member of an active
-    partnership who is still taking part."""
-    rows = program.db.execute(
-        "SELECT p.id AS partnership_id, p.created_at AS introduced, p.term_end,"
-        " p.member_a, p.member_b, p.member_c, q.id AS participant_id, q.email, q.name,"
-        " q.status"
-        " FROM partnerships p JOIN participants q"
-        " ON q.id IN (p.member_a, p.member_b, p.member_c)"
-        " WHERE p.state = 'active' ORDER BY p.id, q.id"
-    )
-    columns = [c[0] for c in rows.description]
-    by_partnership: dict[int, list[dict]] = {}
-    for row in rows.fetchall():
-        record = dict(zip(columns, row, strict=True))
-        by_partnership.setdefault(record["partnership_id"], []).append(record)
-    for members in by_partnership.values():
+    partnership who is still taking part, by partnership and then participant id."""
+    partnerships = _partnerships(program)
+    people = _people(program, partnerships)
+    for partnership in partnerships:
+        members = _in(partnership, people)
         for me in members:
             if me["status"] == "matched":
                 yield me, [other for other in members if other is not me]
 
 
+def _active(column: str) -> str:
+    """A condition that keeps the rows of active partnerships: what a tick reads grows
+    with the partnerships running, not with every one there ever was."""
+    return f"{column} IN (SELECT id FROM partnerships WHERE state = 'active')"
+
+
 def _sent(program: Program) -> dict[tuple[int, int, str], tuple[int, str]]:
-    """(partnership, participant, kind) -> (the latest number sent, when)."""
+    """(partnership, participant, kind) -> (the latest number sent, when), for active
+    partnerships."""
     rows = program.db.execute(
         "SELECT partnership_id, participant_id, kind, number, sent_at FROM scheduled"
+        " WHERE " + _active("partnership_id")
     )
     return {(p, q, kind): (number, at) for p, q, kind, number, at in rows.fetchall()}
 
 
 def _answered(program: Program) -> dict[tuple[int, int], tuple[int, str]]:
-    """(partnership, participant) -> (the latest check-in number answered, when last)."""
+    """(partnership, participant) -> (the latest check-in number answered, when last), for
+    active partnerships."""
     rows = program.db.execute(
         "SELECT partnership_id, participant_id, max(number), max(answered_at)"
-        " FROM checkin_answers GROUP BY partnership_id, participant_id"
+        " FROM checkin_answers WHERE "
+        + _active("partnership_id")
+        + " GROUP BY partnership_id, participant_id"
     )
     return {(p, q): (number, at) for p, q, number, at in rows.fetchall()}
 
 
-def _schedules(cadence: Cadence, me: dict) -> tuple[datetime, dict[str, list[datetime]]]:
-    """The end of a member's term, and the due times of each kind of scheduled mail."""
-    introduced, term_end = parse_time(me["introduced"]), parse_time(me["term_end"])
+def _schedules(
+    cadence: Cadence, introduced: str, term_end: str
+) -> tuple[datetime, dict[str, list[datetime]]]:
+    """The end of a partnership's term, and the due times of each kind of scheduled mail."""
+    introduced, term_end = parse_time(introduced), parse_time(term_end)
     return term_end, {
         "checkin": cadence.checkins(introduced, term_end),
         "topic": cadence.topic_days(introduced, term_end),
@@ -94,17 +134,36 @@ def _schedules(cadence: Cadence, me: dict) -> tuple[datetime, dict[str, list[dat
 def due(program: Program, cadence: Cadence, now: datetime) -> list[Due]:
     """What a tick at `now` sends: the latest unsent check-in and topic of each member, and
     one reminder of a check-in they have not answered."""
-    sent, answered, found = _sent(program), _answered(program), []
-    for me, others in _members(program):
-        term_end, schedules = _schedules(cadence, me)
-        member = (me["partnership_id"], me["participant_id"])
-        for kind, times in schedules.items():
-            number = latest_due(times, now, cadence.late)
-            if number is not None and number > sent.get((*member, kind), (0, ""))[0]:
-                found.append(_due(kind, number, times[number - 1], me, others, term_end))
-        reminder = _reminder(cadence, sent, answered, member)
-        if reminder is not None and reminder[1] <= now and now - reminder[1] <= cadence.late:
-            found.append(_due(REMINDER, *reminder, me, others, term_end))
+    sent, answered, wanted = _sent(program), _answered(program), []
+    late, shared = cadence.late, None
+    for partnership in _partnerships(program):
+        partnership_id, introduced, term_end, members = partnership
+        # Partnerships introduced together (a round matched at once) share their dates:
+        # worked out once, not for each member.
+        if shared is None or shared[0] != (introduced, term_end):
+            end, schedules = _schedules(cadence, introduced, term_end)
+            latest = [
+                (kind, times, latest_due(times, now, late)) for kind, times in schedules.items()
+            ]
+            shared = ((introduced, term_end), end, latest)
+        _, end, latest = shared
+        for q in members:
+            member = (partnership_id, q)
+            for kind, times, number in latest:
+                if number is not None and number > sent.get((*member, kind), (0, ""))[0]:
+                    wanted.append((partnership, q, kind, number, times[number - 1], end))
+            reminder = _reminder(cadence, sent, answered, member)
+            if reminder is not None and reminder[1] <= now and now - reminder[1] <= late:
+                wanted.append((partnership, q, REMINDER, *reminder, end))
+    # Most ticks find little due: people are looked up only for that, and only those
+    # still taking part get it.
+    people, found = _people(program, [partnership for partnership, *_ in wanted]), []
+    for partnership, q, kind, number, at, end in wanted:
+        members = _in(partnership, people)
+        me = next((m for m in members if m["participant_id"] == q), None)
+        if me is not None and me["status"] == "matched":
+            others = [other for other in members if other is not me]
+            found.append(_due(kind, number, at, me, others, end))
     return found
 
 
@@ -129,7 +188,7 @@ def upcoming(program: Program, cadence: Cadence, now: datetime, days: int) -> li
     until, found = now + timedelta(days=days), []
     sent, answered = _sent(program), _answered(program)
     for me, others in _members(program):
-        term_end, schedules = _schedules(cadence, me)
+        term_end, schedules = _schedules(cadence, me["introduced"], me["term_end"])
         if now < term_end <= until:
             found.append(_due("term-ended", 1, term_end, me, others, term_end))
         member = (me["partnership_id"], me["participant_id"])
@@ -166,19 +225,23 @@ def _partners(names: tuple[str, ...]) -> str:
     return " and ".join(names) if len(names) <= 2 else ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
-def tick(program: Program, now: datetime) -> Counter[str]:
+def tick(program: Program, now: datetime, *, terms_at_once: int | None = None) -> Counter[str]:
     """Everything the rules say is due at `now`, sent once; how many of each kind. In order:
-    pauses that end, terms that end, then check-ins, topics and reminders, alerts to
-    coordinators about silent partnerships, and invitations to the next round."""
+    pauses that end, terms that end (at most `terms_at_once` partnerships, the rest at the
+    next tick), then check-ins, topics and reminders, alerts to coordinators about silent
+    partnerships, and invitations to the next round."""
     cadence = load_cadence(program.config.rules)
     topics = load_topics(program.config.rules)
     sent: Counter[str] = Counter()
     sent.update("resumed" for _ in resume_due(program, now))
-    sent.update(end_terms(program, now))
+    sent.update(end_terms(program, now, terms_at_once))
     items = due(program, cadence, now)
-    with transaction(program.db):
-        for item in items:
-            _send_due(program, item, topics, now)
+    # A commit every few hundred mails: each mail and its `scheduled` row go together, and
+    # mail arriving meanwhile never waits long for the write lock.
+    for start in range(0, len(items), COMMIT_EVERY):
+        with transaction(program.db):
+            for item in items[start : start + COMMIT_EVERY]:
+                _send_due(program, item, topics, now)
     sent.update(item.kind for item in items)
     quiet = silent_alerts(program, cadence, now)
     if quiet:
@@ -234,12 +297,14 @@ def silent_alerts(program: Program, cadence: Cadence, now: datetime) -> int:
         "SELECT s.partnership_id, max(s.sent_at), max(s.number),"
         " (SELECT max(answered_at) FROM checkin_answers a"
         "   WHERE a.partnership_id = s.partnership_id)"
-        " FROM scheduled s JOIN partnerships p ON p.id = s.partnership_id"
-        " WHERE s.kind = 'checkin' AND p.state = 'active' GROUP BY s.partnership_id"
+        " FROM scheduled s WHERE s.kind = 'checkin' AND "
+        + _active("s.partnership_id")
+        + " GROUP BY s.partnership_id ORDER BY s.partnership_id"
     ).fetchall()
     known = set(
         program.db.execute(
-            "SELECT partnership_id, since FROM alerts WHERE reason = 'silent'"
+            "SELECT partnership_id, since FROM alerts WHERE reason = 'silent' AND "
+            + _active("partnership_id")
         ).fetchall()
     )
     silence = timedelta(days=cadence.alert_silent_days)

@@ -69,6 +69,7 @@ def send(
         return None
     if unsubscribe is None:
         unsubscribe = auto_submitted == NOTICE
+    message_id = new_message_id(config.domain, key)
     token = None
     if token_purpose:
         token = tokens.issue(
@@ -78,6 +79,7 @@ def send(
             now=now,
             days=token_days or config.token_days,
             payload=payload,
+            message_id=message_id,
         )
     values = {
         "program": {"name": config.program_name, "address": config.address},
@@ -88,7 +90,6 @@ def send(
         **(context or {}),
     }
     rendered = program.renderer.render(template, values)
-    message_id = new_message_id(config.domain, key)
     outgoing = compose(
         template=template,
         subject=rendered.subject,
@@ -107,6 +108,4 @@ def send(
         attachments=attachments,
     )
     outbox.queue(program.db, outgoing, key=key, now=now, inbound_id=inbound_id)
-    if token:
-        tokens.attach_message_id(program.db, token, message_id)
     return message_id

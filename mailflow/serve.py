@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 60.0
 TICK_SECONDS = 60.0
+# Ending a term makes each member a certificate: a round's end is spread over a few ticks
+# so that delivery and incoming mail are never held up for long.
+TERMS_PER_TICK = 250
 
 
 def warm_up() -> None:
@@ -38,7 +41,7 @@ def warm_up() -> None:
 def run_rules(program: Program) -> None:
     """One tick; a failure is logged and retried at the next, never fatal to the daemon."""
     try:
-        sent = scheduler.tick(program, program.now())
+        sent = scheduler.tick(program, program.now(), terms_at_once=TERMS_PER_TICK)
         if sent:
             log.info("tick: sent %d scheduled message(s)", sum(sent.values()))
     except Exception:

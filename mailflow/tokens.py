@@ -44,11 +44,14 @@ def issue(
     now: datetime,
     days: int,
     payload: dict | None = None,
+    message_id: str | None = None,
 ) -> str:
+    """A new token; `message_id` is that of the message carrying it, so that a reply's
+    In-Reply-To finds the conversation too."""
     token = new_token()
     db.execute(
-        "INSERT INTO tokens (token, purpose, address, payload, created_at, expires_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO tokens (token, purpose, address, payload, created_at, expires_at,"
+        " outgoing_message_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
             token,
             purpose,
@@ -56,6 +59,7 @@ def issue(
             json.dumps(payload or {}),
             iso(now),
             iso(now + timedelta(days=days)),
+            message_id,
         ],
     )
     return token
@@ -74,10 +78,6 @@ def standing(
     if row:
         return row[0]
     return issue(db, purpose=purpose, address=address, now=now, days=days)
-
-
-def attach_message_id(db: sqlite_utils.Database, token: str, message_id: str) -> None:
-    db.execute("UPDATE tokens SET outgoing_message_id = ? WHERE token = ?", [message_id, token])
 
 
 def _row(db: sqlite_utils.Database, where: str, value: str) -> Token | None:

@@ -4,12 +4,17 @@ round, and AGAIN brings a returner back, never to a former partner."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import sqlite3
 
 import pypdf
 
-from tests.conftest import Person, run_cli
+from mailflow import config as configuration
+from mailflow import scheduler
+from mailflow.config import parse_time
+from mailflow.program import Program
+from tests.conftest import Person, environment, run_cli
 from tests.test_life_events import ANN, BO, CHEN, daemon_at, inbox, status
 from tests.test_match_round import PEOPLE
 from tests.test_tick import tick
@@ -108,3 +113,19 @@ def test_returners_are_invited_sign_up_again_and_never_meet_a_former_partner(mat
     before = {frozenset((a, b)) for name, a, b in pairs if name == "Round 1"}
     after = {frozenset((a, b)) for name, a, b in pairs if name == "Round 2"}
     assert len(after) == 4 and not before & after
+
+
+def test_the_daemon_spreads_a_rounds_end_over_several_ticks(matched):
+    """`serve` ends at most a few hundred terms a tick, so a round's certificates never hold
+    up delivery; here three partnerships a tick, of four."""
+    config = configuration.load(environment(matched), cwd=matched.parent)
+    now = parse_time(END)
+    program = Program(dataclasses.replace(config, now=now))
+    try:
+        first = scheduler.tick(program, now, terms_at_once=3)
+        second = scheduler.tick(program, now, terms_at_once=3)
+        third = scheduler.tick(program, now, terms_at_once=3)
+    finally:
+        program.close()
+    assert first["certificate"] == 6 and second["certificate"] == 2 and not third
+    assert len(inbox(matched, ANN, "certificate")) == 1
