@@ -8,6 +8,7 @@ import re
 from mailflow import tokens
 from mailflow.alerts import alert
 from mailflow.cadence import load_cadence
+from mailflow.commands.participant import leave_now
 from mailflow.conversation import Turn, continues
 from mailflow.participants import find as find_participant
 from mailflow.sending import send
@@ -82,8 +83,6 @@ def checkin_reply(turn: Turn, token: tokens.Token) -> str:
         )
     if answer == 4 and me is not None:
         # "I want to leave": the same as STOP, answered with optout-confirmed.
-        from mailflow.commands.participant import leave_now
-
         return "checkin-4:" + leave_now(turn, me)
     nudged = []
     if answer == 3 and me is not None:

@@ -58,7 +58,6 @@ class Turn:
         *,
         token_purpose: str | None = None,
         payload: dict | None = None,
-        attachments: tuple = (),
         farewell: bool = False,
     ) -> None:
         """Queue `template` to the sender, optionally with a reply token for what comes next."""
@@ -77,7 +76,6 @@ class Turn:
             references=self.message.references,
             # The farewell follows an erasure that took the inbound message with it.
             inbound_id=None if farewell else self.row_id,
-            attachments=attachments,
             farewell=farewell,
         )
         self.sent.append(template)

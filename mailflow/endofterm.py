@@ -18,7 +18,7 @@ from mailflow.countries import country_name
 from mailflow.participants import find as find_participant
 from mailflow.program import Program
 from mailflow.sending import send
-from mailflow.store import iso, transaction
+from mailflow.store import iso, records, transaction
 from mailflow.survey import read_survey
 
 SURVEY = "survey"
@@ -60,13 +60,13 @@ def end_terms(program: Program, now: datetime, limit: int | None = None) -> Coun
 
 def _people(program: Program, ids: list[int]) -> list[dict]:
     marks = ", ".join("?" for _ in ids)
-    cursor = program.db.execute(
-        f"SELECT id, email, name, country, status FROM participants WHERE id IN ({marks})"
-        " ORDER BY id",
-        ids,
+    return records(
+        program.db.execute(
+            f"SELECT id, email, name, country, status FROM participants WHERE id IN ({marks})"
+            " ORDER BY id",
+            ids,
+        )
     )
-    names = [column[0] for column in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor]
 
 
 def _finish(
@@ -129,10 +129,10 @@ def _finish(
 @continues(SURVEY)
 def survey_reply(turn: Turn, token: tokens.Token) -> str:
     """A reply to the survey: a 1-5 rating, would they sign up again, a comment."""
+    tokens.use(turn.program.db, token.token, turn.now)
     answer = read_survey(turn.message.reply)
     if answer.rating is None and answer.again is None and not answer.comment:
         # Nothing readable: a fresh reply address for the same survey.
-        tokens.use(turn.program.db, token.token, turn.now)
         turn.answer(
             "survey-thanks",
             {"understood": False, "answer": answer},
@@ -140,7 +140,6 @@ def survey_reply(turn: Turn, token: tokens.Token) -> str:
             payload=token.payload,
         )
         return "survey-unclear"
-    tokens.use(turn.program.db, token.token, turn.now)
     me = find_participant(turn.program.db, turn.sender)
     if me is not None:
         turn.program.db.execute(

@@ -55,14 +55,11 @@ def applicant(
 
 
 def _records(program: Program, round_id: int) -> list[dict]:
-    cursor = program.db.execute(
-        "SELECT participants.* FROM participants JOIN applications"
-        " ON applications.participant_id = participants.id WHERE applications.round_id = ?"
-        " ORDER BY participants.id",
+    return participants.select(
+        program.db,
+        "id IN (SELECT participant_id FROM applications WHERE round_id = ?)",
         [round_id],
     )
-    names = [column[0] for column in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor]
 
 
 def former_partners(program: Program) -> frozenset[frozenset[int]]:

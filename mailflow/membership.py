@@ -49,14 +49,6 @@ def active_partnership(program: Program, participant_id: int) -> Partnership | N
     )
 
 
-def record(program: Program, participant_id: int) -> dict | None:
-    cursor = program.db.execute("SELECT * FROM participants WHERE id = ?", [participant_id])
-    row = cursor.fetchone()
-    if row is None:
-        return None
-    return dict(zip([column[0] for column in cursor.description], row, strict=True))
-
-
 def _set_status(program: Program, participant_id: int, status: str, now: datetime) -> None:
     program.db.execute(
         "UPDATE participants SET status = ?, paused_until = NULL, resume_status = NULL,"
@@ -94,7 +86,7 @@ def part_from_partnership(
             [a, b, partnership.id],
         )
         for stayer in stayers:
-            other = record(program, b if stayer == a else a)
+            other = participants.by_id(program.db, b if stayer == a else a)
             _tell_partner_left(program, stayer, me, partnership, now, still_with=other)
         return "group of three goes on as a pair"
     db.execute(
@@ -110,7 +102,7 @@ def part_from_partnership(
 def _after_partner_left(
     program: Program, stayer_id: int, leaver: dict, old: Partnership, now: datetime, cadence
 ) -> str:
-    stayer = record(program, stayer_id)
+    stayer = participants.by_id(program.db, stayer_id)
     if stayer is None:
         return "partner gone"
     days_left = (old.term_end - now).days
@@ -153,7 +145,7 @@ def _tell_partner_left(
     next_round: str | None = None,
     nearly_over: bool = False,
 ) -> None:
-    stayer = record(program, stayer_id)
+    stayer = participants.by_id(program.db, stayer_id)
     assert stayer is not None
     send(
         program,
@@ -177,12 +169,7 @@ def rematch(program: Program, stayer: dict, old: Partnership, now: datetime) -> 
     """Pair the stayer with the best allowed person waiting for a partner, for the rest of
     the old term; introduce them to each other. None when nobody waiting fits."""
     db = program.db
-    cursor = db.execute(
-        "SELECT * FROM participants WHERE status = 'waiting' AND id != ? ORDER BY id",
-        [stayer["id"]],
-    )
-    names = [column[0] for column in cursor.description]
-    waiting = [dict(zip(names, row, strict=True)) for row in cursor]
+    waiting = participants.select(db, "status = 'waiting' AND id != ?", [stayer["id"]])
     if not waiting:
         return None
     weights = matching.load_weights(program.config.rules)
@@ -271,13 +258,11 @@ def resume(program: Program, me: dict, now: datetime) -> str:
 
 def resume_due(program: Program, now: datetime) -> list[dict]:
     """Everyone whose pause ends by `now`: resumed and told (the tick's part)."""
-    cursor = program.db.execute(
-        "SELECT * FROM participants WHERE status = 'paused' AND paused_until IS NOT NULL"
-        " AND paused_until <= ? ORDER BY id",
+    due = participants.select(
+        program.db,
+        "status = 'paused' AND paused_until IS NOT NULL AND paused_until <= ?",
         [iso(now)],
     )
-    names = [column[0] for column in cursor.description]
-    due = [dict(zip(names, row, strict=True)) for row in cursor]
     for me in due:
         with transaction(program.db):
             resume(program, me, now)

@@ -12,7 +12,7 @@ from datetime import datetime
 import sqlite_utils
 
 from mailflow.form import FIELDS, Profile
-from mailflow.store import iso
+from mailflow.store import iso, records
 
 LIST_SEPARATOR = "; "
 PROFILE_COLUMNS = tuple(entry.key for entry in FIELDS)  # in form order
@@ -52,12 +52,17 @@ def enrol(db: sqlite_utils.Database, participant_id: int, round_id: int, now: da
     )
 
 
+def select(db: sqlite_utils.Database, where: str, parameters: list) -> list[dict]:
+    """Whole participant records, in id order."""
+    return records(db.execute(f"SELECT * FROM participants WHERE {where} ORDER BY id", parameters))
+
+
 def find(db: sqlite_utils.Database, email: str) -> dict | None:
-    cursor = db.execute("SELECT * FROM participants WHERE email = ?", [email])
-    row = cursor.fetchone()
-    if row is None:
-        return None
-    return dict(zip([column[0] for column in cursor.description], row, strict=True))
+    return next(iter(select(db, "email = ?", [email])), None)
+
+
+def by_id(db: sqlite_utils.Database, participant_id: int) -> dict | None:
+    return next(iter(select(db, "id = ?", [participant_id])), None)
 
 
 def split(value: str) -> list[str]:
