@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from mailflow import config as configuration
-from mailflow import outbox, pipeline, roster, store
+from mailflow import coordinators, outbox, pipeline, roster, store
 from mailflow.program import Program
 
 
@@ -156,6 +156,45 @@ def cmd_schedule(config: configuration.Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_coordinator(config: configuration.Config, args: argparse.Namespace) -> int:
+    program = Program(config)
+    db, now = program.db, program.now()
+    if args.action == "list":
+        for coordinator in coordinators.listing(db):
+            print(f"{coordinator.email}  {coordinator.scope()}  ({coordinator.source})")
+        return 0
+    if not args.address or not roster.ADDRESS.match(args.address.lower()):
+        raise ValueError(f"{args.action} needs a coordinator's email address")
+    if args.action == "remove":
+        if not coordinators.remove(db, args.address):
+            raise ValueError(f"{args.address} is not a coordinator")
+        print(f"removed {args.address.lower()}")
+        return 0
+    countries, unknown = coordinators.read_countries((args.countries or "").split(","))
+    if unknown:
+        raise ValueError(f"--countries: not a country: {', '.join(unknown)}")
+    with store.transaction(db):
+        coordinators.add(db, args.address, countries, source="cli", by="operator", now=now)
+    added = coordinators.find(db, args.address)
+    assert added is not None
+    print(f"{added.email} coordinates {added.scope()}")
+    return 0
+
+
+def cmd_audit(config: configuration.Config, args: argparse.Namespace) -> int:
+    program = Program(config)
+    rows = program.db.execute(
+        "SELECT at, sender, proof, changed, command, outcome FROM audit ORDER BY id DESC LIMIT ?",
+        [args.limit],
+    ).fetchall()
+    for at, sender, proof, changed, command, outcome in reversed(rows):
+        mark = "changed" if changed else "-"
+        summary = " ".join(outcome.split())[:160]
+        print(f"{at}  {sender}  [{proof}]  {mark}  {command[:80]}  => {summary}")
+    print(f"{len(rows)} command(s) shown")
+    return 0
+
+
 def cmd_serve(config: configuration.Config, args: argparse.Namespace) -> int:
     from mailflow.serve import serve
 
@@ -205,6 +244,14 @@ def parser() -> argparse.ArgumentParser:
     schedule = sub.add_parser("schedule", help="what the rules would send, without sending")
     schedule.add_argument("--days", type=int, default=30)
     schedule.set_defaults(run=cmd_schedule)
+    coordinating = sub.add_parser("coordinator", help="add, list or remove coordinators")
+    coordinating.add_argument("action", choices=["add", "list", "remove"])
+    coordinating.add_argument("address", nargs="?")
+    coordinating.add_argument("--countries", help="country coordinator: codes or names, CC,CC")
+    coordinating.set_defaults(run=cmd_coordinator)
+    auditing = sub.add_parser("audit", help="the coordinators' commands: who, how proven, what")
+    auditing.add_argument("--limit", type=int, default=200)
+    auditing.set_defaults(run=cmd_audit)
     return top
 
 

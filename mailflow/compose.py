@@ -10,6 +10,7 @@ import email.policy
 import email.utils
 import functools
 import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
@@ -77,10 +78,12 @@ class _Headers(HeaderRegistry):
 POLICY = email.policy.SMTP.clone(header_factory=_Headers())
 
 
-def new_message_id(domain: str, seed: str) -> str:
+def new_message_id(domain: str, seed: str, secret: str = "") -> str:
     """A Message-ID that is unique but stable for one idempotency key (a re-run composes
-    the same message, so a retry after a crash cannot look like a second message)."""
-    digest = hashlib.sha256(seed.encode()).hexdigest()[:24]
+    the same message, so a retry after a crash cannot look like a second message). Keyed
+    by the installation's secret: a reply's In-Reply-To ties it to a conversation, so the
+    ID must be known only to whoever received the mail."""
+    digest = hmac.new(secret.encode(), seed.encode(), hashlib.sha256).hexdigest()[:32]
     return f"<{digest}.mailflow@{domain}>"
 
 

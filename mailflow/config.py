@@ -25,6 +25,10 @@ DEFAULTS: dict[str, str] = {
     "program_name": "Librarians Peer Network",
     "relay_attempts": "12",
     "http_listen": "127.0.0.1:8026",
+    "trust_dkim": "",
+    "dkim_resolver": "",
+    "dkim_key": "",
+    "dkim_selector": "",
 }
 
 
@@ -50,6 +54,10 @@ class Config:
     relay_attempts: int = 12
     public_url: str | None = None  # one-click unsubscribe (RFC 8058) is offered under it
     http_listen: str = "127.0.0.1:8026"  # where `serve` answers those one-click POSTs
+    trust_dkim: bool = False  # a coordinator's DKIM-signed message needs no confirmation
+    dkim_resolver: str | None = None  # host:port of the nameserver for DKIM keys; else the system's
+    dkim_key: Path | None = None  # sign outgoing mail with this private key (PEM)
+    dkim_selector: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -143,5 +151,9 @@ def load(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Conf
         relay_attempts=int(s["relay_attempts"]),
         public_url=s.get("public_url") or None,
         http_listen=s["http_listen"],
+        trust_dkim=s.get("trust_dkim", "") == "1",
+        dkim_resolver=s.get("dkim_resolver") or None,
+        dkim_key=(cwd / s["dkim_key"]).resolve() if s.get("dkim_key") else None,
+        dkim_selector=s.get("dkim_selector") or None,
         extra={k: v for k, v in s.items() if k not in DEFAULTS},
     )

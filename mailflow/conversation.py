@@ -59,6 +59,7 @@ class Turn:
         token_purpose: str | None = None,
         payload: dict | None = None,
         farewell: bool = False,
+        attachments: tuple = (),
     ) -> None:
         """Queue `template` to the sender, optionally with a reply token for what comes next."""
         send(
@@ -77,6 +78,7 @@ class Turn:
             # The farewell follows an erasure that took the inbound message with it.
             inbound_id=None if farewell else self.row_id,
             farewell=farewell,
+            attachments=attachments,
         )
         self.sent.append(template)
 
@@ -117,8 +119,9 @@ def handle(turn: Turn) -> str:
         turn.program.db.execute(
             "DELETE FROM erased WHERE address_hash = ?", [participants.address_hash(turn.sender)]
         )
-    if coordination.is_coordinator(turn) and conversation_token(turn)[0] is None:
-        return "coordinator:" + coordination.handle(turn)
+    role = coordination.find(turn)
+    if role is not None and conversation_token(turn)[0] is None:
+        return "coordinator:" + coordination.handle(turn, role)
     found = commands.find(turn.first_line)
     if found:
         entry, arguments = found
@@ -137,5 +140,8 @@ def handle(turn: Turn) -> str:
     if found:
         entry, arguments = found
         return f"command:{entry.name.lower()}:" + entry.run(turn, arguments)
+    for line in (turn.first_line, turn.message.command_subject):
+        if commands.find(line, coordination.AUDIENCE):
+            return coordination.refuse(turn, line)
     turn.answer("not-understood", {"first_line": turn.first_line[:200]})
     return "not-understood"

@@ -54,6 +54,15 @@ def applicant(
     )
 
 
+def applicants(program: Program, records: list[dict], at: datetime) -> list[matching.Applicant]:
+    """The records as the matching sees them; partner wishes are read against the
+    interests these people name."""
+    regions = wishes.load_regions(program.config.rules)
+    interests = {i.lower() for r in records for i in participants.split(r["interests"])}
+    reader = wishes.WishReader(program.choices, regions, interests)
+    return [applicant(r, at, reader, regions) for r in records]
+
+
 def _records(program: Program, round_id: int) -> list[dict]:
     return participants.select(
         program.db,
@@ -82,11 +91,8 @@ def plan(
         if r["status"] not in ELIGIBLE
     )
     weights = matching.load_weights(program.config.rules)
-    regions = wishes.load_regions(program.config.rules)
-    interests = {i.lower() for r in eligible for i in participants.split(r["interests"])}
-    reader = wishes.WishReader(program.choices, regions, interests)
     result = matching.match(
-        [applicant(r, now, reader, regions) for r in eligible],
+        applicants(program, eligible, now),
         weights,
         former=former_partners(program),
         progress=progress,
@@ -206,6 +212,37 @@ def introduction(
     }
 
 
+def introduce(
+    program: Program,
+    partnership_id: int,
+    pair: matching.Pair,
+    people: Mapping[int, dict],
+    round_name: str,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    waking: tuple[int, int],
+) -> None:
+    """Send each member of a new partnership their `match-intro`."""
+    for member in pair.members:
+        me = people[member]
+        others = [people[o] for o in pair.members if o != member]
+        send(
+            program,
+            template="match-intro",
+            to=me["email"],
+            name=me["name"],
+            context={
+                **introduction(me, others, pair, start, waking),
+                "round": round_name,
+                "term_start": iso(start)[:10],
+                "term_end": iso(end)[:10],
+            },
+            key=f"intro:{partnership_id}:{member}",
+            now=now,
+        )
+
+
 def carry_out(program: Program, plan: Plan, now: datetime, made_by: str = "matching") -> str:
     """Store the partnerships, start the term, introduce everyone; a one-line summary."""
     db = program.db
@@ -232,27 +269,13 @@ def carry_out(program: Program, plan: Plan, now: datetime, made_by: str = "match
                     iso(now),
                 ],
             )
-            for member in pair.members:
-                db.execute(
-                    "UPDATE participants SET status = 'matched', updated_at = ? WHERE id = ?",
-                    [iso(now), member],
-                )
-                me = people[member]
-                others = [people[o] for o in pair.members if o != member]
-                send(
-                    program,
-                    template="match-intro",
-                    to=me["email"],
-                    name=me["name"],
-                    context={
-                        **introduction(me, others, pair, start, waking),
-                        "round": plan.round.name,
-                        "term_start": iso(start)[:10],
-                        "term_end": iso(end)[:10],
-                    },
-                    key=f"intro:{cursor.lastrowid}:{member}",
-                    now=now,
-                )
+            db.conn.executemany(
+                "UPDATE participants SET status = 'matched', updated_at = ? WHERE id = ?",
+                [(iso(now), member) for member in pair.members],
+            )
+            introduce(
+                program, cursor.lastrowid, pair, people, plan.round.name, start, end, now, waking
+            )
         for member, why in [*plan.result.unmatched, *plan.result.deferred]:
             me = people[member]
             db.execute(

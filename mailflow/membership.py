@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from mailflow import matching, matchmaker, participants, rounds, wishes
+from mailflow import matching, matchmaker, participants, rounds
 from mailflow.cadence import Cadence
 from mailflow.config import parse_time
 from mailflow.program import Program
@@ -165,6 +165,16 @@ def _tell_partner_left(
     )
 
 
+def take(program: Program, participant_id: int, now: datetime) -> None:
+    """Matched outside a round's matching: they no longer wait for the next round's."""
+    _set_status(program, participant_id, "matched", now)
+    program.db.execute(
+        "DELETE FROM applications WHERE participant_id = ?"
+        " AND round_id IN (SELECT id FROM rounds WHERE state = 'open')",
+        [participant_id],
+    )
+
+
 def rematch(program: Program, stayer: dict, old: Partnership, now: datetime) -> dict | None:
     """Pair the stayer with the best allowed person waiting for a partner, for the rest of
     the old term; introduce them to each other. None when nobody waiting fits."""
@@ -173,13 +183,10 @@ def rematch(program: Program, stayer: dict, old: Partnership, now: datetime) -> 
     if not waiting:
         return None
     weights = matching.load_weights(program.config.rules)
-    regions = wishes.load_regions(program.config.rules)
-    everyone = [stayer, *waiting]
-    interests = {i.lower() for r in everyone for i in participants.split(r["interests"])}
-    reader = wishes.WishReader(program.choices, regions, interests)
+    seeker, *candidates = matchmaker.applicants(program, [stayer, *waiting], now)
     pair = matching.best_partner(
-        matchmaker.applicant(stayer, now, reader, regions),
-        [matchmaker.applicant(r, now, reader, regions) for r in waiting],
+        seeker,
+        candidates,
         weights,
         former=matchmaker.former_partners(program),
     )
@@ -200,13 +207,8 @@ def rematch(program: Program, stayer: dict, old: Partnership, now: datetime) -> 
             iso(now),
         ],
     )
-    _set_status(program, newcomer["id"], "matched", now)
-    # Taken now: they no longer wait for the next round's matching.
-    db.execute(
-        "DELETE FROM applications WHERE participant_id = ?"
-        " AND round_id IN (SELECT id FROM rounds WHERE state = 'open')",
-        [newcomer["id"]],
-    )
+    for member in members:
+        take(program, member, now)
     round_name = rounds.get(db, old.round_id).name
     waking = weights.waking_hours
     for me, other, joining in ((stayer, newcomer, False), (newcomer, stayer, True)):

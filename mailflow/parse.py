@@ -228,3 +228,33 @@ def parse(raw: bytes, envelope_from: str | None, recipients: tuple[str, ...]) ->
         null_sender=(envelope_from is not None and envelope_from.strip("<> ") == "")
         or str(head.get("Return-Path", "x")).strip() in ("<>", ""),
     )
+
+
+def attachments(raw: bytes, limit: int = 20) -> list[tuple[str, str, bytes]]:
+    """The attached files as (filename, content type, bytes), at most `limit` of them.
+
+    Read on demand from the stored message (a coordinator's IMPORT), not for every message:
+    nothing else needs them. Never raises: a part that can't be decoded is left out.
+    """
+    found: list[tuple[str, str, bytes]] = []
+    try:
+        message = email.message_from_bytes(raw, policy=email.policy.compat32)
+        parts = list(message.walk())
+    except Exception as error:
+        log.info("attachments unreadable: %s", error)
+        return found
+    for part in parts:
+        if part.is_multipart() or len(found) >= limit:
+            continue
+        filename = part.get_filename()
+        disposition = str(part.get("Content-Disposition", "")).split(";")[0].strip().lower()
+        if not filename and disposition != "attachment":
+            continue
+        try:
+            data = part.get_payload(decode=True) or b""
+        except Exception as error:
+            log.info("an attachment could not be decoded: %s", error)
+            continue
+        name = clean(decode_header(filename or ""), 200)
+        found.append((name, part.get_content_type(), data))
+    return found

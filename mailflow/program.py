@@ -12,7 +12,7 @@ from datetime import datetime
 
 import sqlite_utils
 
-from mailflow import form, store
+from mailflow import coordinators, form, store
 from mailflow.config import Config
 from mailflow.render import Renderer
 from mailflow.rounds import open_round
@@ -28,6 +28,10 @@ class Program:
         store.migrate(self.db, config.migrations, self.now())
         with store.transaction(self.db):
             open_round(self.db, self.now())
+            coordinators.add_configured(self.db, config.coordinators, self.now())
+        self.secret: str = self.db.execute(
+            "SELECT value FROM settings WHERE key = 'message_id_secret'"
+        ).fetchone()[0]
 
     def now(self) -> datetime:
         return self.config.clock()

@@ -26,6 +26,7 @@ REQUIRED = (
     "not-understood",
     "command-confirm",
     "command-result",
+    "command-refused",
     "match-intro",
     "match-waitlisted",
     "rematch-intro",
@@ -50,6 +51,8 @@ REQUIRED = (
     "survey-thanks",
     "certificate",
     "round-open",
+    "partnership-ended",
+    "broadcast",
 )
 
 

@@ -56,8 +56,18 @@ def _rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
         yield number, dict(zip(columns, (cell.strip() for cell in cells), strict=False))
 
 
-def import_csv(program: Program, text: str, now: datetime) -> ImportReport:
-    """Add or update applicants of the round accepting applications, in one transaction."""
+def import_csv(
+    program: Program,
+    text: str,
+    now: datetime,
+    *,
+    countries: frozenset[str] | None = None,
+    dry_run: bool = False,
+) -> ImportReport:
+    """Add or update applicants of the round accepting applications, in one transaction.
+
+    `countries`: only people of these countries may be imported (a country coordinator's
+    IMPORT); `dry_run`: validate and count, change nothing (the preview)."""
     db = program.db
     report = ImportReport()
     with transaction(db):
@@ -75,8 +85,14 @@ def import_csv(program: Program, text: str, now: datetime) -> ImportReport:
                 report.problems.append((number, email, what))
                 continue
             assert profile is not None
-            participant_id, updated = participants.upsert(db, email, profile, now)
-            participants.enrol(db, participant_id, current.id, now)
+            if countries is not None and profile.country not in countries:
+                report.problems.append((number, email, "not in one of your countries"))
+                continue
+            if dry_run:
+                updated = participants.find(db, email) is not None
+            else:
+                participant_id, updated = participants.upsert(db, email, profile, now)
+                participants.enrol(db, participant_id, current.id, now)
             if updated:
                 report.updated += 1
             else:
@@ -98,7 +114,8 @@ def _partners(db) -> dict[int, list[str]]:
     return partners
 
 
-def export_participants(db) -> Iterable[list[str]]:
+def export_participants(db, countries: frozenset[str] | None = None) -> Iterable[list[str]]:
+    """Everyone but erased rows; with `countries`, only the people of those countries."""
     yield list(EXPORT_COLUMNS)
     partners = _partners(db)
     cursor = db.execute(
@@ -108,20 +125,26 @@ def export_participants(db) -> Iterable[list[str]]:
     )
     for participant_id, *values in cursor:
         record = dict(zip((*COLUMNS, "status"), values, strict=True))
+        if countries is not None and record["country"] not in countries:
+            continue
         record["country"] = country_name(record["country"])
         record["partner_email"] = "; ".join(partners.get(participant_id, []))
         yield [str(record[column] or "") for column in EXPORT_COLUMNS]
 
 
-def export_partnerships(db) -> Iterable[list[str]]:
+def export_partnerships(db, countries: frozenset[str] | None = None) -> Iterable[list[str]]:
+    """Every partnership; with `countries`, those with a member from one of them."""
     yield list(PARTNERSHIP_COLUMNS)
     cursor = db.execute(
         "SELECT rounds.name, a.email, b.email, c.email, p.term_start, p.term_end, p.state,"
-        " p.score FROM partnerships p JOIN rounds ON rounds.id = p.round_id"
+        " p.score, a.country, b.country, c.country FROM partnerships p"
+        " JOIN rounds ON rounds.id = p.round_id"
         " JOIN participants a ON a.id = p.member_a JOIN participants b ON b.id = p.member_b"
         " LEFT JOIN participants c ON c.id = p.member_c ORDER BY p.id"
     )
-    for row in cursor:
+    for *row, country_a, country_b, country_c in cursor:
+        if countries is not None and not {country_a, country_b, country_c} & countries:
+            continue
         yield ["" if value is None else str(value) for value in row]
 
 

@@ -97,8 +97,9 @@ def to_match(db: sqlite_utils.Database, now: datetime) -> Round:
 def mark_matched(
     db: sqlite_utils.Database, matched: Round, now: datetime, months: int
 ) -> tuple[datetime, datetime]:
-    """Start the round's term now and make sure a next round accepts applications."""
-    start = now
+    """Start the round's term (now, or on the START a coordinator gave it if that is
+    later) and make sure a next round accepts applications."""
+    start = max(now, parse_time(matched.match_at)) if matched.match_at else now
     end = parse_time(matched.term_end) if matched.term_end else add_months(start, months)
     db.execute(
         "UPDATE rounds SET state = 'matched', matched_at = ?, term_start = ?, term_end = ?"

@@ -69,7 +69,7 @@ def send(
         return None
     if unsubscribe is None:
         unsubscribe = auto_submitted == NOTICE
-    message_id = new_message_id(config.domain, key)
+    message_id = new_message_id(config.domain, key, program.secret)
     token = None
     if token_purpose:
         token = tokens.issue(

@@ -140,8 +140,10 @@ def test_only_the_coordinator_can_confirm_and_cancel_changes_nothing(coordinated
     assert coordinated.query("SELECT * FROM partnerships") == []
 
 
-def test_match_from_a_participant_is_not_a_command(coordinated):
-    Person(coordinated, "ann@uni.example.edu").say("MATCH", expect="not-understood")
+def test_match_from_a_participant_is_refused_and_shows_nothing(coordinated):
+    refused = Person(coordinated, "ann@uni.example.edu").say("MATCH", expect="command-refused")
+    assert "nothing was done" in body(refused)
+    assert "Chen" not in body(refused) and "pairs:" not in body(refused)
     assert coordinated.query("SELECT * FROM partnerships") == []
 
 

@@ -10,10 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from mailflow.conversation import Turn
 
 
 @dataclass(frozen=True)
@@ -22,10 +18,12 @@ class Command:
     aliases: tuple[str, ...]
     usage: str
     summary: str
-    run: Callable[[Turn, str], str]
+    # Participants' commands take (Turn, arguments); coordinators' take one coordination.Ask.
+    run: Callable[..., str]
     audience: str = "participant"
     changes: bool = False  # changes data: a coordinator confirms it by reply first
-    preview: Callable[[Turn, str], str] | None = None  # what it would do, for the confirmation
+    preview: Callable[..., str] | None = None  # what it would do, for the confirmation
+    takes_text: bool = False  # every line after the command is its text (BROADCAST)
 
     @property
     def spellings(self) -> tuple[str, ...]:
@@ -43,10 +41,13 @@ def command(
     summary: str,
     audience: str = "participant",
     changes: bool = False,
-    preview: Callable[[Turn, str], str] | None = None,
+    preview: Callable[..., str] | None = None,
+    takes_text: bool = False,
 ):
-    def register(run: Callable[[Turn, str], str]) -> Callable[[Turn, str], str]:
-        entry = Command(name, aliases, usage or name, summary, run, audience, changes, preview)
+    def register(run: Callable[..., str]) -> Callable[..., str]:
+        entry = Command(
+            name, aliases, usage or name, summary, run, audience, changes, preview, takes_text
+        )
         REGISTRY.append(entry)
         return run
 
