@@ -128,6 +128,8 @@ def load(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Conf
         now = parse_time(s["now"]) if s.get("now") else None
     except ValueError as error:
         raise ValueError(f"MAILFLOW_NOW is not an ISO 8601 time: {s['now']!r}") from error
+    if bool(s.get("dkim_key")) != bool(s.get("dkim_selector")):
+        raise ValueError("MAILFLOW_DKIM_KEY and MAILFLOW_DKIM_SELECTOR go together: set both")
     return Config(
         home=home,
         db=(cwd / s["db"]).resolve() if s.get("db") else home / "mailflow.db",

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import sqlite_utils
 
-from mailflow import coordinators, form, store
+from mailflow import coordinators, form, signatures, store
 from mailflow.config import Config
 from mailflow.render import Renderer
 from mailflow.rounds import open_round
@@ -29,6 +29,11 @@ class Program:
         with store.transaction(self.db):
             open_round(self.db, self.now())
             coordinators.add_configured(self.db, config.coordinators, self.now())
+        # MAILFLOW_DKIM_KEY: read once at start, so a wrong path stops the start, not a send.
+        self.dkim_key: bytes | None = None
+        if config.dkim_key:
+            self.dkim_key = config.dkim_key.read_bytes()
+            signatures.check_key(self.dkim_key, config.dkim_key)
         self.secret: str = self.db.execute(
             "SELECT value FROM settings WHERE key = 'message_id_secret'"
         ).fetchone()[0]

@@ -6,10 +6,11 @@ take this one path, so headers, tokens and idempotency are the same for all of t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import datetime
 
-from mailflow import commands, outbox, participants, tokens
+from mailflow import commands, outbox, participants, signatures, tokens
 from mailflow.compose import Attachment, compose, new_message_id
 from mailflow.program import Program
 
@@ -107,5 +108,11 @@ def send(
         extra_headers=unsubscribe_headers(program, to, now) if unsubscribe else (),
         attachments=attachments,
     )
+    if program.dkim_key is not None:
+        # Signed as queued: the stored bytes are the bytes sent, at every retry.
+        signed = signatures.sign(
+            outgoing.raw, config.dkim_selector or "", config.domain, program.dkim_key
+        )
+        outgoing = dataclasses.replace(outgoing, raw=signed)
     outbox.queue(program.db, outgoing, key=key, now=now, inbound_id=inbound_id)
     return message_id

@@ -8,6 +8,7 @@ bad base64, unreachable DNS) means "not verified", logged at INFO with the reaso
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 
 import dkim
@@ -119,6 +120,13 @@ def verified_domain(raw: bytes, from_domain: str, dnsfunc: Callable[..., bytes])
     return None
 
 
+# Headers the program acts on in a coordinator's message: From identifies them, the
+# Subject may hold the command and Message-ID makes a copy a duplicate.
+SIGNED_AS_OFTEN_AS_PRESENT = (b"from", b"subject", b"message-id")
+MUST_BE_PRESENT = (b"from", b"message-id")
+ONE_AT_MOST = (b"content-type", b"content-transfer-encoding", b"mime-version")
+
+
 def _candidate(message: dkim.DKIM, value: bytes, from_domain: str) -> str | None:
     """The signature's d= if it could vouch for the From domain, else None (reason logged)."""
     tags = dkim.util.parse_tag_value(value)
@@ -128,12 +136,22 @@ def _candidate(message: dkim.DKIM, value: bytes, from_domain: str) -> str | None
             "DKIM signature d=%.200s is not aligned with From domain %.200s", domain, from_domain
         )
         return None
-    signed = {name.strip().lower() for name in tags[b"h"].split(b":")}
-    # dkimpy verifies a signature whose h= leaves From out; such a signature vouches for
-    # nothing about the sender (RFC 6376 §5.4 requires From).
-    if b"from" not in signed:
-        log.info("DKIM signature d=%.200s does not sign From", domain)
-        return None
+    signed = Counter(name.strip().lower() for name in tags[b"h"].split(b":"))
+    present = Counter(name.lower() for name, _ in message.headers)
+    # dkimpy verifies the bottom-most instance of each signed header, and a signature
+    # whose h= leaves a header out; we read the top-most. A header we act on must be
+    # signed as often as it appears, or a copy of a genuine signed command could get a
+    # new Message-ID (a replay the duplicate check misses) or a new Subject on top.
+    for name in SIGNED_AS_OFTEN_AS_PRESENT:
+        if (name in MUST_BE_PRESENT and not present[name]) or signed[name] < present[name]:
+            log.info("DKIM signature d=%.200s does not sign every %s header", domain, name.decode())
+            return None
+    # Many signers leave the content headers out of h=; a second one on top would change
+    # how the signed body is read, and no client writes two.
+    for name in ONE_AT_MOST:
+        if present[name] > 1:
+            log.info("DKIM: %d %s headers", present[name], name.decode())
+            return None
     if b"l" in tags:
         # dkimpy verifies only the first l= bytes of the canonical body and accepts
         # whatever follows, e.g. commands appended below a genuine signed message.
@@ -185,3 +203,19 @@ def sign(raw: bytes, selector: str, domain: str, private_key_pem: bytes) -> byte
         include_headers=headers,
     )
     return header + raw
+
+
+def check_key(private_key_pem: bytes, source: object) -> None:
+    """ValueError naming `source` unless the key can sign (checked once, at start)."""
+    try:
+        sign(
+            b"From: a@example.org\r\nSubject: test\r\n\r\ntest\r\n",
+            "s",
+            "example.org",
+            private_key_pem,
+        )
+    except Exception as error:
+        raise ValueError(
+            f"{source}: not an RSA private key dkimpy can sign with ({error}); it needs the"
+            " PKCS#1 PEM form: openssl rsa -in KEY -traditional -out KEY.pem"
+        ) from None

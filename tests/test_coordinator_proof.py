@@ -199,13 +199,6 @@ def test_a_dkim_signed_command_runs_at_once(serve, dns, keys):
     assert [row[3] for row in audit(daemon)] == [1, 0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="signatures._candidate accepts a signature whose h= names Message-ID only once, so"
-    " a Message-ID put on top of a captured signed message is unsigned, yet pipeline.dedupe_key"
-    " and parse.parse read that first Message-ID: the replay is not a duplicate and its DKIM"
-    " proof re-runs the command",
-)
 def test_a_captured_signed_command_cannot_be_replayed_under_a_new_message_id(serve, dns, keys):
     daemon = serve(MAILFLOW_TRUST_DKIM="1", MAILFLOW_DKIM_RESOLVER=dns.address)
     message = compose(COORDINATOR, "BROADCAST Meetup\nThe meetup is on Friday.", "News")
@@ -230,9 +223,13 @@ def test_a_captured_signed_command_cannot_be_replayed_under_a_new_message_id(ser
     # Anyone holding a copy (a Bcc, a forwarded message, a mail log) replays it later.
     replay = b"Message-ID: <replay-2@attacker.example>\r\n" + raw
     daemon.send(replay, sender="mallory@evil.example", to=[PROGRAM])
-    daemon.handled("<replay-2@attacker.example>")
-    assert len(queued(daemon, "broadcast")) == 8  # fails: 16, everyone got it twice
-    assert [row[3] for row in audit(daemon)] == [1]
+    # The signature does not cover the new Message-ID: no proof, so the coordinator is
+    # asked to confirm, and nothing is sent twice.
+    [asked] = daemon.mail_for("<replay-2@attacker.example>")
+    assert asked["X-Mailflow-Template"] == "command-confirm"
+    assert asked["To"].addresses[0].addr_spec == COORDINATOR
+    assert len(queued(daemon, "broadcast")) == 8
+    assert [row[3] for row in audit(daemon)] == [1, 0]
 
 
 # -- 2. a signature that proves nothing falls back to a confirmation -----------------------

@@ -15,7 +15,7 @@ from tests.conftest import PROGRAM, free_port, run_cli
 def test_an_answer_has_every_header_it_needs(ann):
     answer = ann.say("HELP", subject="how?", expect="help")
     assert answer["X-Mailflow-Template"] == "help"
-    assert re.fullmatch(r"<[0-9a-f]{24}\.mailflow@example\.org>", answer["Message-ID"])
+    assert re.fullmatch(r"<[0-9a-f]{32}\.mailflow@example\.org>", answer["Message-ID"])
     assert answer["Auto-Submitted"] == "auto-replied"
     assert answer["From"].addresses[0].addr_spec == PROGRAM
     assert answer["To"].addresses[0].addr_spec == "ann@uni.example.edu"
@@ -123,3 +123,48 @@ def test_relay_delivery_retries_then_flushes(home):
     finally:
         sink.controller.stop()
     assert "sent" in run_cli(home, "outbox", **relay).stdout.decode()
+
+
+def test_with_a_dkim_key_every_mail_is_signed_for_the_program_domain(home, tmp_path):
+    from mailflow import signatures
+    from tests.dns_stub import make_key
+
+    private, public = make_key(tmp_path)
+    key_file = tmp_path / "dkim.pem"
+    key_file.write_bytes(private)
+    raw = (
+        f"From: ann@uni.example.edu\nTo: {PROGRAM}\nSubject: help\n"
+        "Message-ID: <signed-1@client.test>\n\nHELP\n"
+    ).encode()
+    run = run_cli(
+        home,
+        "ingest",
+        stdin=raw,
+        MAILFLOW_DKIM_KEY=str(key_file),
+        MAILFLOW_DKIM_SELECTOR="mail2026",
+    )
+    assert run.returncode == 0, run.stderr
+    [sent] = [path.read_bytes() for path in (home / "outbox" / "new").iterdir()]
+    assert sent.startswith(b"DKIM-Signature:")
+    assert b"d=example.org" in sent.split(b"\r\n\r\n")[0].replace(b"\r\n ", b"")
+
+    def lookup(name, timeout=5):
+        return (
+            f"v=DKIM1; k=rsa; p={public}".encode()
+            if name == b"mail2026._domainkey.example.org."
+            else b""
+        )
+
+    assert signatures.verified_domain(sent, "example.org", lookup) == "example.org"
+    tampered = sent.replace(b"HELP", b"HALP", 1) if b"HELP" in sent else sent + b"x"
+    assert signatures.verified_domain(tampered, "example.org", lookup) is None
+
+
+def test_a_dkim_key_that_cannot_sign_stops_the_start_with_the_reason(home, tmp_path):
+    key_file = tmp_path / "dkim.pem"
+    key_file.write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    run = run_cli(home, "migrate", MAILFLOW_DKIM_KEY=str(key_file), MAILFLOW_DKIM_SELECTOR="s")
+    assert run.returncode == 2
+    assert b"dkim.pem: not an RSA private key" in run.stderr
+    alone = run_cli(home, "migrate", MAILFLOW_DKIM_KEY=str(key_file))
+    assert alone.returncode == 2 and b"go together" in alone.stderr
