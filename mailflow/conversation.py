@@ -121,7 +121,12 @@ def handle(turn: Turn) -> str:
         )
     role = coordination.find(turn)
     if role is not None and conversation_token(turn)[0] is None:
-        return "coordinator:" + coordination.handle(turn, role)
+        # A coordinator may take part too: a participant's command that is not also a
+        # coordinator's (STATUS, PAUSE; not HELP), or a filled form, is theirs as a participant.
+        line = turn.first_line
+        as_participant = commands.find(line) and not commands.find(line, coordination.AUDIENCE)
+        if not as_participant and not application.is_form(turn):
+            return "coordinator:" + coordination.handle(turn, role)
     found = commands.find(turn.first_line)
     if found:
         entry, arguments = found

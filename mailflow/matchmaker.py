@@ -222,14 +222,18 @@ def introduce(
     end: datetime,
     now: datetime,
     waking: tuple[int, int],
+    *,
+    template: str = "match-intro",
+    joining: int | None = None,
 ) -> None:
-    """Send each member of a new partnership their `match-intro`."""
+    """Send each member of a new partnership their introduction (`rematch-intro` in mid-term,
+    where `joining` is the one who was waiting)."""
     for member in pair.members:
         me = people[member]
         others = [people[o] for o in pair.members if o != member]
         send(
             program,
-            template="match-intro",
+            template=template,
             to=me["email"],
             name=me["name"],
             context={
@@ -237,8 +241,9 @@ def introduce(
                 "round": round_name,
                 "term_start": iso(start)[:10],
                 "term_end": iso(end)[:10],
+                "joining": member == joining,
             },
-            key=f"intro:{partnership_id}:{member}",
+            key=f"{template}:{partnership_id}:{member}",
             now=now,
         )
 

@@ -175,6 +175,37 @@ def take(program: Program, participant_id: int, now: datetime) -> None:
     )
 
 
+def add_partnership(
+    program: Program,
+    round_id: int,
+    pair: matching.Pair,
+    term_end: datetime,
+    made_by: str,
+    now: datetime,
+) -> int:
+    """A partnership made outside a round's matching (a rematch, a pair by hand), from now
+    to `term_end`; its members are taken out of the wait. Returns its id."""
+    members = sorted(pair.members)
+    cursor = program.db.execute(
+        "INSERT INTO partnerships (round_id, member_a, member_b, member_c, term_start, term_end,"
+        " score, reasons, made_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            round_id,
+            *members,
+            *[None] * (3 - len(members)),
+            iso(now),
+            iso(term_end),
+            pair.score,
+            "; ".join(pair.reasons),
+            made_by,
+            iso(now),
+        ],
+    )
+    for member in members:
+        take(program, member, now)
+    return int(cursor.lastrowid)
+
+
 def rematch(program: Program, stayer: dict, old: Partnership, now: datetime) -> dict | None:
     """Pair the stayer with the best allowed person waiting for a partner, for the rest of
     the old term; introduce them to each other. None when nobody waiting fits."""
@@ -193,40 +224,20 @@ def rematch(program: Program, stayer: dict, old: Partnership, now: datetime) -> 
     if pair is None:
         return None
     newcomer = next(r for r in waiting if r["id"] in pair.members and r["id"] != stayer["id"])
-    members = sorted(pair.members)
-    cursor = db.execute(
-        "INSERT INTO partnerships (round_id, member_a, member_b, term_start, term_end, score,"
-        " reasons, made_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'rematch', ?)",
-        [
-            old.round_id,
-            *members,
-            iso(now),
-            iso(old.term_end),
-            pair.score,
-            "; ".join(pair.reasons),
-            iso(now),
-        ],
+    partnership_id = add_partnership(program, old.round_id, pair, old.term_end, "rematch", now)
+    matchmaker.introduce(
+        program,
+        partnership_id,
+        pair,
+        {stayer["id"]: stayer, newcomer["id"]: newcomer},
+        rounds.get(db, old.round_id).name,
+        now,
+        old.term_end,
+        now,
+        weights.waking_hours,
+        template="rematch-intro",
+        joining=newcomer["id"],
     )
-    for member in members:
-        take(program, member, now)
-    round_name = rounds.get(db, old.round_id).name
-    waking = weights.waking_hours
-    for me, other, joining in ((stayer, newcomer, False), (newcomer, stayer, True)):
-        send(
-            program,
-            template="rematch-intro",
-            to=me["email"],
-            name=me["name"],
-            context={
-                **matchmaker.introduction(me, [other], pair, now, waking),
-                "round": round_name,
-                "joining": joining,
-                "term_start": iso(now)[:10],
-                "term_end": iso(old.term_end)[:10],
-            },
-            key=f"rematch-intro:{cursor.lastrowid}:{me['id']}",
-            now=now,
-        )
     return newcomer
 
 

@@ -313,3 +313,11 @@ def test_the_audit_lists_who_did_what_and_how_it_was_proven(program):
     assert "[awaiting confirmation]  -  END bo@lib.example.se" in listing[1]
     assert "[confirmed by reply]  changed  END bo@lib.example.se" in listing[2]
     assert "mallory@evil.example  [refused: not a coordinator]  -  EXPORT" in listing[3]
+
+
+def test_a_coordinator_who_takes_part_uses_the_participants_commands_too(program):
+    run_cli(program.home, "coordinator", "add", BO)  # Bo, matched with Dee, coordinates too
+    bo = Person(program, BO)
+    assert "Dee Brown" in text(bo.say("STATUS", expect="status"))
+    assert "Participants" in text(bo.say("STATS", expect="command-result"))
+    assert "You are a coordinator" in text(bo.say("HELP", expect="help"))

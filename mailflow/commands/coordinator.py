@@ -342,26 +342,12 @@ def pair(ask: Ask) -> str:
     else:
         round_id = rounds.to_match(ask.db, ask.now).id
         end = rounds.add_months(ask.now, rounds.term_months(ask.program.config.rules))
-    members = sorted(record["id"] for record in people)
-    cursor = ask.db.execute(
-        "INSERT INTO partnerships (round_id, member_a, member_b, term_start, term_end, score,"
-        " reasons, made_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            round_id,
-            *members,
-            iso(ask.now),
-            iso(end),
-            made.score,
-            "; ".join(made.reasons),
-            ask.sender,
-            iso(ask.now),
-        ],
+    partnership_id = membership.add_partnership(
+        ask.program, round_id, made, end, ask.sender, ask.now
     )
-    for member in members:
-        membership.take(ask.program, member, ask.now)
     matchmaker.introduce(
         ask.program,
-        cursor.lastrowid,
+        partnership_id,
         made,
         {record["id"]: record for record in people},
         rounds.get(ask.db, round_id).name,
