@@ -108,7 +108,14 @@ def remove(db: sqlite_utils.Database, email: str) -> bool:
 
 
 def add_configured(db: sqlite_utils.Database, emails: Iterable[str], now: datetime) -> None:
-    """MAILFLOW_COORDINATORS, at every start: program-wide, whatever a command made them."""
+    """MAILFLOW_COORDINATORS, at every start: program-wide, whatever a command made them.
+    Whoever came only from an earlier value of it and is no longer in it is removed: the
+    operator took them out."""
+    emails = [email.lower() for email in emails]
+    marks = ", ".join("?" for _ in emails)
+    db.execute(
+        f"DELETE FROM coordinators WHERE source = 'config' AND email NOT IN ({marks})", emails
+    )
     for email in emails:
         current = find(db, email)
         if current is None or not current.program_wide or current.source != "config":

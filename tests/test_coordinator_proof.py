@@ -479,3 +479,14 @@ def test_a_confirm_token_works_once_and_only_for_its_coordinator(serve):
     assert [row for row in audit(daemon) if row[3]] == [
         (COORDINATOR, f"END {ANN}", "confirmed by reply", 1)
     ]
+
+
+def test_taking_a_coordinator_out_of_the_configuration_takes_their_rights(home):
+    both = "coord@program.example.org,old@program.example.org"
+    assert run_cli(home, "migrate", MAILFLOW_COORDINATORS=both).returncode == 0
+    assert (
+        run_cli(home, "coordinator", "add", "kc@example.org", "--countries", "KE").returncode == 0
+    )
+    listed = run_cli(home, "coordinator", "list", MAILFLOW_COORDINATORS=COORDINATOR)
+    emails = [line.split()[0] for line in listed.stdout.decode().splitlines()]
+    assert emails == ["coord@program.example.org", "kc@example.org"]
