@@ -34,6 +34,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.matching
 	$(BIN)/python -m bench.tick
+	$(BIN)/python -m bench.coordinators
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .
