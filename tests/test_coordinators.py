@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import shutil
 import sqlite3
 from email.message import EmailMessage
 from pathlib import Path
@@ -17,18 +18,18 @@ from PIL import Image
 from mailflow import commands
 from mailflow.commands import coordinator as _registered  # noqa: F401  (registers them)
 from tests.conftest import Person, body, compose, run_cli, start_daemon
-from tests.test_life_events import (  # noqa: F401  (with_waiting is a fixture)
+from tests.test_life_events import (
     ANN,
     BO,
     CHEN,
     COORDINATOR,
     DEE,
+    WAITING,
     inbox,
     partnerships,
     status,
-    with_waiting,
 )
-from tests.test_match_round import HEADER
+from tests.test_match_round import HEADER, PEOPLE, roster
 
 KENYA = "kc@program.example.org"  # coordinates Kenya and Sweden
 IVO = "ivo@lib.example.ke"
@@ -45,13 +46,27 @@ def start(home: Path, **extra: str):
     )
 
 
-@pytest.fixture
-def program(with_waiting):  # noqa: F811  (the fixture, imported)
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
     """Four partnerships, Ivo and Jo (Kenya) waiting; a program-wide coordinator and one
-    for Kenya and Sweden."""
-    added = run_cli(with_waiting, "coordinator", "add", KENYA, "--countries", "KE,Sweden")
+    for Kenya and Sweden. Built once (two imports and two matchings), copied per test."""
+    folder = tmp_path_factory.mktemp("prepared")
+    home = folder / "var"
+    for people, now in ((PEOPLE, "2026-03-02T09:00:00Z"), (WAITING, "2026-03-03T09:00:00Z")):
+        path = roster(folder, people)
+        assert run_cli(home, "import", str(path), MAILFLOW_NOW=now).returncode == 0
+        assert run_cli(home, "match", MAILFLOW_NOW=now).returncode == 0
+    added = run_cli(home, "coordinator", "add", KENYA, "--countries", "KE,Sweden")
     assert added.returncode == 0, added.stderr
-    daemon = start(with_waiting)
+    assert status(home, IVO) == "waiting"
+    return home
+
+
+@pytest.fixture
+def program(prepared: Path, tmp_path: Path):
+    home = tmp_path / "var"
+    shutil.copytree(prepared, home)
+    daemon = start(home)
     yield daemon
     daemon.stop()
 

@@ -337,12 +337,12 @@ def test_chart_is_a_small_deterministic_png(store):
     assert other != png and len(other) < 20_000
 
 
-def test_figures_come_from_aggregates_at_scale(tmp_path):
-    """100,000 participants: the figures are grouped in SQL, so they come back quickly."""
+def test_figures_add_up_over_thousands_of_rows(tmp_path):
+    """12,000 participants in bulk: every group adds up (the speed is bench/coordinators.py's)."""
     program = open_program(tmp_path)
     try:
         codes = ["NG", "SE", "BR", "JP", "KE", "AQ"]
-        rows = [(f"p{n}@example.org", codes[n % 6], stats.STATUSES[n % 7]) for n in range(100_000)]
+        rows = [(f"p{n}@example.org", codes[n % 6], stats.STATUSES[n % 7]) for n in range(12_000)]
         with program.db.conn:
             program.db.conn.executemany(
                 "INSERT INTO participants (email, name, country, role, library_type,"
@@ -351,18 +351,15 @@ def test_figures_come_from_aggregates_at_scale(tmp_path):
                 " VALUES (?, 'x', ?, '', '', '', '', '', 'UTC', '', '', '', ?, '', '')",
                 rows,
             )
-        started = datetime.now(UTC)
         f = stats.figures(program.db, NOW)
-        elapsed = (datetime.now(UTC) - started).total_seconds()
-        assert f.total == 100_000
-        assert dict(f.by_status)["applied"] == 14_286
+        assert f.total == 12_000
+        assert dict(f.by_status)["applied"] == 1_715
         assert dict(f.by_continent) == {
-            "Africa": 33_333,
-            "Europe": 16_667,
-            "South America": 16_667,
-            "Asia": 16_667,
-            "Other": 16_666,  # Antarctica: none of the continents wishes.py knows
+            "Africa": 4_000,
+            "Europe": 2_000,
+            "South America": 2_000,
+            "Asia": 2_000,
+            "Other": 2_000,  # Antarctica: none of the continents wishes.py knows
         }
-        assert elapsed < 2.0
     finally:
         program.close()
