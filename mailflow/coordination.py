@@ -61,9 +61,7 @@ class Ask:
         return self.coordinator.email
 
     def attachments(self) -> list[tuple[str, str, bytes]]:
-        row = self.db.execute("SELECT raw FROM messages WHERE id = ?", [self.source_row])
-        raw = row.fetchone()
-        return parse.attachments(raw[0]) if raw else []
+        return parse.attachments(_raw(self.turn, self.source_row))
 
 
 @dataclass(frozen=True)
@@ -97,19 +95,23 @@ def orders(lines: list[str]) -> list[Order]:
     return found
 
 
+def _raw(turn: Turn, row_id: int) -> bytes:
+    """The stored bytes of a message (b"" once it is gone)."""
+    row = turn.program.db.execute("SELECT raw FROM messages WHERE id = ?", [row_id]).fetchone()
+    return row[0] if row else b""
+
+
 def find(turn: Turn) -> coordinators.Coordinator | None:
     return coordinators.find(turn.program.db, turn.sender)
 
 
-def record(
-    turn: Turn, command: str, proof: str, outcome: str, changed: bool, sender: str = ""
-) -> None:
+def record(turn: Turn, command: str, proof: str, outcome: str, changed: bool) -> None:
     turn.program.db.execute(
         "INSERT INTO audit (at, sender, message_id, command, proof, changed, outcome)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
             iso(turn.now),
-            sender or turn.sender,
+            turn.sender,
             turn.row_id,
             command[:500],
             proof,
@@ -138,9 +140,8 @@ def _dkim_proof(turn: Turn) -> str | None:
     config = turn.program.config
     if not config.trust_dkim:
         return None
-    raw = turn.program.db.execute("SELECT raw FROM messages WHERE id = ?", [turn.row_id])
     domain = signatures.verified_domain(
-        raw.fetchone()[0],
+        _raw(turn, turn.row_id),
         turn.sender.rsplit("@", 1)[1],
         signatures.key_lookup(config.dkim_resolver),
     )

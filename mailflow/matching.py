@@ -1231,9 +1231,18 @@ def best_partner(
 
 def allowed(a: Applicant, b: Applicant, former: frozenset[frozenset[int]] = frozenset()) -> bool:
     """The hard constraints: different countries, a language in common, never partners."""
-    return (
-        a.id != b.id
-        and a.country != b.country
-        and bool({x.casefold() for x in a.languages} & {x.casefold() for x in b.languages})
-        and frozenset((a.id, b.id)) not in former
-    )
+    return a.id != b.id and not broken_rules(a, b, former)
+
+
+def broken_rules(
+    a: Applicant, b: Applicant, former: frozenset[frozenset[int]] = frozenset()
+) -> list[str]:
+    """The hard constraints a pair breaks, as a coordinator reads them (a pair by hand)."""
+    broken = []
+    if a.country == b.country:
+        broken.append("both are in the same country")
+    if not {x.casefold() for x in a.languages} & {x.casefold() for x in b.languages}:
+        broken.append("they share no language")
+    if frozenset((a.id, b.id)) in former:
+        broken.append("they were partners before")
+    return broken

@@ -89,14 +89,34 @@ def part_from_partnership(
             other = participants.by_id(program.db, b if stayer == a else a)
             _tell_partner_left(program, stayer, me, partnership, now, still_with=other)
         return "group of three goes on as a pair"
-    db.execute(
-        "UPDATE partnerships SET state = 'dissolved', ended_at = ?, ended_why = ? WHERE id = ?",
-        [iso(now), why, partnership.id],
-    )
+    dissolve(program, partnership.id, why, now)
     outcomes = []
     for stayer in stayers:
         outcomes.append(_after_partner_left(program, stayer, me, partnership, now, cadence))
     return "; ".join(outcomes)
+
+
+def dissolve(program: Program, partnership_id: int, why: str, now: datetime) -> None:
+    """End a partnership before its term (someone left, was erased, a coordinator ended it)."""
+    program.db.execute(
+        "UPDATE partnerships SET state = 'dissolved', ended_at = ?, ended_why = ? WHERE id = ?",
+        [iso(now), why, partnership_id],
+    )
+
+
+def wait_for_next_round(program: Program, me: dict, now: datetime) -> rounds.Round:
+    """Out of a partnership: enrolled in the round accepting applications, and waiting (a
+    paused person waits once they resume). Returns that round."""
+    nxt = rounds.open_round(program.db, now)
+    participants.enrol(program.db, me["id"], nxt.id, now)
+    if me["status"] == "paused":
+        program.db.execute(
+            "UPDATE participants SET resume_status = 'waiting', updated_at = ? WHERE id = ?",
+            [iso(now), me["id"]],
+        )
+    elif me["status"] == "matched":
+        _set_status(program, me["id"], "waiting", now)
+    return nxt
 
 
 def _after_partner_left(
@@ -112,15 +132,7 @@ def _after_partner_left(
             _tell_partner_left(program, stayer_id, leaver, old, now, new_partner=newcomer)
             return f"rematched with {newcomer['id']}"
     # No one to rematch with (or the term is nearly over): they wait for the next round.
-    nxt = rounds.open_round(program.db, now)
-    participants.enrol(program.db, stayer_id, nxt.id, now)
-    if stayer["status"] == "paused":
-        program.db.execute(
-            "UPDATE participants SET resume_status = 'waiting', updated_at = ? WHERE id = ?",
-            [iso(now), stayer_id],
-        )
-    elif stayer["status"] == "matched":
-        _set_status(program, stayer_id, "waiting", now)
+    nxt = wait_for_next_round(program, stayer, now)
     _tell_partner_left(
         program,
         stayer_id,

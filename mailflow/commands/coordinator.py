@@ -31,7 +31,6 @@ from mailflow.countries import country_name
 from mailflow.sending import send
 from mailflow.store import iso
 
-ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9.-]{1,252}\.[A-Za-z]{2,}$")
 FOUND_AT_MOST = 20
 CSV_TYPES = ("text/csv", "text/comma-separated-values", "application/vnd.ms-excel", "text/plain")
 # The statuses a broadcast reaches: everyone taking part now. Paused people asked for quiet.
@@ -50,7 +49,7 @@ def _program_wide(ask: Ask, what: str) -> None:
 
 def _address(text: str) -> str:
     address = text.strip().strip("<>").lower()
-    if not ADDRESS.match(address):
+    if not roster.ADDRESS.match(address):
         raise Refusal(f"{text.strip() or 'nothing'!r} is not an email address.")
     return address
 
@@ -90,12 +89,7 @@ def _running_term(ask: Ask) -> tuple[int, datetime] | None:
 def _set_waiting(ask: Ask, record: dict, why: str) -> str:
     """Out of a partnership by a coordinator's hand: they wait for the next round, and are
     told. Returns the round they wait for."""
-    nxt = rounds.open_round(ask.db, ask.now)
-    participants.enrol(ask.db, record["id"], nxt.id, ask.now)
-    ask.db.execute(
-        "UPDATE participants SET status = 'waiting', updated_at = ? WHERE id = ?",
-        [iso(ask.now), record["id"]],
-    )
+    nxt = membership.wait_for_next_round(ask.program, record, ask.now)
     send(
         ask.program,
         template="partnership-ended",
@@ -106,13 +100,6 @@ def _set_waiting(ask: Ask, record: dict, why: str) -> str:
         now=ask.now,
     )
     return nxt.name
-
-
-def _end(ask: Ask, partnership: membership.Partnership, why: str) -> None:
-    ask.db.execute(
-        "UPDATE partnerships SET state = 'dissolved', ended_at = ?, ended_why = ? WHERE id = ?",
-        [iso(ask.now), why, partnership.id],
-    )
 
 
 # --- Read-only --------------------------------------------------------------------------
@@ -275,7 +262,7 @@ def rematch(ask: Ask) -> str:
     me, partnership, partners = _rematch_check(ask)
     why = f"rematched by coordinator {ask.sender}"
     if partnership is not None:
-        _end(ask, partnership, why)
+        membership.dissolve(ask.program, partnership.id, why, ask.now)
         for partner in partners:
             _set_waiting(ask, partner, "rematch")
     else:
@@ -305,17 +292,7 @@ def _pair_check(ask: Ask) -> tuple[list[dict], matching.Pair, list[str]]:
     weights = matching.load_weights(ask.program.config.rules)
     ids = [record["id"] for record in people]
     result = matching.match(applicants, weights, former=former, fixed=[ids], country_cap=0)
-    notes = []
-    if not matching.allowed(*applicants):
-        if people[0]["country"] == people[1]["country"]:
-            notes.append("both are in the same country")
-        if not {x.casefold() for x in applicants[0].languages} & {
-            x.casefold() for x in applicants[1].languages
-        }:
-            notes.append("they share no language")
-        if frozenset(ids) in former:
-            notes.append("they were partners before")
-    return people, result.pairs[0], notes
+    return people, result.pairs[0], matching.broken_rules(*applicants, former)
 
 
 def _pair_preview(ask: Ask) -> str:
@@ -386,7 +363,7 @@ def _end_preview(ask: Ask) -> str:
 )
 def end(ask: Ask) -> str:
     me, partnership, partners = _end_check(ask)
-    _end(ask, partnership, f"ended by coordinator {ask.sender}")
+    membership.dissolve(ask.program, partnership.id, f"ended by coordinator {ask.sender}", ask.now)
     nxt = ""
     for record in [me, *partners]:
         nxt = _set_waiting(ask, record, "ended")
