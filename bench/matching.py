@@ -18,7 +18,6 @@ import json
 import os
 import re
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
@@ -31,10 +30,10 @@ from pathlib import Path
 import numpy
 from scipy.optimize import linear_sum_assignment
 
+from bench import ROOT, exit_problem, run_child
 from bench.population import population, returning_rounds, to_csv
 from mailflow.matching import allowed, load_weights, match, pair_scores
 
-ROOT = Path(__file__).resolve().parents[1]
 SEED = 2026
 NOW = "2026-03-02T09:00:00Z"
 PROGRAM = "program@example.org"
@@ -499,29 +498,16 @@ def _measure_child(case: Case, solver: str, args: argparse.Namespace) -> list[Ro
     command += ["--exact-up-to", str(args.exact_up_to), "--seed", str(args.seed)]
     command += ["--sizes", *map(str, args.sizes), "--timeout", str(args.timeout)]
     started = time.perf_counter()
-    # A session of its own, so that a timeout also ends the mailflow processes it started.
-    child = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        start_new_session=True,
-    )
-    try:
-        out, err = child.communicate(timeout=args.timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-        out, err = child.communicate()
+    code, out, err = run_child(command, args.timeout)
+    if code is None:
         reached = [line for line in err.splitlines() if line.startswith("progress: ")]
         last = f"; last {reached[-1]}" if reached else ""
         why = f"timed out after {args.timeout:.0f} s{last}"
         return [Row(case.name, solver, case.n, problems=[why])]
     print(f"    {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     rows = [Row(**json.loads(line)) for line in out.splitlines() if line.startswith("{")]
-    if child.returncode != 0 or not rows:
-        last = (err.strip().splitlines() or ["no output"])[-1]
-        return [Row(case.name, solver, case.n, problems=[f"exit {child.returncode}: {last}"])]
+    if code != 0 or not rows:
+        return [Row(case.name, solver, case.n, problems=[exit_problem(code, err)])]
     return rows
 
 

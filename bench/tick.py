@@ -31,8 +31,6 @@ import pstats
 import random
 import resource
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench import exit_problem, run_child
 from mailflow import config as configuration
 from mailflow.cadence import Cadence, load_cadence
 from mailflow.compose import new_message_id
@@ -51,7 +50,6 @@ from mailflow.program import Program
 from mailflow.rounds import add_months
 from mailflow.store import iso
 
-ROOT = Path(__file__).resolve().parents[1]
 SEED = 2026
 PEOPLE = 100_000
 QUICK_PEOPLE = 10_000
@@ -600,20 +598,8 @@ def run_once(scenario: Scenario, template: Path, work: Path, args: argparse.Name
     if profile:
         command += ["--profile-to", str(profile)]
     busy, ours, started = _busy_cpu_seconds(), _children_cpu_seconds(), time.perf_counter()
-    # A session of its own, so that a timeout ends the whole process group.
-    child = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        start_new_session=True,
-    )
-    try:
-        out, err = child.communicate(timeout=args.timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.communicate()
+    code, out, err = run_child(command, args.timeout)
+    if code is None:
         row.problems.append(f"timed out after {args.timeout:.0f} s")
         return row
     wall = time.perf_counter() - started
@@ -622,9 +608,8 @@ def run_once(scenario: Scenario, template: Path, work: Path, args: argparse.Name
     if row.others > BUSY:
         row.notes.append(f"MACHINE BUSY: other processes used {row.others:.1f} CPUs")
     lines = [line for line in out.splitlines() if line.startswith("{")]
-    if child.returncode != 0 or not lines:
-        last = (err.strip().splitlines() or ["no output"])[-1]
-        row.problems.append(f"exit {child.returncode}: {last}")
+    if code != 0 or not lines:
+        row.problems.append(exit_problem(code, err))
         return row
     for key, value in json.loads(lines[-1]).items():
         if key != "scenario":
