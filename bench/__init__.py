@@ -34,3 +34,19 @@ def exit_problem(code: int | None, err: str) -> str:
     """How a child that failed reads in a table: its exit code and last line of stderr."""
     last = (err.strip().splitlines() or ["no output"])[-1]
     return f"exit {code}: {last}"
+
+
+def markdown_table(head: tuple[str, ...], rows: list[list[str]], right: set[int]) -> str:
+    """A Markdown table: the columns in `right` right-aligned, the last (notes) unpadded."""
+    lines = [list(head), *rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head) - 1)]
+
+    def show(cells: list[str]) -> str:
+        padded = [
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+            for i, cell in enumerate(cells[:-1])
+        ]
+        return "| " + " | ".join([*padded, cells[-1]]) + " |"
+
+    rule = ["-" * (w - 1) + ":" if i in right else "-" * w for i, w in enumerate(widths)] + ["---"]
+    return "\n".join([show(lines[0]), "| " + " | ".join(rule) + " |", *map(show, lines[1:])])

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy
 from scipy.optimize import linear_sum_assignment
 
-from bench import ROOT, exit_problem, run_child
+from bench import ROOT, exit_problem, markdown_table, run_child
 from bench.population import population, returning_rounds, to_csv
 from mailflow.matching import allowed, load_weights, match, pair_scores
 
@@ -587,18 +587,7 @@ RIGHT = {2, 3, 4, 5, 6, 7, 9}
 
 
 def table(rows: list[Row]) -> str:
-    lines = [list(HEAD)] + [_cells(row, rows) for row in rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(HEAD) - 1)]
-
-    def show(cells: list[str]) -> str:
-        padded = [
-            cell.rjust(widths[i]) if i in RIGHT else cell.ljust(widths[i])
-            for i, cell in enumerate(cells[:-1])
-        ]
-        return "| " + " | ".join([*padded, cells[-1]]) + " |"
-
-    rule = ["-" * (w - 1) + ":" if i in RIGHT else "-" * w for i, w in enumerate(widths)] + ["---"]
-    return "\n".join([show(lines[0]), "| " + " | ".join(rule) + " |", *map(show, lines[1:])])
+    return markdown_table(HEAD, [_cells(row, rows) for row in rows], RIGHT)
 
 
 def targets(rows: list[Row]) -> list[str]:

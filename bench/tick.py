@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench import exit_problem, run_child
+from bench import exit_problem, markdown_table, run_child
 from mailflow import config as configuration
 from mailflow.cadence import Cadence, load_cadence
 from mailflow.compose import new_message_id
@@ -733,18 +733,7 @@ RIGHT = {1, 2, 3, 4, 5, 6, 7, 8}
 
 
 def table(rows: list[Row]) -> str:
-    lines = [list(HEAD)] + [_cells(row) for row in rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(HEAD) - 1)]
-
-    def show(cells: list[str]) -> str:
-        padded = [
-            cell.rjust(widths[i]) if i in RIGHT else cell.ljust(widths[i])
-            for i, cell in enumerate(cells[:-1])
-        ]
-        return "| " + " | ".join([*padded, cells[-1]]) + " |"
-
-    rule = ["-" * (w - 1) + ":" if i in RIGHT else "-" * w for i, w in enumerate(widths)] + ["---"]
-    return "\n".join([show(lines[0]), "| " + " | ".join(rule) + " |", *map(show, lines[1:])])
+    return markdown_table(HEAD, [_cells(row) for row in rows], RIGHT)
 
 
 FOOTNOTES = (
