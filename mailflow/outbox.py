@@ -1,18 +1,23 @@
 """The durable outbox: queueing composed mail and delivering it exactly once.
 
 Queueing happens in the same transaction as the change that caused it, under an
-idempotency key, so handling a message twice cannot queue its answer twice. Delivery to
-the Maildir uses a file name derived from the outbox row, so a crash between writing the
-file and marking the row sent never produces a second copy. A relay gets retries with
-exponential backoff; what keeps failing is marked failed with the reason.
+idempotency key, so handling a message twice cannot queue its answer twice. One process
+delivers at a time (a lock file beside the database). Delivery to the Maildir uses a file
+name derived from the outbox row, so a crash between writing the file and marking the row
+sent never produces a second copy. A relay (`relay.py`) gets retries with exponential
+backoff, and a row handed to it is never sent twice: see `_recover`. What keeps failing
+is marked failed with the reason.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import functools
 import logging
 import os
 import smtplib
-import ssl
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -20,6 +25,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from mailflow import relay
 from mailflow.compose import Outgoing
 from mailflow.config import Config
 from mailflow.store import iso, transaction
@@ -30,6 +36,7 @@ BACKOFF_FIRST = timedelta(minutes=1)
 BACKOFF_MOST = timedelta(hours=6)
 BATCH = 500  # outbox rows read at once; delivered to the Maildir, marked sent in one commit
 WRITERS = 16  # Maildir files written at once
+LOCK_WAIT = 60.0  # seconds a command waits for another process's delivery pass
 
 
 def queue(
@@ -79,38 +86,87 @@ def _deliver_maildir(folder: Path, row_id: int, created_at: str, raw: bytes) -> 
     os.rename(temporary, new)
 
 
-def _deliver_relay(config: Config, envelope_from: str, recipient: str, raw: bytes) -> None:
-    host, _, port = (config.smtp_relay or "").rpartition(":")
-    with smtplib.SMTP(host or config.smtp_relay, int(port or 25), timeout=30) as smtp:
-        smtp.ehlo(config.domain)
-        if config.smtp_starttls:
-            smtp.starttls(context=ssl.create_default_context())
-            smtp.ehlo(config.domain)
-        if config.smtp_user:
-            smtp.login(config.smtp_user, config.smtp_password or "")
-        smtp.sendmail(envelope_from, [recipient], raw)
-
-
-def _permanent(error: Exception) -> bool:
-    return isinstance(error, smtplib.SMTPRecipientsRefused | smtplib.SMTPDataError) and all(
-        code >= 500 for code in _codes(error)
-    )
-
-
-def _codes(error: Exception) -> list[int]:
-    if isinstance(error, smtplib.SMTPRecipientsRefused):
-        return [code for code, _ in error.recipients.values()]
-    return [getattr(error, "smtp_code", 0)]
-
-
 # The last word to someone whose data was deleted: once it is out, nothing of it is kept.
 FORGET_WHEN_SENT = frozenset({"data-deleted"})
 
 
 def deliver(
-    db: sqlite_utils.Database, config: Config, now: datetime, *, everything: bool = False
+    db: sqlite_utils.Database,
+    config: Config,
+    now: datetime,
+    *,
+    everything: bool = False,
+    wait: float = LOCK_WAIT,
 ) -> tuple[int, int]:
-    """Deliver what is due (or all queued with `everything`); return (sent, still queued)."""
+    """Deliver what is due (or all queued with `everything`); return (sent, still queued).
+
+    One process delivers at a time. When another holds the outbox for longer than `wait`
+    seconds, nothing is sent here: the other process sends these rows in its next pass.
+    """
+    with _delivery_lock(config, wait) as held:
+        if not held:
+            log.info("another process is delivering the outbox; it will send what is due")
+            sent = 0
+        else:
+            _recover(db)
+            sent = _deliver_due(db, config, now, everything)
+    queued = db.execute("SELECT count(*) FROM outbox WHERE state = 'queued'").fetchone()[0]
+    return sent, queued
+
+
+@contextlib.contextmanager
+def _delivery_lock(config: Config, wait: float) -> Iterator[bool]:
+    """An exclusive flock beside the database, released by the kernel when its holder dies,
+    so a row found 'sending' by the holder belongs to a process that is gone."""
+    path = config.db.with_name(config.db.name + ".outbox-lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.05)
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _recover(db: sqlite_utils.Database) -> None:
+    """Rows a dead process left 'sending': queued again when the relay never saw the end of
+    the message, 'unconfirmed' when it may have it (never sent twice unasked)."""
+    stranded = db.execute(
+        "SELECT id, recipient, message_id, handed_at FROM outbox WHERE state = 'sending'"
+    ).fetchall()
+    if not stranded:
+        return
+    with transaction(db):
+        for row_id, recipient, message_id, handed_at in stranded:
+            if handed_at is None:
+                db.execute("UPDATE outbox SET state = 'queued' WHERE id = ?", [row_id])
+                continue
+            log.warning(
+                "outbox %d to %s (%s) was handed to the relay at %s when the sending process"
+                " stopped, before the relay confirmed it: marked unconfirmed, not sent again."
+                " If the relay's log has no such Message-ID, `mailflow outbox resend %d`",
+                row_id,
+                recipient,
+                message_id,
+                handed_at,
+                row_id,
+            )
+            db.execute(
+                "UPDATE outbox SET state = 'unconfirmed', last_error = ? WHERE id = ?",
+                [f"the sender stopped after handing it to the relay at {handed_at}", row_id],
+            )
+
+
+def _deliver_due(db: sqlite_utils.Database, config: Config, now: datetime, everything: bool):
     # The ids first, the messages as they go: a day's mail is never all in memory.
     due = [
         row_id
@@ -122,11 +178,24 @@ def deliver(
         ).fetchall()
     ]
     if config.smtp_relay:
-        sent = _to_relay(db, config, now, due)
-    else:
-        sent = _to_maildir(db, config, now, due)
-    queued = db.execute("SELECT count(*) FROM outbox WHERE state = 'queued'").fetchone()[0]
-    return sent, queued
+        return _to_relay(db, config, now, due)
+    return _to_maildir(db, config, now, due)
+
+
+def resend(db: sqlite_utils.Database, row_id: int, now: datetime) -> str:
+    """Put a failed or unconfirmed row back in the queue (the operator asked); its old state."""
+    row = db.execute("SELECT state FROM outbox WHERE id = ?", [row_id]).fetchone()
+    if row is None:
+        raise ValueError(f"no outbox row {row_id}")
+    if row[0] not in ("failed", "unconfirmed"):
+        raise ValueError(f"outbox row {row_id} is {row[0]}: only failed or unconfirmed mail")
+    with transaction(db):
+        db.execute(
+            "UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = ?,"
+            " handed_at = NULL WHERE id = ?",
+            [iso(now), row_id],
+        )
+    return row[0]
 
 
 def _rows(db: sqlite_utils.Database, ids: list[int]) -> Iterator[tuple]:
@@ -142,17 +211,87 @@ def _rows(db: sqlite_utils.Database, ids: list[int]) -> Iterator[tuple]:
 
 
 def _to_relay(db: sqlite_utils.Database, config: Config, now: datetime, due: list[int]) -> int:
+    """Over one connection, reopened after a message that broke it. When the relay can't be
+    reached or refuses the login, every row left waits with backoff: a network or set-up
+    problem is never a reason to give up on mail."""
     sent = 0
-    for row_id, _, recipient, envelope_from, raw, attempts, template in _rows(db, due):
-        try:
-            _deliver_relay(config, envelope_from, recipient, raw)
-        except (OSError, smtplib.SMTPException) as error:
-            _failed(db, config, now, row_id, recipient, attempts, error)
-            continue
-        # Marked at once: after a crash, a relayed message would be sent again.
-        _mark_sent(db, [(row_id, attempts, template)], now)
-        sent += 1
+    with relay.Connection(config) as connection:
+        rows = _rows(db, due)
+        for row_id, _, recipient, envelope_from, raw, attempts, template in rows:
+            if not _claim(db, row_id):
+                continue
+            handed = functools.partial(_handed, db, row_id, now)
+            try:
+                connection.send(envelope_from, recipient, raw, handed)
+            except relay.Unavailable as error:
+                log.warning("relay unavailable (%s): the outbox waits with backoff", error)
+                _release(db, config, now, [row_id, *(row[0] for row in rows)], error)
+                break
+            except relay.Unconfirmed as error:
+                _unconfirmed(db, row_id, recipient, error)
+                continue
+            except (OSError, smtplib.SMTPException) as error:
+                _failed(db, config, now, row_id, recipient, attempts, error)
+                continue
+            # Marked at once: a relayed message is never sent again.
+            _mark_sent(db, [(row_id, attempts, template)], now)
+            sent += 1
     return sent
+
+
+def _claim(db: sqlite_utils.Database, row_id: int) -> bool:
+    with transaction(db):
+        claimed = db.execute(
+            "UPDATE outbox SET state = 'sending', handed_at = NULL"
+            " WHERE id = ? AND state = 'queued'",
+            [row_id],
+        )
+    return claimed.rowcount == 1
+
+
+def _handed(db: sqlite_utils.Database, row_id: int, now: datetime) -> None:
+    """Committed before the final "." of DATA: from here on a crash can't tell whether the
+    relay has the message, so it is never sent again unasked."""
+    with transaction(db):
+        db.execute("UPDATE outbox SET handed_at = ? WHERE id = ?", [iso(now), row_id])
+
+
+def _unconfirmed(db: sqlite_utils.Database, row_id: int, recipient: str, error: Exception) -> None:
+    log.warning(
+        "outbox %d to %s: the relay took the message but did not confirm it (%s): marked"
+        " unconfirmed, not sent again; `mailflow outbox resend %d` if it did not arrive",
+        row_id,
+        recipient,
+        error,
+        row_id,
+    )
+    with transaction(db):
+        db.execute(
+            "UPDATE outbox SET state = 'unconfirmed', last_error = ? WHERE id = ?",
+            [f"handed to the relay, not confirmed: {error}"[:500], row_id],
+        )
+
+
+def _release(
+    db: sqlite_utils.Database, config: Config, now: datetime, ids: list[int], error: Exception
+) -> None:
+    """Every row left waits for its next try, the claimed one included."""
+    with transaction(db):
+        for start in range(0, len(ids), BATCH):
+            batch = ids[start : start + BATCH]
+            for row_id, attempts in db.execute(
+                f"SELECT id, attempts FROM outbox WHERE id IN ({', '.join('?' * len(batch))})",
+                batch,
+            ).fetchall():
+                db.execute(
+                    "UPDATE outbox SET state = 'queued', attempts = ?, last_error = ?,"
+                    " next_attempt_at = ?, handed_at = NULL WHERE id = ?",
+                    [attempts + 1, str(error)[:500], iso(now + _backoff(attempts + 1)), row_id],
+                )
+
+
+def _backoff(attempts: int) -> timedelta:
+    return min(BACKOFF_FIRST * 2 ** (attempts - 1), BACKOFF_MOST)
 
 
 def _to_maildir(db: sqlite_utils.Database, config: Config, now: datetime, due: list[int]) -> int:
@@ -193,7 +332,8 @@ def _mark_sent(db: sqlite_utils.Database, written: list[tuple[int, int, str]], n
                 db.execute("DELETE FROM outbox WHERE id = ?", [row_id])
             else:
                 db.execute(
-                    "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = ? WHERE id = ?",
+                    "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = ?, last_error = NULL"
+                    " WHERE id = ?",
                     [iso(now), attempts + 1, row_id],
                 )
 
@@ -209,8 +349,8 @@ def _failed(
 ) -> None:
     """Retry later with exponential backoff, or give up when it is permanent or too often."""
     attempts += 1
-    give_up = _permanent(error) or attempts >= config.relay_attempts
-    wait = min(BACKOFF_FIRST * 2 ** (attempts - 1), BACKOFF_MOST)
+    give_up = relay.permanent(error) or attempts >= config.relay_attempts
+    wait = _backoff(attempts)
     log.warning(
         "delivery of outbox %d to %s failed (%s)%s",
         row_id,
