@@ -4,36 +4,16 @@ first, delivers what it queued before it exits, and fails with one line on stder
 from __future__ import annotations
 
 import argparse
-import email.parser
-import email.policy
-import email.utils
 import logging
 import sys
+import threading
 from pathlib import Path
 
 from mailflow import config as configuration
 from mailflow import coordinators, outbox, pipeline, roster, store
+from mailflow.inbound import envelope
+from mailflow.inbound.smtp import Worker
 from mailflow.program import Program
-
-
-def _ingest_envelope(
-    config: configuration.Config, raw: bytes, recipient: str | None, sender: str | None
-) -> tuple[str | None, list[str]]:
-    """The envelope an MTA would have given: options first, then the message's headers."""
-    head = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
-    if recipient:
-        recipients = [recipient]
-    elif head.get_all("Delivered-To"):
-        recipients = [str(head.get_all("Delivered-To")[0]).strip()]
-    else:
-        found = email.utils.getaddresses(
-            [str(v) for v in head.get_all("To", []) + head.get_all("Cc", [])]
-        )
-        recipients = [a for _, a in found if a.lower().endswith("@" + config.domain)]
-        recipients = recipients or [config.address]
-    if sender is None and head.get("Return-Path") is not None:
-        sender = str(head.get("Return-Path")).strip().strip("<>")
-    return sender, recipients
 
 
 def cmd_ingest(config: configuration.Config, args: argparse.Namespace) -> int:
@@ -42,7 +22,7 @@ def cmd_ingest(config: configuration.Config, args: argparse.Namespace) -> int:
         ("<stdin>", sys.stdin.buffer.read())
     ]
     for name, raw in sources:
-        sender, recipients = _ingest_envelope(config, raw, args.recipient, args.sender)
+        sender, recipients = envelope.read(config, raw, args.recipient, args.sender)
         row_id, outcome = pipeline.handle(program, raw, sender, recipients, "ingest")
         print(f"{name}: message {row_id}: {outcome}")
     outbox.deliver(program.db, config, program.now())
@@ -59,6 +39,14 @@ def cmd_migrate(config: configuration.Config, args: argparse.Namespace) -> int:
 
 def cmd_outbox(config: configuration.Config, args: argparse.Namespace) -> int:
     program = Program(config)
+    if args.action == "resend":
+        if args.row is None:
+            raise ValueError("outbox resend needs the id of an outbox row (see `mailflow outbox`)")
+        was = outbox.resend(program.db, args.row, program.now())
+        print(f"outbox {args.row} ({was}) queued again")
+        sent, queued = outbox.deliver(program.db, config, program.now())
+        print(f"sent {sent}, still queued {queued}")
+        return 0
     if args.action == "flush":
         sent, queued = outbox.deliver(program.db, config, program.now(), everything=True)
         print(f"sent {sent}, still queued {queued}")
@@ -198,7 +186,48 @@ def cmd_audit(config: configuration.Config, args: argparse.Namespace) -> int:
 def cmd_serve(config: configuration.Config, args: argparse.Namespace) -> int:
     from mailflow.serve import serve
 
-    serve(config, rules=not args.no_scheduler)
+    serve(config, rules=not args.no_scheduler, imap=not args.no_imap)
+    return 0
+
+
+def cmd_poll_imap(config: configuration.Config, args: argparse.Namespace) -> int:
+    from mailflow.inbound.imap import Poller
+    from mailflow.serve import run_poller
+
+    if args.once:
+        worker = Worker(config, threading.Event())
+        try:
+            report = Poller(config, worker).once()
+        finally:
+            worker.close()
+        for line in report.lines:
+            print(line)
+        print(f"poll-imap: {report.handled} handled, {report.left} left in place")
+        return 0
+    run_poller(config)
+    return 0
+
+
+def cmd_backup(config: configuration.Config, args: argparse.Namespace) -> int:
+    target = Path(args.file)
+    if target.exists():
+        raise ValueError(f"{target} exists; a backup never overwrites a file")
+    program = Program(config)
+    pages = store.backup(program.db, target)
+    print(f"backed up {config.db} to {target} ({pages} pages, checked)")
+    return 0
+
+
+def cmd_quarantine(config: configuration.Config, args: argparse.Namespace) -> int:
+    program = Program(config)
+    rows = program.db.execute(
+        "SELECT id, received_at, via, coalesce(sender, envelope_from, '?'), size, outcome"
+        " FROM messages WHERE state = 'quarantined' ORDER BY id DESC LIMIT ?",
+        [args.limit],
+    ).fetchall()
+    for row_id, at, via, sender, size, outcome in reversed(rows):
+        print(f"{row_id}  {at}  {via}  {sender}  {size} bytes  {outcome}")
+    print(f"{len(rows)} quarantined message(s) shown")
     return 0
 
 
@@ -213,10 +242,16 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="mailflow", description="A mentoring program by email.")
     sub = top.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="the SMTP daemon, delivering the outbox and ticking")
-    serve.add_argument("--no-scheduler", action="store_true", help="the daemon alone")
+    serve.add_argument("--no-scheduler", action="store_true", help="without the rules loop")
+    serve.add_argument(
+        "--no-imap", action="store_true", help="without the IMAP poller (a process of its own)"
+    )
     serve.set_defaults(run=cmd_serve)
     loop = sub.add_parser("scheduler", help="the rules loop alone: a tick every minute")
     loop.set_defaults(run=cmd_scheduler)
+    polling = sub.add_parser("poll-imap", help="read MAILFLOW_IMAP_URL: IDLE, or --once")
+    polling.add_argument("--once", action="store_true", help="one pass, then exit")
+    polling.set_defaults(run=cmd_poll_imap)
     ingest = sub.add_parser("ingest", help="handle raw messages from files or stdin")
     ingest.add_argument("files", nargs="*")
     ingest.add_argument("--recipient", help="envelope recipient (for an MTA's pipe)")
@@ -224,8 +259,11 @@ def parser() -> argparse.ArgumentParser:
     ingest.set_defaults(run=cmd_ingest)
     migrate = sub.add_parser("migrate", help="apply migrations/")
     migrate.set_defaults(run=cmd_migrate)
-    box = sub.add_parser("outbox", help="list queued and sent mail; 'flush' retries")
-    box.add_argument("action", nargs="?", choices=["list", "flush"], default="list")
+    box = sub.add_parser(
+        "outbox", help="list queued and sent mail; 'flush' retries; 'resend ID' queues one again"
+    )
+    box.add_argument("action", nargs="?", choices=["list", "flush", "resend"], default="list")
+    box.add_argument("row", nargs="?", type=int, help="resend: the outbox row to queue again")
     box.add_argument("--limit", type=int, default=50)
     box.set_defaults(run=cmd_outbox)
     matching = sub.add_parser("match", help="match the round (the operator is trusted)")
@@ -252,6 +290,12 @@ def parser() -> argparse.ArgumentParser:
     auditing = sub.add_parser("audit", help="the coordinators' commands: who, how proven, what")
     auditing.add_argument("--limit", type=int, default=200)
     auditing.set_defaults(run=cmd_audit)
+    backing = sub.add_parser("backup", help="an online copy of the database, safe while running")
+    backing.add_argument("file", help="the new file to write")
+    backing.set_defaults(run=cmd_backup)
+    quarantined = sub.add_parser("quarantine", help="messages set aside, with the reason")
+    quarantined.add_argument("--limit", type=int, default=200)
+    quarantined.set_defaults(run=cmd_quarantine)
     return top
 
 

@@ -29,6 +29,11 @@ DEFAULTS: dict[str, str] = {
     "dkim_resolver": "",
     "dkim_key": "",
     "dkim_selector": "",
+    "imap_url": "",
+    "imap_done": "mailflow-handled",
+    "imap_poll": "60",
+    "tls_cert": "",
+    "tls_key": "",
 }
 
 
@@ -58,6 +63,11 @@ class Config:
     dkim_resolver: str | None = None  # host:port of the nameserver for DKIM keys; else the system's
     dkim_key: Path | None = None  # sign outgoing mail with this private key (PEM)
     dkim_selector: str | None = None
+    imap_url: str | None = None  # the hosted mailbox `poll-imap` reads
+    imap_done: str = "mailflow-handled"  # its folder for handled mail; empty: mark \Seen only
+    imap_poll: float = 60.0  # seconds between passes when IDLE says nothing
+    tls_cert: Path | None = None  # the daemon offers STARTTLS with this certificate (PEM)
+    tls_key: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -130,6 +140,14 @@ def load(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Conf
         raise ValueError(f"MAILFLOW_NOW is not an ISO 8601 time: {s['now']!r}") from error
     if bool(s.get("dkim_key")) != bool(s.get("dkim_selector")):
         raise ValueError("MAILFLOW_DKIM_KEY and MAILFLOW_DKIM_SELECTOR go together: set both")
+    if bool(s["tls_cert"]) != bool(s["tls_key"]):
+        raise ValueError("MAILFLOW_TLS_CERT and MAILFLOW_TLS_KEY go together: set both")
+    try:
+        imap_poll = float(s["imap_poll"])
+    except ValueError:
+        raise ValueError(f"MAILFLOW_IMAP_POLL must be seconds, not {s['imap_poll']!r}") from None
+    if imap_poll <= 0:
+        raise ValueError("MAILFLOW_IMAP_POLL must be more than 0 seconds")
     return Config(
         home=home,
         db=(cwd / s["db"]).resolve() if s.get("db") else home / "mailflow.db",
@@ -157,5 +175,10 @@ def load(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Conf
         dkim_resolver=s.get("dkim_resolver") or None,
         dkim_key=(cwd / s["dkim_key"]).resolve() if s.get("dkim_key") else None,
         dkim_selector=s.get("dkim_selector") or None,
+        imap_url=s["imap_url"] or None,
+        imap_done=s["imap_done"].strip(),
+        imap_poll=imap_poll,
+        tls_cert=(cwd / s["tls_cert"]).resolve() if s["tls_cert"] else None,
+        tls_key=(cwd / s["tls_key"]).resolve() if s["tls_key"] else None,
         extra={k: v for k, v in s.items() if k not in DEFAULTS},
     )

@@ -3,8 +3,10 @@
 Start-up handles whatever was stored but not handled before a crash; then the daemon
 accepts mail while this thread delivers the outbox within a second of anything queued,
 sweeps for stored-but-unhandled messages every minute, and runs the rules (`tick`) at
-start and every minute, unless `--no-scheduler`. `mailflow scheduler` is the rules loop
-alone, for a Procfile line of its own.
+start and every minute, unless `--no-scheduler`. With MAILFLOW_IMAP_URL it also reads
+that mailbox on a thread of its own, unless `--no-imap`. `mailflow scheduler` and
+`mailflow poll-imap` are the rules loop and the poller alone, for Procfile lines of their
+own.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ def warm_up() -> None:
     normalise_time_zone("Sydney")
 
 
+def _stop_on_signals(stop: threading.Event, *also: threading.Event) -> None:
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: [event.set() for event in (stop, *also)])
+
+
 def run_rules(program: Program) -> None:
     """One tick; a failure is logged and retried at the next, never fatal to the daemon."""
     try:
@@ -51,8 +58,7 @@ def run_rules(program: Program) -> None:
 def run_scheduler(config: Config, stop: threading.Event | None = None) -> None:
     """The rules loop alone: a tick every minute until stopped."""
     stop = stop or threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    _stop_on_signals(stop)
     program = Program(config)
     log.info("mailflow scheduler running")
     try:
@@ -63,11 +69,32 @@ def run_scheduler(config: Config, stop: threading.Event | None = None) -> None:
         program.close()
 
 
-def serve(config: Config, stop: threading.Event | None = None, *, rules: bool = True) -> None:
+def run_poller(config: Config, stop: threading.Event | None = None) -> None:
+    """`mailflow poll-imap`: the IMAP poller alone, delivering what it queues."""
+    from mailflow.inbound.imap import Poller
+
+    stop = stop or threading.Event()
+    _stop_on_signals(stop)
+    worker = Worker(config, threading.Event())
+    poller = Poller(config, worker, stop=stop, deliver=True)
+    log.info("mailflow poll-imap running for %s", config.address)
+    try:
+        poller.run()
+    finally:
+        worker.close()
+        log.info("mailflow poll-imap stopped")
+
+
+def serve(
+    config: Config,
+    stop: threading.Event | None = None,
+    *,
+    rules: bool = True,
+    imap: bool = True,
+) -> None:
     stop = stop or threading.Event()
     wake = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: (stop.set(), wake.set()))
+    _stop_on_signals(stop, wake)
     worker = Worker(config, wake)
     # Build the country, language and city tables now, not while the first form waits.
     worker.executor.submit(warm_up)
@@ -78,6 +105,17 @@ def serve(config: Config, stop: threading.Event | None = None, *, rules: bool = 
     daemon.start()
     log.info("mailflow listening on %s for %s", config.listen, config.address)
     web = http.start(worker, config.http_listen) if config.public_url else None
+    poller = None
+    if imap and config.imap_url:
+        from mailflow.inbound.imap import Poller
+
+        # The daemon's delivery loop sends what the poller queues: the worker wakes it.
+        poller = threading.Thread(
+            target=Poller(config, worker, stop=stop, deliver=False).run,
+            name="mailflow-imap",
+            daemon=True,
+        )
+        poller.start()
     program = Program(config)  # the delivery loop's own connection
     last_sweep = time.monotonic()
     last_tick = None
@@ -99,6 +137,8 @@ def serve(config: Config, stop: threading.Event | None = None, *, rules: bool = 
         if web is not None:
             web.shutdown()
         daemon.stop()
+        if poller is not None:
+            poller.join(timeout=10)
         worker.close()
         outbox.deliver(program.db, config, program.now())
         program.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,6 +70,22 @@ def connect(path: Path) -> sqlite_utils.Database:
     db.execute("PRAGMA synchronous = FULL")
     db.execute("PRAGMA foreign_keys = ON")
     return db
+
+
+def backup(db: sqlite_utils.Database, target: Path) -> int:
+    """SQLite's online backup into a new file, consistent while others write (WAL), then
+    checked with `PRAGMA integrity_check`; the number of pages copied."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    copy = sqlite3.connect(target)
+    try:
+        db.conn.backup(copy)
+        verdict = copy.execute("PRAGMA integrity_check").fetchone()[0]
+        pages = copy.execute("PRAGMA page_count").fetchone()[0]
+    finally:
+        copy.close()
+    if verdict != "ok":
+        raise ValueError(f"the backup {target} failed its integrity check: {verdict}")
+    return int(pages)
 
 
 def migrations(folder: Path) -> list[tuple[int, str, Path]]:

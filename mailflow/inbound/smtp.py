@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -44,6 +45,10 @@ class Worker:
         if self.program is None:
             self.program = Program(self.config)
         return self.program
+
+    def run(self, job, *args):
+        """`job(program, *args)` on this thread, for another receiver (the IMAP poller)."""
+        return self.executor.submit(lambda: job(self._program(), *args)).result()
 
     def receive(self, raw: bytes, envelope_from: str, recipients: list[str]) -> int:
         return pipeline.receive(self._program(), raw, envelope_from, recipients, "smtp")
@@ -101,6 +106,22 @@ class Handler:
         return f"250 2.0.0 OK: stored as message {row_id}"
 
 
+def tls_context(config: Config) -> ssl.SSLContext | None:
+    """STARTTLS (RFC 3207) with MAILFLOW_TLS_CERT and MAILFLOW_TLS_KEY; a wrong file stops
+    the start with the reason, not the first client's handshake."""
+    if not config.tls_cert or not config.tls_key:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+    except (OSError, ssl.SSLError) as error:
+        raise ValueError(
+            f"MAILFLOW_TLS_CERT/MAILFLOW_TLS_KEY ({config.tls_cert}, {config.tls_key}) can't be"
+            f" used: {error}"
+        ) from error
+    return context
+
+
 def controller(config: Config, worker: Worker) -> Controller:
     return Controller(
         Handler(config, worker),
@@ -109,4 +130,5 @@ def controller(config: Config, worker: Worker) -> Controller:
         data_size_limit=config.max_size,
         ident="mailflow ESMTP",
         server_hostname=config.domain,
+        tls_context=tls_context(config),
     )
