@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sqlite3
 import sys
 import threading
 from pathlib import Path
@@ -15,6 +16,8 @@ from mailflow.inbound import envelope
 from mailflow.inbound.smtp import Worker
 from mailflow.program import Program
 
+EX_TEMPFAIL = 75  # sysexits.h
+
 
 def cmd_ingest(config: configuration.Config, args: argparse.Namespace) -> int:
     program = Program(config)
@@ -23,8 +26,14 @@ def cmd_ingest(config: configuration.Config, args: argparse.Namespace) -> int:
     ]
     for name, raw in sources:
         sender, recipients = envelope.read(config, raw, args.recipient, args.sender)
-        row_id, outcome = pipeline.handle(program, raw, sender, recipients, "ingest")
-        print(f"{name}: message {row_id}: {outcome}")
+        try:
+            row_id = pipeline.receive(program, raw, sender, recipients, "ingest")
+        except (sqlite3.Error, OSError) as error:
+            # EX_TEMPFAIL: an MTA's pipe (Postfix, Exim) keeps the message and tries again,
+            # where any other status would bounce it to its sender.
+            print(f"mailflow ingest: {name}: not stored, try again later: {error}", file=sys.stderr)
+            return EX_TEMPFAIL
+        print(f"{name}: message {row_id}: {pipeline.process(program, row_id)}")
     outbox.deliver(program.db, config, program.now())
     return 0
 
@@ -192,8 +201,8 @@ def cmd_serve(config: configuration.Config, args: argparse.Namespace) -> int:
 
 def cmd_poll_imap(config: configuration.Config, args: argparse.Namespace) -> int:
     from mailflow.inbound.imap import Poller
-    from mailflow.serve import run_poller
 
+    Program(config).close()  # migrations first, as every command, even if IMAP is down
     if args.once:
         worker = Worker(config, threading.Event())
         try:
@@ -204,6 +213,8 @@ def cmd_poll_imap(config: configuration.Config, args: argparse.Namespace) -> int
             print(line)
         print(f"poll-imap: {report.handled} handled, {report.left} left in place")
         return 0
+    from mailflow.serve import run_poller
+
     run_poller(config)
     return 0
 

@@ -225,7 +225,7 @@ def _to_relay(db: sqlite_utils.Database, config: Config, now: datetime, due: lis
                 connection.send(envelope_from, recipient, raw, handed)
             except relay.Unavailable as error:
                 log.warning("relay unavailable (%s): the outbox waits with backoff", error)
-                _release(db, config, now, [row_id, *(row[0] for row in rows)], error)
+                _release(db, now, due[due.index(row_id) :], error)
                 break
             except relay.Unconfirmed as error:
                 _unconfirmed(db, row_id, recipient, error)
@@ -272,15 +272,14 @@ def _unconfirmed(db: sqlite_utils.Database, row_id: int, recipient: str, error: 
         )
 
 
-def _release(
-    db: sqlite_utils.Database, config: Config, now: datetime, ids: list[int], error: Exception
-) -> None:
+def _release(db: sqlite_utils.Database, now: datetime, ids: list[int], error: Exception) -> None:
     """Every row left waits for its next try, the claimed one included."""
     with transaction(db):
         for start in range(0, len(ids), BATCH):
             batch = ids[start : start + BATCH]
             for row_id, attempts in db.execute(
-                f"SELECT id, attempts FROM outbox WHERE id IN ({', '.join('?' * len(batch))})",
+                "SELECT id, attempts FROM outbox WHERE state IN ('queued', 'sending')"
+                f" AND id IN ({', '.join('?' * len(batch))})",
                 batch,
             ).fetchall():
                 db.execute(

@@ -21,6 +21,9 @@ TIMEOUT = 60.0  # seconds for each step; RFC 5321 4.5.3.2 allows the relay 10 mi
 # Answers that mean the relay wants a login we did not give (or refused it): a set-up
 # problem that would refuse every message alike, not a verdict on this one.
 AUTH_CODES = frozenset({454, 530, 534, 535, 538})
+# "554 5.7.1 Relay access denied" (Postfix) and its kin at RCPT: the relay does not know
+# us, so it would refuse every recipient alike.
+NOT_OURS = re.compile(rb"relay(ing)? (access )?(denied|not permitted)|not permitted to relay", re.I)
 LINE_END = re.compile(rb"\r\n|\r|\n")
 LEADING_DOT = re.compile(rb"(?m)^\.")
 
@@ -143,6 +146,10 @@ class Connection:
         if code != 250:
             raise smtplib.SMTPSenderRefused(code, answer, sender)
         code, answer = smtp.rcpt(recipient)
+        if code >= 500 and NOT_OURS.search(answer):
+            raise Unavailable(
+                f"the relay does not relay for us: {code} {answer.decode(errors='replace')}"
+            )
         if code not in (250, 251):
             raise smtplib.SMTPRecipientsRefused({recipient: (code, answer)})
 

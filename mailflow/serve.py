@@ -123,7 +123,9 @@ def serve(
         while not stop.is_set():
             wake.clear()
             try:
-                outbox.deliver(program.db, config, program.now())
+                # Another process delivering (`outbox flush`) is not waited for: the next
+                # second's pass takes what it leaves.
+                outbox.deliver(program.db, config, program.now(), wait=0)
             except Exception:
                 log.exception("delivery loop failed; retrying")
             if rules and (last_tick is None or time.monotonic() - last_tick > TICK_SECONDS):

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 TIMEOUT = 60.0  # seconds for one IMAP answer before the connection counts as lost
 BACKOFF_FIRST, BACKOFF_MOST = 1.0, 300.0
+IDLE_MOST = 25 * 60.0  # seconds one IDLE lasts at most
 FETCH_BATCH = 50  # messages whose sizes are asked at once
 DONE_STATES = frozenset({"handled", "ignored", "duplicate"})
 SEEN, FLAGGED = b"\\Seen", b"\\Flagged"
@@ -112,16 +113,19 @@ def _set_mark(program: Program, account: str, uidvalidity: int, last_uid: int) -
         )
 
 
-def _known(program: Program, account: str, uidvalidity: int, uid: int) -> str | None:
-    """What became of a UID seen before: its message's state now, or why it was left."""
+def _known(
+    program: Program, account: str, uidvalidity: int, uid: int
+) -> tuple[str, int | None] | None:
+    """What became of a UID seen before (its message's state now, or why it was left), and
+    the message it was stored as."""
     row = program.db.execute(
-        "SELECT i.outcome, m.state FROM imap_messages i LEFT JOIN messages m"
+        "SELECT i.outcome, m.state, m.id FROM imap_messages i LEFT JOIN messages m"
         " ON m.id = i.message_row WHERE i.account = ? AND i.uidvalidity = ? AND i.uid = ?",
         [account, uidvalidity, uid],
     ).fetchone()
     if row is None:
         return None
-    return row[1] or row[0]
+    return row[1] or row[0], row[2]
 
 
 def _record(
@@ -149,10 +153,14 @@ def _left(program: Program, account: str, uidvalidity: int, uid: int, reason: st
         _record(program, account, uidvalidity, uid, None, "left: " + reason)
 
 
-def _state(program: Program, row: int) -> tuple[str, str]:
+def _settle(program: Program, row: int, account: str, uidvalidity: int, uid: int):
+    """(state, outcome) of the handled message, kept with its UID too: it outlives the
+    message when its sender has their data deleted."""
     state, outcome = program.db.execute(
         "SELECT state, coalesce(outcome, '') FROM messages WHERE id = ?", [row]
     ).fetchone()
+    with transaction(program.db):
+        _record(program, account, uidvalidity, uid, row, state)
     return state, outcome
 
 
@@ -215,6 +223,8 @@ class Poller:
         client = self.connect()
         try:
             return self.sweep(client)
+        except IMAPClientError as error:  # a refused MOVE, say: one line, not a traceback
+            raise Unreachable(f"{self.box}: {_text(error)}") from error
         finally:
             _close(client)
 
@@ -262,29 +272,25 @@ class Poller:
         """Handle one UID; False when it must be tried again at the next pass."""
         box, folder = self.box, self.box.folder
         known = self.worker.run(_known, box.account, uidvalidity, uid)
-        if known in DONE_STATES:
-            done.append(uid)  # handled before the last pass could move it
-            return True
         if known is not None:
-            return known != "received"  # left (flagged) before, or still being handled
-        size = int(item.get(b"RFC822.SIZE", 0))
-        if size > self.config.max_size:
-            reason = f"larger than MAILFLOW_MAX_SIZE ({size} > {self.config.max_size} bytes)"
-            self._leave(client, uid, uidvalidity, reason, report)
-            return True
-        fetched = client.fetch([uid], ["BODY.PEEK[]"]).get(uid, {})
-        raw = fetched.get(b"BODY[]")
-        if raw is None:
-            return True  # expunged meanwhile
-        try:
-            row = self.worker.run(_store, raw, box.account, uidvalidity, uid)
-        except Exception as error:  # the store failed: left for the next pass
-            log.exception("imap uid %d in %s could not be stored; trying again later", uid, folder)
-            report.lines.append(f"imap uid {uid}: left in {folder}: not stored: {error}")
-            report.left += 1
-            return False
+            state, row = known
+            if state in DONE_STATES:
+                done.append(uid)  # handled before the last pass could move it
+                return True
+            if state != "received" or row is None:
+                return True  # left (flagged) before
+            # Stored, but its handling failed: once more, below.
+        else:
+            size = int(item.get(b"RFC822.SIZE", 0))
+            if size > self.config.max_size:
+                reason = f"larger than MAILFLOW_MAX_SIZE ({size} > {self.config.max_size} bytes)"
+                self._leave(client, uid, uidvalidity, reason, report)
+                return True
+            row = self._store(client, uid, uidvalidity, report)
+            if row is None:
+                return False
         self.worker.executor.submit(self.worker.process, row).result()
-        state, outcome = self.worker.run(_state, row)
+        state, outcome = self.worker.run(_settle, row, box.account, uidvalidity, uid)
         if state in DONE_STATES:
             report.lines.append(f"imap uid {uid}: message {row}: {outcome or state}")
             done.append(uid)
@@ -300,6 +306,20 @@ class Poller:
         report.lines.append(f"imap uid {uid}: left in {folder}: message {row} not handled yet")
         report.left += 1
         return False
+
+    def _store(self, client: IMAPClient, uid: int, uidvalidity: int, report: Report) -> int | None:
+        """Fetch and store one message (without setting \\Seen); None when it must wait."""
+        folder = self.box.folder
+        raw = client.fetch([uid], ["BODY.PEEK[]"]).get(uid, {}).get(b"BODY[]")
+        if raw is None:
+            return None  # expunged meanwhile
+        try:
+            return self.worker.run(_store, raw, self.box.account, uidvalidity, uid)
+        except Exception as error:  # the store failed: left for the next pass
+            log.exception("imap uid %d in %s could not be stored; trying again later", uid, folder)
+            report.lines.append(f"imap uid {uid}: left in {folder}: not stored: {error}")
+            report.left += 1
+            return None
 
     def _leave(self, client, uid: int, uidvalidity: int, reason: str, report: Report) -> None:
         client.add_flags([uid], [FLAGGED])
@@ -353,10 +373,11 @@ class Poller:
     def _wait(self, client: IMAPClient) -> None:
         """Until new mail, the poll interval, or the stop; raises when the server went away."""
         interval = self.config.imap_poll
-        deadline = time.monotonic() + interval
         if not client.has_capability("IDLE"):
             self.stop.wait(interval)
             return
+        # RFC 2177: a server may drop an IDLE older than 30 minutes; renew it before.
+        deadline = time.monotonic() + min(interval, IDLE_MOST)
         client.idle()
         try:
             while not self.stop.is_set() and time.monotonic() < deadline:
