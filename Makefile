@@ -22,12 +22,20 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-# Certificates need DejaVu Sans for names beyond Latin-1; as a user or offline, tests use Latin-1.
-	@if [ "$$(id -u)" = 0 ] && [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then \
-		{ DEBIAN_FRONTEND=noninteractive apt-get -qq update \
-		  && DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends \
-		     fonts-dejavu-core; } >/dev/null 2>&1 \
-		|| echo "fonts-dejavu-core not installed: certificates fall back to Latin-1"; \
+# Debian packages the tests use, installed when root: DejaVu Sans for certificates beyond
+# Latin-1 (without it they fall back to Latin-1) and Dovecot, the real IMAP server the
+# poller is tested against (as root, its tests fail rather than skip without it).
+	@if [ "$$(id -u)" = 0 ]; then \
+		missing=""; \
+		[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu-core"; \
+		[ -x /usr/sbin/dovecot ] || missing="$$missing dovecot-imapd"; \
+		if [ -n "$$missing" ]; then \
+			echo "installing Debian packages:$$missing"; \
+			{ DEBIAN_FRONTEND=noninteractive apt-get -qq update \
+			  && DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends \
+			     $$missing; } >/dev/null 2>&1 \
+			|| echo "could not install:$$missing"; \
+		fi; \
 	fi
 	$(BIN)/pytest
 
