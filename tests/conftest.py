@@ -153,11 +153,13 @@ class Daemon:
                 self.process.wait()
 
 
-def start_daemon(home: Path, **extra: str) -> Daemon:
+def start_daemon(home: Path, *options: str, **extra: str) -> Daemon:
+    """`mailflow serve OPTIONS` on a free port, once it listens."""
     port = free_port()
+    home.parent.mkdir(parents=True, exist_ok=True)
     log = (home.parent / "daemon.log").open("ab")
     process = subprocess.Popen(
-        [str(MAILFLOW), "serve"],
+        [str(MAILFLOW), "serve", *options],
         env=environment(home, MAILFLOW_LISTEN=f"127.0.0.1:{port}", **extra),
         stdout=log,
         stderr=log,

@@ -12,7 +12,6 @@ import email
 import email.policy
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 from email.message import EmailMessage
@@ -25,7 +24,6 @@ from tests.certs import make_certificate
 from tests.conftest import (
     MAILFLOW,
     PROGRAM,
-    Daemon,
     Person,
     compose,
     environment,
@@ -370,35 +368,6 @@ def test_the_poller_reconnects_after_the_server_restarts(home):
         server.remove()
 
 
-def start_serve(home: Path, *options: str, **extra: str) -> Daemon:
-    """`mailflow serve OPTIONS` on a free port (tests.conftest.start_daemon takes no options)."""
-    port = free_port()
-    home.parent.mkdir(parents=True, exist_ok=True)
-    log = (home.parent / "daemon.log").open("ab")
-    process = subprocess.Popen(
-        [str(MAILFLOW), "serve", *options],
-        env=environment(home, MAILFLOW_LISTEN=f"127.0.0.1:{port}", **extra),
-        stdout=log,
-        stderr=log,
-        cwd=home.parent,
-    )
-    daemon = Daemon(home=home, port=port, process=process)
-
-    def listening() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(
-                "mailflow serve exited:\n" + (home.parent / "daemon.log").read_text()
-            )
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            return False
-
-    until(listening, "the daemon to listen", timeout=30)
-    return daemon
-
-
 def test_serve_reads_the_mailbox_too(dovecot, home):
     account = dovecot.account("serve@example.org")
     waiting = compose(ANN, "HELP")
@@ -424,7 +393,7 @@ def test_serve_without_imap_leaves_the_mailbox_alone(dovecot, home):
     waiting = compose(ANN, "HELP")
     uid = account.append("INBOX", delivered(waiting))
     logins = dovecot.logins(account.name)  # the test's own, so far
-    daemon = start_serve(home, "--no-imap", MAILFLOW_IMAP_URL=account.url())
+    daemon = start_daemon(home, "--no-imap", MAILFLOW_IMAP_URL=account.url())
     try:
         Person(daemon, BOB).say("HELP", expect="help")
     finally:
