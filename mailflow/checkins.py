@@ -57,6 +57,26 @@ def read_answer(line: str) -> int | None:
     return None
 
 
+def record_away(turn: Turn) -> str:
+    """An auto-reply (out of office) to a check-in: kept as such, not as an answer, so the
+    check-in stays open for when they are back. '' when it was not a reply to a check-in."""
+    from mailflow.conversation import conversation_token
+
+    _, token = conversation_token(turn)
+    if token is None or token.purpose != CHECKIN or token.address != turn.sender:
+        return ""
+    me = find_participant(turn.program.db, turn.sender)
+    if me is None:
+        return ""
+    number = token.payload["number"]
+    turn.program.db.execute(
+        "INSERT INTO away_notices (partnership_id, participant_id, number, message_row,"
+        " received_at) VALUES (?, ?, ?, ?, ?)",
+        [token.payload["partnership"], me["id"], number, turn.row_id, iso(turn.now)],
+    )
+    return f":away from check-in {number}"
+
+
 @continues(CHECKIN)
 def checkin_reply(turn: Turn, token: tokens.Token) -> str:
     answer = read_answer(turn.first_line)

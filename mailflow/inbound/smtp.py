@@ -11,9 +11,12 @@ import asyncio
 import logging
 import ssl
 import threading
+import time
+from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 from mailflow import pipeline
 from mailflow.config import Config
@@ -74,10 +77,46 @@ class Worker:
             self.program.close()
 
 
+class Throttle:
+    """At most `limit` messages a minute from one envelope sender (the peer's address for
+    <>): a flood is answered 451, so the sending server slows down and retries, and
+    everyone else is served meanwhile. In memory on purpose: it guards this process's
+    event loop, and forgetting it at a restart costs nothing."""
+
+    WINDOW = 60.0
+    KEYS = 100_000  # senders remembered at once; the oldest are forgotten first
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.seen: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def allow(self, key: str, now: float) -> bool:
+        times = self.seen.pop(key, None) or deque()
+        while times and now - times[0] > self.WINDOW:
+            times.popleft()
+        allowed = len(times) < self.limit
+        if allowed:
+            times.append(now)
+        self.seen[key] = times
+        while len(self.seen) > self.KEYS:
+            self.seen.popitem(last=False)
+        return allowed
+
+
 class Handler:
     def __init__(self, config: Config, worker: Worker) -> None:
         self.config = config
         self.worker = worker
+        self.throttle = Throttle(config.sender_rate)
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        key = address.lower() if address else f"<> from {session.peer[0]}"
+        if not self.throttle.allow(key, time.monotonic()):
+            log.warning("451 to %s: more than %d messages a minute", key, self.throttle.limit)
+            return "451 4.7.1 Too much mail from this sender just now; please try again later"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         refusal = recipient_refusal(self.config, address)
@@ -122,8 +161,24 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
     return context
 
 
+# RFC 5321 4.5.3.1.6 allows 1,000 octets a line, and aiosmtpd refuses more with a 500. Real
+# mail breaks it: Amazon SES and GMX delivery reports carry one long line, and refusing a
+# bounce loses it (its sender never bounces a bounce). Postfix folds such lines; we take
+# them whole, up to the size limit, and parsing copes.
+LONGEST_LINE = 1_000_000
+
+
+class _Server(SMTP):
+    line_length_limit = LONGEST_LINE
+
+
+class _Controller(Controller):
+    def factory(self) -> SMTP:
+        return _Server(self.handler, **self.SMTP_kwargs)
+
+
 def controller(config: Config, worker: Worker) -> Controller:
-    return Controller(
+    return _Controller(
         Handler(config, worker),
         hostname=config.listen_host,
         port=config.listen_port,
