@@ -14,7 +14,7 @@ from pathlib import Path
 from mailflow.config import read_rules_file
 
 FILE = "schedule.toml"
-DAYS, ANSWERS = "days", "answers"
+DAYS, ANSWERS, POINTS = "days", "answers", "points"
 # section -> key -> (the Cadence field, (lowest, highest, unit) or None for true/false)
 _KEYS = {
     "checkin": {
@@ -30,6 +30,12 @@ _KEYS = {
     "rematch": {"min_days_left": ("rematch_min_days_left", (0, 365, DAYS))},
     "invitation": {"after_term_days": ("invitation_after_term_days", (0, 365, DAYS))},
     "late": {"skip_after_days": ("skip_after_days", (0, 365, DAYS))},
+    "bounce": {
+        "permanent_points": ("bounce_permanent_points", (0, 100, POINTS)),
+        "temporary_points": ("bounce_temporary_points", (0, 100, POINTS)),
+        "unreachable_at": ("bounce_unreachable_at", (1, 1000, POINTS)),
+        "half_life_days": ("bounce_half_life_days", (1, 365, DAYS)),
+    },
 }
 
 
@@ -44,6 +50,10 @@ class Cadence:
     rematch_min_days_left: int = 30
     invitation_after_term_days: int = 14
     skip_after_days: int = 7
+    bounce_permanent_points: int = 3
+    bounce_temporary_points: int = 1
+    bounce_unreachable_at: int = 5
+    bounce_half_life_days: int = 14
 
     @property
     def late(self) -> timedelta:

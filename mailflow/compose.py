@@ -104,6 +104,7 @@ def compose(
     auto_submitted: str = "auto-replied",
     extra_headers: tuple[tuple[str, str], ...] = (),
     attachments: tuple[Attachment, ...] = (),
+    envelope_from: str | None = None,
 ) -> Outgoing:
     message = EmailMessage(policy=POLICY)
     local, _, domain = sender.partition("@")
@@ -135,7 +136,7 @@ def compose(
     return Outgoing(
         template=template,
         recipient=recipient,
-        envelope_from=sender,
+        envelope_from=envelope_from or sender,
         message_id=message_id,
         raw=message.as_bytes(),
     )

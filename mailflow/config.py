@@ -34,6 +34,8 @@ DEFAULTS: dict[str, str] = {
     "imap_poll": "60",
     "tls_cert": "",
     "tls_key": "",
+    "reply_limit": "10",
+    "sender_rate": "60",
 }
 
 
@@ -68,6 +70,8 @@ class Config:
     imap_poll: float = 60.0  # seconds between passes when IDLE says nothing
     tls_cert: Path | None = None  # the daemon offers STARTTLS with this certificate (PEM)
     tls_key: Path | None = None
+    reply_limit: int = 10  # automatic answers to one sender an hour, then one notice
+    sender_rate: int = 60  # messages a minute the daemon takes from one envelope sender
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -146,6 +150,13 @@ def load(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Conf
         imap_poll = float(s["imap_poll"])
     except ValueError:
         raise ValueError(f"MAILFLOW_IMAP_POLL must be seconds, not {s['imap_poll']!r}") from None
+    if not s["reply_limit"].strip().isdigit() or int(s["reply_limit"]) < 1:
+        raise ValueError(
+            f"MAILFLOW_REPLY_LIMIT must be a whole number from 1, not {s['reply_limit']!r}"
+        )
+    if not s["sender_rate"].strip().isdigit() or int(s["sender_rate"]) < 1:
+        rate = s["sender_rate"]
+        raise ValueError(f"MAILFLOW_SENDER_RATE must be a whole number from 1, not {rate!r}")
     if imap_poll <= 0:
         raise ValueError("MAILFLOW_IMAP_POLL must be more than 0 seconds")
     return Config(
@@ -180,5 +191,7 @@ def load(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Conf
         imap_poll=imap_poll,
         tls_cert=(cwd / s["tls_cert"]).resolve() if s["tls_cert"] else None,
         tls_key=(cwd / s["tls_key"]).resolve() if s["tls_key"] else None,
+        reply_limit=int(s["reply_limit"]),
+        sender_rate=int(s["sender_rate"]),
         extra={k: v for k, v in s.items() if k not in DEFAULTS},
     )

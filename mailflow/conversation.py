@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from mailflow import commands, participants, tokens
+from mailflow import commands, limits, participants, tokens
 from mailflow.parse import Inbound
 from mailflow.program import Program
 from mailflow.sending import ANSWER, send
@@ -99,6 +99,12 @@ def conversation_token(turn: Turn) -> tuple[str | None, tokens.Token | None]:
     return None, None
 
 
+def _live_reply(turn: Turn) -> bool:
+    """A reply to a live token of the sender's own: a conversation the program began."""
+    _, token = conversation_token(turn)
+    return token is not None and tokens.is_live(token, turn.now) and token.address == turn.sender
+
+
 def handle(turn: Turn) -> str:
     """Answer one ordinary message; return the outcome recorded with it."""
     # Imported here: these modules register their commands and conversations, and need Turn.
@@ -120,6 +126,24 @@ def handle(turn: Turn) -> str:
             "DELETE FROM erased WHERE address_hash = ?", [participants.address_hash(turn.sender)]
         )
     role = coordination.find(turn)
+    if role is None:
+        limited = limits.verdict(
+            turn.program,
+            turn.row_id,
+            turn.sender,
+            turn.message.reply,
+            turn.now,
+            counted=not _live_reply(turn),
+        )
+        if limited.action == "silent":
+            log.info(
+                "message %d from %s: not answered (%s)", turn.row_id, turn.sender, limited.reason
+            )
+            return f"ignored:{limited.reason}"
+        if limited.action == "notice":
+            until = limited.until.strftime("%H:%M on %d %B %Y") if limited.until else ""
+            turn.answer(limits.NOTICE, {"answered": limited.answered, "until": until})
+            return f"{limited.reason}:notice"
     if role is not None and conversation_token(turn)[0] is None:
         # A coordinator may take part too: a participant's command that is not also a
         # coordinator's (STATUS, PAUSE; not HELP), or a filled form, is theirs as a participant.

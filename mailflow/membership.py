@@ -49,7 +49,7 @@ def active_partnership(program: Program, participant_id: int) -> Partnership | N
     )
 
 
-def _set_status(program: Program, participant_id: int, status: str, now: datetime) -> None:
+def set_status(program: Program, participant_id: int, status: str, now: datetime) -> None:
     program.db.execute(
         "UPDATE participants SET status = ?, paused_until = NULL, resume_status = NULL,"
         " updated_at = ? WHERE id = ?",
@@ -65,7 +65,7 @@ def leave(program: Program, me: dict, now: datetime, cadence: Cadence, why: str 
     time left, gets a new partner. Returns what became of the partnership, for the log."""
     with transaction(program.db):
         outcome = part_from_partnership(program, me, now, cadence, why)
-        _set_status(program, me["id"], "left", now)
+        set_status(program, me["id"], "left", now)
     return outcome
 
 
@@ -87,12 +87,12 @@ def part_from_partnership(
         )
         for stayer in stayers:
             other = participants.by_id(program.db, b if stayer == a else a)
-            _tell_partner_left(program, stayer, me, partnership, now, still_with=other)
+            _tell_partner_left(program, stayer, me, partnership, now, why, still_with=other)
         return "group of three goes on as a pair"
     dissolve(program, partnership.id, why, now)
     outcomes = []
     for stayer in stayers:
-        outcomes.append(_after_partner_left(program, stayer, me, partnership, now, cadence))
+        outcomes.append(_after_partner_left(program, stayer, me, partnership, now, cadence, why))
     return "; ".join(outcomes)
 
 
@@ -115,12 +115,18 @@ def wait_for_next_round(program: Program, me: dict, now: datetime) -> rounds.Rou
             [iso(now), me["id"]],
         )
     elif me["status"] == "matched":
-        _set_status(program, me["id"], "waiting", now)
+        set_status(program, me["id"], "waiting", now)
     return nxt
 
 
 def _after_partner_left(
-    program: Program, stayer_id: int, leaver: dict, old: Partnership, now: datetime, cadence
+    program: Program,
+    stayer_id: int,
+    leaver: dict,
+    old: Partnership,
+    now: datetime,
+    cadence,
+    why: str = "left",
 ) -> str:
     stayer = participants.by_id(program.db, stayer_id)
     if stayer is None:
@@ -129,7 +135,7 @@ def _after_partner_left(
     if stayer["status"] == "matched" and days_left >= cadence.rematch_min_days_left:
         newcomer = rematch(program, stayer, old, now)
         if newcomer is not None:
-            _tell_partner_left(program, stayer_id, leaver, old, now, new_partner=newcomer)
+            _tell_partner_left(program, stayer_id, leaver, old, now, why, new_partner=newcomer)
             return f"rematched with {newcomer['id']}"
     # No one to rematch with (or the term is nearly over): they wait for the next round.
     nxt = wait_for_next_round(program, stayer, now)
@@ -139,6 +145,7 @@ def _after_partner_left(
         leaver,
         old,
         now,
+        why,
         next_round=nxt.name,
         nearly_over=days_left < cadence.rematch_min_days_left,
     )
@@ -151,6 +158,7 @@ def _tell_partner_left(
     leaver: dict,
     old: Partnership,
     now: datetime,
+    why: str,
     *,
     still_with: dict | None = None,
     new_partner: dict | None = None,
@@ -166,6 +174,7 @@ def _tell_partner_left(
         name=stayer["name"],
         context={
             "leaver": leaver["name"],
+            "unreachable": why == "unreachable",
             "still_with": still_with["name"] if still_with else None,
             "new_partner": new_partner["name"] if new_partner else None,
             "next_round": next_round,
@@ -179,7 +188,7 @@ def _tell_partner_left(
 
 def take(program: Program, participant_id: int, now: datetime) -> None:
     """Matched outside a round's matching: they no longer wait for the next round's."""
-    _set_status(program, participant_id, "matched", now)
+    set_status(program, participant_id, "matched", now)
     program.db.execute(
         "DELETE FROM applications WHERE participant_id = ?"
         " AND round_id IN (SELECT id FROM rounds WHERE state = 'open')",
@@ -277,7 +286,7 @@ def resume(program: Program, me: dict, now: datetime) -> str:
     status = me["resume_status"] or "applied"
     if status == "matched" and active_partnership(program, me["id"]) is None:
         status = "waiting"
-    _set_status(program, me["id"], status, now)
+    set_status(program, me["id"], status, now)
     return status
 
 
@@ -324,7 +333,13 @@ def erase(program: Program, email: str, now: datetime, cadence: Cadence) -> None
         me = participants.find(db, email)
         if me is not None:
             part_from_partnership(program, me, now, cadence, "erased")
-            for table in ("applications", "checkin_answers", "survey_answers", "invitations"):
+            for table in (
+                "applications",
+                "checkin_answers",
+                "away_notices",
+                "survey_answers",
+                "invitations",
+            ):
                 db.execute(f"DELETE FROM {table} WHERE participant_id = ?", [me["id"]])
             db.execute("DELETE FROM scheduled WHERE participant_id = ?", [me["id"]])
             blank = ", ".join(f"{column} = ''" for column in participants.PROFILE_COLUMNS)
@@ -339,6 +354,8 @@ def erase(program: Program, email: str, now: datetime, cadence: Cadence) -> None
         db.execute(f"UPDATE outbox SET inbound_id = NULL WHERE inbound_id IN ({inbound})", [email])
         db.execute("DELETE FROM messages WHERE sender = ? COLLATE NOCASE", [email])
         db.execute("DELETE FROM outbox WHERE recipient = ? COLLATE NOCASE", [email])
+        db.execute("DELETE FROM bounce_codes WHERE address = ?", [email])
+        db.execute("DELETE FROM bounce_scores WHERE address = ?", [email])
         db.execute(
             "INSERT OR IGNORE INTO erased (address_hash, erased_at) VALUES (?, ?)",
             [participants.address_hash(email), iso(now)],

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 
 import mailparser
+from flufl.bounce import all_failures
 
 from mailflow.trim import trim_reply
 
@@ -33,6 +34,25 @@ SUBJECT_PREFIX = re.compile(
     re.IGNORECASE,
 )
 MAX_TEXT = 1_000_000  # a body longer than this is cut before trimming: no reply needs more
+
+
+def delivery_failures(raw: bytes) -> tuple[frozenset[str], frozenset[str]]:
+    """(temporary, permanent) failed addresses a delivery report names, lower-cased: RFC 3464
+    and the common non-standard forms (flufl.bounce, Mailman's detectors). Only for mail
+    already taken for a bounce; never raises."""
+    try:
+        temporary, permanent = all_failures(email.message_from_bytes(raw[: 4 * 1024 * 1024]))
+    except Exception:  # a report too broken to read names nobody
+        log.info("a bounce could not be read for its failed addresses", exc_info=True)
+        return frozenset(), frozenset()
+
+    def addresses(found) -> frozenset[str]:
+        texts = (a.decode("utf-8", "replace") if isinstance(a, bytes) else str(a) for a in found)
+        return frozenset(
+            t.strip().strip("<>").lower() for t in texts if ADDRESS.match(t.strip().strip("<>"))
+        )
+
+    return addresses(temporary), addresses(permanent)
 
 
 class Unreadable(Exception):

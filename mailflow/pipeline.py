@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 
-from mailflow import classify, conversation
+from mailflow import bounces, checkins, classify, conversation
 from mailflow.parse import Unreadable, address, parse
 from mailflow.program import Program
 from mailflow.store import iso, transaction
@@ -126,11 +126,16 @@ def _decide(
     except Unreadable as error:
         return "quarantined", f"unreadable: {error}"
     rule = classify.automatic(message)
-    if rule is not None:
-        return "ignored", f"ignored:{rule.name}"
     turn = conversation.Turn(program=program, row_id=row_id, message=message, now=now)
-    outcome = conversation.handle(turn)
-    return "handled", outcome + (" -> " + ", ".join(turn.sent) if turn.sent else "")
+    if rule is None:
+        outcome = conversation.handle(turn)
+        return "handled", outcome + (" -> " + ", ".join(turn.sent) if turn.sent else "")
+    note = ""
+    if rule.kind == classify.BOUNCE:
+        note = bounces.record(program, message, raw, now)
+    elif rule.kind == classify.AWAY and message.sender:
+        note = checkins.record_away(turn)
+    return "ignored", f"ignored:{rule.name}{note}"
 
 
 def pending(program: Program) -> list[int]:

@@ -10,7 +10,7 @@ import dataclasses
 import logging
 from datetime import datetime
 
-from mailflow import commands, outbox, participants, signatures, tokens
+from mailflow import commands, outbox, participants, signatures, tokens, verp
 from mailflow.compose import Attachment, compose, new_message_id
 from mailflow.program import Program
 
@@ -107,6 +107,9 @@ def send(
         auto_submitted=auto_submitted,
         extra_headers=unsubscribe_headers(program, to, now) if unsubscribe else (),
         attachments=attachments,
+        # A bounce of this mail names its recipient; not for the farewell, which must leave
+        # nothing of the address behind.
+        envelope_from=None if farewell else verp.return_path(program, to),
     )
     if program.dkim_key is not None:
         # Signed as queued: the stored bytes are the bytes sent, at every retry.

@@ -1,0 +1,176 @@
+"""Loops and floods: at most MAILFLOW_REPLY_LIMIT answers to a sender an hour, then one
+`rate-limited` notice and silence; an autoresponder that sets no header stops within a few
+messages, even when it answers through reply tokens; coordinators are never limited.
+
+Mail goes in through `mailflow ingest` (the path an MTA's pipe takes), several messages a
+run, and time moves with MAILFLOW_NOW.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import email.utils
+import smtplib
+import sqlite3
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROGRAM, compose, outbox_row, run_cli, start_daemon, wire
+
+ANN = "ann@uni.example.edu"
+NOW = "2026-03-02T09:00:00Z"
+OUT_OF_OFFICE = "I am away until Monday with no access to email. For urgent matters call the desk."
+
+
+def ingest(home: Path, messages: list[EmailMessage], now: str = NOW, **env: str) -> list[str]:
+    """Each message as a file, one run; the outcome printed for each."""
+    folder = home.parent / "in"
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for message in messages:
+        path = folder / f"{len(list(folder.iterdir())):04}.eml"
+        path.write_bytes(wire(message))
+        files.append(str(path))
+    run = run_cli(home, "ingest", *files, MAILFLOW_NOW=now, **env)
+    assert run.returncode == 0, run.stderr.decode()
+    return [line.split(": ", 2)[2] for line in run.stdout.decode().splitlines()]
+
+
+def delivered(home: Path, to: str) -> list[EmailMessage]:
+    folder = home / "outbox" / "new"
+    files = sorted(folder.glob("*"), key=outbox_row) if folder.exists() else []
+    mails = [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in files]
+    return [m for m in mails if m["To"].addresses[0].addr_spec == to]
+
+
+def templates(home: Path, to: str) -> list[str]:
+    return [m["X-Mailflow-Template"] for m in delivered(home, to)]
+
+
+def stored(home: Path, sender: str) -> int:
+    with sqlite3.connect(home / "mailflow.db") as db:
+        return db.execute("SELECT count(*) FROM messages WHERE sender = ?", [sender]).fetchone()[0]
+
+
+def test_after_the_limit_one_notice_then_silence_and_an_hour_later_answers_again(home):
+    questions = [compose(ANN, f"HELP with question {n}") for n in range(12)]
+    outcomes = ingest(home, questions, MAILFLOW_REPLY_LIMIT="4")
+    assert templates(home, ANN) == ["help"] * 4 + ["rate-limited"]
+    assert outcomes[4] == "rate-limited:notice -> rate-limited"
+    assert outcomes[5:] == ["ignored:rate-limited"] * 7
+    notice = delivered(home, ANN)[-1]
+    assert notice["Auto-Submitted"] == "auto-replied"
+    assert "answered 4 messages" in notice.get_content()
+    assert "10:00 on 02 March 2026" in notice["Subject"]
+    assert stored(home, ANN) == 12  # kept, not acted on
+    # An hour after the first answer the window has moved on.
+    ingest(home, [compose(ANN, "HELP again")], now="2026-03-02T10:00:01Z", MAILFLOW_REPLY_LIMIT="4")
+    assert templates(home, ANN)[-1] == "help"
+    assert len(templates(home, ANN)) == 6
+
+
+def test_the_default_limit_is_ten_answers_an_hour(home):
+    ingest(home, [compose(ANN, f"HELP {n}") for n in range(13)])
+    assert templates(home, ANN) == ["help"] * 10 + ["rate-limited"]
+
+
+def autoresponder_loop(home: Path, first: EmailMessage, rounds: int = 30) -> int:
+    """An autoresponder that sets no header and answers every mail it gets, to its Reply-To
+    (else From), with the same text above the quote; how many mails the program sent it."""
+    ingest(home, [first])
+    answered = 0
+    for _ in range(rounds):
+        mails = delivered(home, "desk@library.example")
+        if len(mails) == answered:
+            break  # the program went quiet: the loop is over
+        answered = len(mails)
+        latest = mails[-1]
+        target = email.utils.parseaddr(str(latest["Reply-To"] or latest["From"]))[1]
+        quoted = "\n".join("> " + line for line in latest.get_content().splitlines())
+        reply = compose(
+            "desk@library.example",
+            f"{OUT_OF_OFFICE}\n\nOn Mon, 2 Mar 2026, {PROGRAM} wrote:\n{quoted}",
+            "Re: " + str(latest["Subject"]),
+            to=target,
+            in_reply_to=latest["Message-ID"],
+        )
+        ingest(home, [reply])
+    return answered
+
+
+def test_a_headerless_autoresponder_is_stopped_within_a_few_messages(home):
+    sent = autoresponder_loop(home, compose("desk@library.example", "HELP"))
+    assert sent <= 5
+    names = templates(home, "desk@library.example")
+    assert names[0] == "help"
+    assert names[-1] == "rate-limited"
+    assert names.count("rate-limited") == 1
+
+
+def test_an_autoresponder_answering_through_reply_tokens_is_stopped_too(home):
+    sent = autoresponder_loop(home, compose("desk@library.example", "APPLY"))
+    assert sent <= 6
+    names = templates(home, "desk@library.example")
+    assert names[0] == "application-form"
+    assert names[-1] == "rate-limited"
+
+
+def test_a_person_repeating_different_words_through_tokens_is_not_limited(home):
+    """Replies to live tokens don't count against the hourly limit: fixing a form takes as
+    many tries as it takes."""
+    ingest(home, [compose(ANN, "APPLY")], MAILFLOW_REPLY_LIMIT="2")
+    for attempt in range(4):
+        form = delivered(home, ANN)[-1]
+        assert form["X-Mailflow-Template"] in ("application-form", "application-problems")
+        reply = compose(
+            ANN,
+            f"Name: Ann Okafor\nCountry: Atlantis {attempt}",
+            "Re: " + str(form["Subject"]),
+            to=email.utils.parseaddr(str(form["Reply-To"]))[1],
+            in_reply_to=form["Message-ID"],
+        )
+        ingest(home, [reply], MAILFLOW_REPLY_LIMIT="2")
+    assert templates(home, ANN) == ["application-form"] + ["application-problems"] * 4
+
+
+def test_coordinators_are_never_limited(home):
+    boss = "coord@program.example.org"
+    ingest(
+        home,
+        [compose(boss, "HELP") for _ in range(6)],
+        MAILFLOW_REPLY_LIMIT="2",
+        MAILFLOW_COORDINATORS=boss,
+    )
+    assert templates(home, boss) == ["help"] * 6
+
+
+def test_a_bad_limit_is_refused_with_one_line(home):
+    run = run_cli(home, "migrate", MAILFLOW_REPLY_LIMIT="many")
+    assert run.returncode == 2
+    assert run.stderr.decode().strip() == (
+        "mailflow migrate: MAILFLOW_REPLY_LIMIT must be a whole number from 1, not 'many'"
+    )
+
+
+def test_a_sender_flooding_the_daemon_is_slowed_with_451_and_others_are_served(home):
+    flood = "flood@example.net"
+    daemon = start_daemon(home, MAILFLOW_SENDER_RATE="5")
+    try:
+        with daemon.smtp() as client:
+            for n in range(5):
+                client.sendmail(flood, [PROGRAM], wire(compose(flood, f"HELP {n}")))
+            with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+                client.sendmail(flood, [PROGRAM], wire(compose(flood, "HELP 5")))
+            assert refused.value.smtp_code == 451
+            assert b"try again later" in refused.value.smtp_error
+        question = compose(ANN, "HELP")
+        daemon.send(question, sender=ANN)
+        [answer] = daemon.mail_for(question["Message-ID"])
+        assert answer["X-Mailflow-Template"] == "help"
+        stored = daemon.query("SELECT count(*) AS n FROM messages WHERE sender = ?", flood)
+        assert stored[0]["n"] == 5
+    finally:
+        daemon.stop()
