@@ -1,0 +1,188 @@
+"""The daemon under load: `python -m bench.smtp_load [--messages N] [--clients C]`.
+
+C concurrent SMTP clients send N messages (HELP, each from its own sender, so no limit
+applies) first to a bare aiosmtpd server that only writes each message to disk
+(`bench.bare_smtp`), then to `mailflow serve` on a fresh store. Each server runs in a
+process of its own; the clients are threads here. For mailflow the clock stops when the
+last message is handled and its answer queued, not at its 250. Prints throughput, p50
+and p99 latency of the SMTP transaction, and mailflow's share of the bare throughput
+(the target is at least half). Measures, never fixes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import smtplib
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+from bench import ROOT, markdown_table
+
+PROGRAM = "program@example.org"
+MAILFLOW = Path(sys.executable).parent / "mailflow"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def messages(count: int) -> list[tuple[str, bytes]]:
+    made = []
+    for n in range(count):
+        message = EmailMessage()
+        message["From"] = sender = f"p{n}@load{n % 50}.example"
+        message["To"] = PROGRAM
+        message["Subject"] = "help"
+        message["Message-ID"] = f"<load-{n}@bench.example>"
+        message.set_content(f"HELP\n\nI am number {n}.\n")
+        made.append((sender, message.as_bytes().replace(b"\n", b"\r\n")))
+    return made
+
+
+def listening(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(
+                f"the server exited: {process.stderr.read() if process.stderr else ''}"
+            )
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("the server did not start listening")
+
+
+def load(port: int, mail: list[tuple[str, bytes]], clients: int) -> tuple[float, list[float]]:
+    """(seconds for all, per-message latencies in seconds)."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def client(share: list[tuple[str, bytes]]) -> None:
+        mine = []
+        with smtplib.SMTP("127.0.0.1", port, timeout=120) as smtp:
+            for sender, raw in share:
+                began = time.perf_counter()
+                smtp.sendmail(sender, [PROGRAM], raw)
+                mine.append(time.perf_counter() - began)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(mail[i::clients],)) for i in range(clients)]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - began, latencies
+
+
+def handled_by(db: Path, count: int, timeout: float = 3600) -> float:
+    """Wait until `count` messages are handled; the moment, by perf_counter."""
+    deadline = time.monotonic() + timeout
+    with sqlite3.connect(db, timeout=30) as connection:
+        while time.monotonic() < deadline:
+            done = connection.execute(
+                "SELECT count(*) FROM messages WHERE state != 'received'"
+            ).fetchone()[0]
+            if done >= count:
+                return time.perf_counter()
+            time.sleep(0.05)
+    raise SystemExit("mailflow did not handle every message in time")
+
+
+def row(name: str, seconds: float, latencies: list[float], count: int, note: str) -> list[str]:
+    ordered = sorted(latencies)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return [
+        name,
+        f"{count / seconds:,.0f}",
+        f"{statistics.median(ordered) * 1000:.1f} ms",
+        f"{p99 * 1000:.1f} ms",
+        note,
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--clients", type=int, default=8)
+    args = parser.parse_args()
+    mail = messages(args.messages)
+    with tempfile.TemporaryDirectory(prefix="mailflow-load-") as scratch:
+        folder = Path(scratch)
+        port = free_port()
+        bare = subprocess.Popen(
+            [sys.executable, "-m", "bench.bare_smtp", str(port), str(folder / "bare")],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            listening(port, bare)
+            bare_seconds, bare_latencies = load(port, mail, args.clients)
+        finally:
+            bare.terminate()
+            bare.wait()
+        home, port = folder / "var", free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MAILFLOW_")}
+        env.update(
+            MAILFLOW_HOME=str(home),
+            MAILFLOW_ADDRESS=PROGRAM,
+            MAILFLOW_LISTEN=f"127.0.0.1:{port}",
+            MAILFLOW_NOW="2026-03-02T09:00:00Z",
+            MAILFLOW_SENDER_RATE="1000000",
+        )
+        daemon = subprocess.Popen(
+            [str(MAILFLOW), "serve", "--no-scheduler"],
+            env=env,
+            cwd=folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            listening(port, daemon)
+            began = time.perf_counter()
+            accepted_seconds, latencies = load(port, mail, args.clients)
+            done = handled_by(home / "mailflow.db", args.messages)
+        finally:
+            daemon.terminate()
+            daemon.wait()
+        full_seconds = done - began
+    ratio = bare_seconds / full_seconds
+    rows = [
+        row("bare aiosmtpd, write to disk", bare_seconds, bare_latencies, args.messages, ""),
+        row(
+            "mailflow serve, fully handled",
+            full_seconds,
+            latencies,
+            args.messages,
+            f"accepted in {accepted_seconds:.1f} s; all handled and answered {full_seconds:.1f} s",
+        ),
+    ]
+    print(f"{args.messages:,} messages from {args.clients} concurrent SMTP clients\n")
+    print(
+        markdown_table(
+            ("server", "messages/s", "p50 latency", "p99 latency", "note"), rows, right={1, 2, 3}
+        )
+    )
+    verdict = "met" if ratio >= 0.5 else "NOT met"
+    print(f"\nmailflow / bare throughput: {ratio:.2f} (target 0.50: {verdict})")
+
+
+if __name__ == "__main__":
+    main()
