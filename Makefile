@@ -37,12 +37,14 @@ test: $(STAMP)
 			|| echo "could not install:$$missing"; \
 		fi; \
 	fi
-	$(BIN)/pytest
+# Two workers (one a core), a module each at a time so module fixtures start once.
+	$(BIN)/pytest -n auto --dist loadscope
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.matching
 	$(BIN)/python -m bench.tick
 	$(BIN)/python -m bench.coordinators
+	$(BIN)/python -m bench.smtp_load
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .
