@@ -146,13 +146,14 @@ def main() -> None:
             MAILFLOW_NOW="2026-03-02T09:00:00Z",
             MAILFLOW_SENDER_RATE="1000000",
         )
+        # Its log is a line a message: to a file, or a full pipe would stop the daemon.
+        log = (folder / "daemon.log").open("w")
         daemon = subprocess.Popen(
             [str(MAILFLOW), "serve", "--no-scheduler"],
             env=env,
             cwd=folder,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+            stderr=log,
         )
         try:
             listening(port, daemon)
