@@ -3,10 +3,11 @@
 C concurrent SMTP clients send N messages (HELP, each from its own sender, so no limit
 applies) first to a bare aiosmtpd server that only writes each message to disk
 (`bench.bare_smtp`), then to `mailflow serve` on a fresh store. Each server runs in a
-process of its own; the clients are threads here. For mailflow the clock stops when the
-last message is handled and its answer queued, not at its 250. Prints throughput, p50
-and p99 latency of the SMTP transaction, and mailflow's share of the bare throughput
-(the target is at least half). Measures, never fixes.
+process of its own; the clients are threads here. mailflow is timed twice: to the last
+250 (every message stored, handling going on beside it) and to the last message handled
+and its answer queued. Prints throughput, p50 and p99 latency of the SMTP transaction,
+and mailflow's share of the bare throughput (the target is at least half). Measures,
+never fixes.
 """
 
 from __future__ import annotations
@@ -164,15 +165,21 @@ def main() -> None:
             daemon.terminate()
             daemon.wait()
         full_seconds = done - began
-    ratio = bare_seconds / full_seconds
     rows = [
         row("bare aiosmtpd, write to disk", bare_seconds, bare_latencies, args.messages, ""),
+        row(
+            "mailflow serve, accepted",
+            accepted_seconds,
+            latencies,
+            args.messages,
+            "every message stored before its 250, handling going on beside",
+        ),
         row(
             "mailflow serve, fully handled",
             full_seconds,
             latencies,
             args.messages,
-            f"accepted in {accepted_seconds:.1f} s; all handled and answered {full_seconds:.1f} s",
+            "until the last is handled and its answer queued",
         ),
     ]
     print(f"{args.messages:,} messages from {args.clients} concurrent SMTP clients\n")
@@ -181,8 +188,10 @@ def main() -> None:
             ("server", "messages/s", "p50 latency", "p99 latency", "note"), rows, right={1, 2, 3}
         )
     )
-    verdict = "met" if ratio >= 0.5 else "NOT met"
-    print(f"\nmailflow / bare throughput: {ratio:.2f} (target 0.50: {verdict})")
+    for what, seconds in (("accepted", accepted_seconds), ("fully handled", full_seconds)):
+        ratio = bare_seconds / seconds
+        verdict = "met" if ratio >= 0.5 else "NOT met"
+        print(f"\nmailflow {what} / bare throughput: {ratio:.2f} (target 0.50: {verdict})")
 
 
 if __name__ == "__main__":

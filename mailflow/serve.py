@@ -100,7 +100,7 @@ def serve(
     worker.executor.submit(warm_up)
     recovered = worker.executor.submit(worker.recover).result()
     if recovered:
-        log.info("handled %d message(s) stored before the last stop", recovered)
+        log.info("%d message(s) stored before the last stop are being handled", recovered)
     daemon = controller(config, worker)
     daemon.start()
     log.info("mailflow listening on %s for %s", config.listen, config.address)

@@ -8,12 +8,14 @@ the event loop keeps accepting connections while a message is handled.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import queue
 import ssl
 import threading
 import time
 from collections import OrderedDict, deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
@@ -35,13 +37,62 @@ def recipient_refusal(config: Config, recipient: str) -> str | None:
     return "550 5.1.1 No such mailbox here"
 
 
+class Lanes(Executor):
+    """One thread, two lanes. `submit` is the urgent lane: storing a message, whose sender
+    waits for the 250, and other callers who wait for the result. `later` is for handling
+    a message already stored, which nobody waits on. Under load, acceptance stays as quick
+    as a commit and handling catches up in the gaps; a message is durable either way.
+    `shutdown` runs what both lanes hold first."""
+
+    URGENT, LATER, LAST = 0, 1, 2
+
+    def __init__(self, name: str) -> None:
+        self._queue: queue.PriorityQueue = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        return self._put(self.URGENT, fn, args, kwargs)
+
+    def later(self, fn, /, *args, **kwargs) -> Future:
+        return self._put(self.LATER, fn, args, kwargs)
+
+    def _put(self, lane: int, fn, args, kwargs) -> Future:
+        if self._closed:
+            raise RuntimeError("cannot schedule new work after shutdown")
+        future: Future = Future()
+        self._queue.put((lane, next(self._order), future, fn, args, kwargs))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            _, _, future, fn, args, kwargs = self._queue.get()
+            if future is None:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as error:  # handed to whoever waits on the future
+                future.set_exception(error)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if not self._closed:
+            self._closed = True
+            self._queue.put((self.LAST, next(self._order), None, None, (), {}))
+        if wait:
+            self._thread.join()
+
+
 class Worker:
     """One thread, one Program: every store write of the daemon goes through here."""
 
     def __init__(self, config: Config, delivered: threading.Event) -> None:
         self.config = config
         self.delivered = delivered
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailflow-worker")
+        self.executor = Lanes("mailflow-worker")
         self.program: Program | None = None
 
     def _program(self) -> Program:
@@ -64,11 +115,11 @@ class Worker:
         self.delivered.set()  # wake the delivery loop: the answer is in the outbox
 
     def recover(self) -> int:
-        """Handle what was stored but not handled (the process stopped after a 250)."""
-        program = self._program()
-        rows = pipeline.pending(program)
+        """Queue for handling what was stored but not handled (the process stopped after a
+        250, or handling failed); a message handled meanwhile is not handled again."""
+        rows = pipeline.pending(self._program())
         for row_id in rows:
-            self.process(row_id)
+            self.executor.later(self.process, row_id)
         return len(rows)
 
     def close(self) -> None:
@@ -140,8 +191,8 @@ class Handler:
         except Exception:
             log.exception("could not store a message from %s", envelope.mail_from)
             return "451 4.3.0 Could not store the message; please try again later"
-        # Stored: the 250 is safe. Handling continues on the worker after we answer.
-        loop.run_in_executor(self.worker.executor, self.worker.process, row_id)
+        # Stored: the 250 is safe. Handling follows on the worker, after what is urgent.
+        self.worker.executor.later(self.worker.process, row_id)
         return f"250 2.0.0 OK: stored as message {row_id}"
 
 
