@@ -45,12 +45,9 @@ def record(program: Program, message: Inbound, raw: bytes, now: datetime) -> str
         # Without our return path, anyone could write a report naming anyone: it counts
         # only when it quotes the Message-ID of mail we sent to that address (keyed with
         # the installation's secret, so known only to whoever received it).
-        found = [(a, PERMANENT) for a in sorted(permanent) if _quotes_our_mail(program, a, raw)]
-        found += [
-            (a, TEMPORARY)
-            for a in sorted(temporary - permanent)
-            if _quotes_our_mail(program, a, raw)
-        ]
+        named = [(a, PERMANENT) for a in sorted(permanent)]
+        named += [(a, TEMPORARY) for a in sorted(temporary - permanent)]
+        found = [(a, kind) for a, kind in named if _quotes_our_mail(program, a, raw)]
     cadence = load_cadence(program.config.rules)
     detail = (message.subject or message.content_type)[:200]
     notes = []

@@ -9,7 +9,7 @@ from mailflow import tokens
 from mailflow.alerts import alert
 from mailflow.cadence import load_cadence
 from mailflow.commands.participant import leave_now
-from mailflow.conversation import Turn, continues
+from mailflow.conversation import Turn, continues, conversation_token
 from mailflow.participants import find as find_participant
 from mailflow.sending import send
 from mailflow.store import iso
@@ -60,8 +60,6 @@ def read_answer(line: str) -> int | None:
 def record_away(turn: Turn) -> str:
     """An auto-reply (out of office) to a check-in: kept as such, not as an answer, so the
     check-in stays open for when they are back. '' when it was not a reply to a check-in."""
-    from mailflow.conversation import conversation_token
-
     _, token = conversation_token(turn)
     if token is None or token.purpose != CHECKIN or token.address != turn.sender:
         return ""

@@ -127,6 +127,14 @@ def _settings(environ: dict[str, str], cwd: Path) -> dict[str, str]:
     return settings
 
 
+def _at_least_one(settings: dict[str, str], key: str) -> int:
+    text = settings[key].strip()
+    if not text.isdigit() or int(text) < 1:
+        name = "MAILFLOW_" + key.upper()
+        raise ValueError(f"{name} must be a whole number from 1, not {settings[key]!r}")
+    return int(text)
+
+
 def load(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Config:
     """Build the Config; raises ValueError with a one-line reason when a setting is wrong."""
     environ = dict(os.environ if environ is None else environ)
@@ -150,13 +158,6 @@ def load(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Conf
         imap_poll = float(s["imap_poll"])
     except ValueError:
         raise ValueError(f"MAILFLOW_IMAP_POLL must be seconds, not {s['imap_poll']!r}") from None
-    if not s["reply_limit"].strip().isdigit() or int(s["reply_limit"]) < 1:
-        raise ValueError(
-            f"MAILFLOW_REPLY_LIMIT must be a whole number from 1, not {s['reply_limit']!r}"
-        )
-    if not s["sender_rate"].strip().isdigit() or int(s["sender_rate"]) < 1:
-        rate = s["sender_rate"]
-        raise ValueError(f"MAILFLOW_SENDER_RATE must be a whole number from 1, not {rate!r}")
     if imap_poll <= 0:
         raise ValueError("MAILFLOW_IMAP_POLL must be more than 0 seconds")
     return Config(
@@ -191,7 +192,7 @@ def load(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Conf
         imap_poll=imap_poll,
         tls_cert=(cwd / s["tls_cert"]).resolve() if s["tls_cert"] else None,
         tls_key=(cwd / s["tls_key"]).resolve() if s["tls_key"] else None,
-        reply_limit=int(s["reply_limit"]),
-        sender_rate=int(s["sender_rate"]),
+        reply_limit=_at_least_one(s, "reply_limit"),
+        sender_rate=_at_least_one(s, "sender_rate"),
         extra={k: v for k, v in s.items() if k not in DEFAULTS},
     )

@@ -48,9 +48,8 @@ def delivery_failures(raw: bytes) -> tuple[frozenset[str], frozenset[str]]:
 
     def addresses(found) -> frozenset[str]:
         texts = (a.decode("utf-8", "replace") if isinstance(a, bytes) else str(a) for a in found)
-        return frozenset(
-            t.strip().strip("<>").lower() for t in texts if ADDRESS.match(t.strip().strip("<>"))
-        )
+        bare = (text.strip().strip("<>").lower() for text in texts)
+        return frozenset(address for address in bare if ADDRESS.match(address))
 
     return addresses(temporary), addresses(permanent)
 
