@@ -4,14 +4,13 @@ first, delivers what it queued before it exits, and fails with one line on stder
 from __future__ import annotations
 
 import argparse
-import logging
 import sqlite3
 import sys
 import threading
 from pathlib import Path
 
 from mailflow import config as configuration
-from mailflow import coordinators, outbox, pipeline, roster, store
+from mailflow import coordinators, logs, outbox, pipeline, roster, store
 from mailflow.inbound import envelope
 from mailflow.inbound.smtp import Worker
 from mailflow.program import Program
@@ -311,15 +310,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # mail-parser logs every MIME part it does not render; that is routine, not news.
-    logging.getLogger("mailparser").setLevel(logging.ERROR)
-    # aiosmtpd logs every SMTP verb; the pipeline's one line per message is what matters.
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    logs.configure()
     args = parser().parse_args(argv)
     try:
         config = configuration.load()

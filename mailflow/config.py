@@ -75,6 +75,11 @@ class Config:
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
+    def spool(self) -> Path:
+        """Where the SMTP daemon keeps each message until the handling process takes it."""
+        return self.home / "spool"
+
+    @property
     def local_part(self) -> str:
         return self.address.rsplit("@", 1)[0].lower()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email
 import email.header
+import email.message
 import email.policy
 import email.utils
 import logging
@@ -185,10 +186,12 @@ def html_to_text(html: str) -> str:
     return converter.text()
 
 
-def _body_text(raw: bytes) -> tuple[str, str]:
-    """(plain text, content type) using mail-parser, falling back to the standard library."""
+def _body_text(message: email.message.Message) -> tuple[str, str]:
+    """(plain text, content type) using mail-parser, falling back to the standard library.
+    mail-parser is given the message already parsed (as it would parse it: compat32), so
+    it is not parsed twice."""
     try:
-        parsed = mailparser.parse_from_bytes(raw)
+        parsed = mailparser.MailParser(message)
         content_type = parsed.message.get_content_type()
         if parsed.text_plain:
             return "\n".join(parsed.text_plain), content_type
@@ -197,7 +200,6 @@ def _body_text(raw: bytes) -> tuple[str, str]:
         return "", content_type
     except Exception as error:
         log.info("mail-parser could not read the body (%s); using the standard parser", error)
-    message = email.message_from_bytes(raw, policy=email.policy.compat32)
     for part in message.walk():
         if part.get_content_maintype() == "text" and not part.is_multipart():
             payload = part.get_payload(decode=True) or b""
@@ -228,7 +230,7 @@ def parse(raw: bytes, envelope_from: str | None, recipients: tuple[str, ...]) ->
     if from_values:
         sender_name = clean(decode_header(from_values[0][0]), 200)
         sender = address(from_values[0][1])
-    text, content_type = _body_text(raw)
+    text, content_type = _body_text(head)
     text = text.replace("\r\n", "\n").replace("\x00", "")[:MAX_TEXT]
     ids = message_ids(str(head.get("Message-ID", "")))
     return Inbound(

@@ -1,10 +1,12 @@
 """The one path every message takes: store raw -> parse -> classify -> act -> outbox.
 
 `receive` commits the raw bytes before anything else happens; receivers acknowledge
-(250) only after it returns. `process` then does everything else in one transaction, so
-a crash leaves the message 'received' and it is handled, once, at the next start. A
-message already handled (same Message-ID and From, else same content) is stored as a
-duplicate and does nothing. Nothing here may raise to a receiver for one bad message.
+(250) only after it returns, or, for the SMTP daemon, once the message is in the spool
+(`mailflow.spool`), from which the handling process stores and handles it in one
+transaction. `process` then does everything else in one transaction, so a crash leaves
+the message 'received' and it is handled, once, at the next start. A message already
+handled (same Message-ID and From, else same content) is stored as a duplicate and does
+nothing. Nothing here may raise to a receiver for one bad message.
 """
 
 from __future__ import annotations
@@ -45,15 +47,19 @@ def receive(
     envelope_from: str | None,
     recipients: list[str] | tuple[str, ...],
     via: str,
+    *,
+    received_at: str | None = None,
+    spool: str | None = None,
 ) -> int:
-    """Store the raw message durably; return its row id. Raises only if the store fails."""
+    """Store the raw message durably; return its row id. Raises only if the store fails.
+    A message from the spool keeps the time it came and its file's name."""
     key, message_id, sender = dedupe_key(raw)
     with transaction(program.db):
         cursor = program.db.execute(
             "INSERT INTO messages (received_at, via, envelope_from, envelope_to, message_id,"
-            " sender, dedupe_key, size, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " sender, dedupe_key, size, raw, spool) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                iso(program.now()),
+                received_at or iso(program.now()),
                 via,
                 envelope_from,
                 json.dumps(list(recipients)),
@@ -62,6 +68,7 @@ def receive(
                 key,
                 len(raw),
                 raw,
+                spool,
             ],
         )
     return int(cursor.lastrowid)
@@ -75,7 +82,18 @@ def _finish(program: Program, row_id: int, state: str, outcome: str) -> None:
 
 
 def process(program: Program, row_id: int) -> str:
-    """Handle one stored message exactly once; return its outcome."""
+    """Handle one stored message exactly once, in a transaction of its own; its outcome."""
+    with transaction(program.db):
+        state, outcome, now = settle(program, row_id)
+    if now:
+        log_outcome(row_id, state, outcome)
+    return outcome
+
+
+def settle(program: Program, row_id: int) -> tuple[str, str, bool]:
+    """Handle one stored message inside the caller's transaction: (state, outcome, whether
+    it was handled now). The state is read under the write lock, so of two processes
+    reaching the same message, one handles it and the other finds it done."""
     row = program.db.execute(
         "SELECT state, outcome, dedupe_key, raw, envelope_from, envelope_to FROM messages"
         " WHERE id = ?",
@@ -85,7 +103,7 @@ def process(program: Program, row_id: int) -> str:
         raise KeyError(f"no message {row_id}")
     state, outcome, key, raw, envelope_from, envelope_to = row
     if state != "received":
-        return outcome or state
+        return state, outcome or state, False
     now = program.now()
     try:
         with transaction(program.db):
@@ -96,10 +114,13 @@ def process(program: Program, row_id: int) -> str:
     except Exception as error:  # a bug or a store failure: set aside, keep serving
         log.exception("message %d could not be handled", row_id)
         state, outcome = "quarantined", f"error: {type(error).__name__}: {error}"
-        with transaction(program.db):
-            _finish(program, row_id, state, outcome)
+        _finish(program, row_id, state, outcome)
+    return state, outcome, True
+
+
+def log_outcome(row_id: int, state: str, outcome: str) -> None:
+    """The journal's one line a message, written once its handling is committed."""
     log.info("message %d: %s %s", row_id, state, outcome)
-    return outcome
 
 
 def _decide(

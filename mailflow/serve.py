@@ -1,12 +1,14 @@
-"""`mailflow serve`: the SMTP daemon, the delivery loop and the scheduler in one process.
+"""`mailflow serve`: the SMTP daemon, the handling process, the delivery loop and the
+scheduler.
 
-Start-up handles whatever was stored but not handled before a crash; then the daemon
-accepts mail while this thread delivers the outbox within a second of anything queued,
-sweeps for stored-but-unhandled messages every minute, and runs the rules (`tick`) at
-start and every minute, unless `--no-scheduler`. With MAILFLOW_IMAP_URL it also reads
-that mailbox on a thread of its own, unless `--no-imap`. `mailflow scheduler` and
-`mailflow poll-imap` are the rules loop and the poller alone, for Procfile lines of their
-own.
+The daemon writes each message to the spool before its 250; the handling process
+(`mailflow.handling`, a process of its own so that it has a core of its own) stores and
+handles it, and at start whatever was stored but not handled before a crash. This
+thread delivers the outbox within a second of anything queued, and runs the rules
+(`tick`) at start and every minute, unless `--no-scheduler`. With MAILFLOW_IMAP_URL it
+also reads that mailbox on a thread of its own, unless `--no-imap`. `mailflow scheduler`
+and `mailflow poll-imap` are the rules loop and the poller alone, for Procfile lines of
+their own.
 """
 
 from __future__ import annotations
@@ -19,15 +21,16 @@ import time
 from mailflow import outbox, scheduler
 from mailflow.config import Config
 from mailflow.countries import normalise_country
+from mailflow.handling import Handling
 from mailflow.inbound import http
 from mailflow.inbound.smtp import Worker, controller
 from mailflow.languages import normalise_language
 from mailflow.program import Program
+from mailflow.spool import Spool
 from mailflow.timezones import normalise_time_zone
 
 log = logging.getLogger(__name__)
 
-SWEEP_SECONDS = 60.0
 TICK_SECONDS = 60.0
 # Ending a term makes each member a certificate: a round's end is spread over a few ticks
 # so that delivery and incoming mail are never held up for long.
@@ -94,32 +97,36 @@ def serve(
 ) -> None:
     stop = stop or threading.Event()
     wake = threading.Event()
+    # Before any thread starts: the store migrated and the country, language and city
+    # tables built (not while the first form waits), then the handling process forked,
+    # so it starts with all of that at once.
+    Program(config).close()
+    warm_up()
+    spool = Spool(config.spool)
+    if cleared := spool.clear_debris():
+        log.info("%d half-written spool file(s) of a stopped daemon removed", cleared)
+    handling = Handling(config, wake)
     _stop_on_signals(stop, wake)
+    handling.watch()
     worker = Worker(config, wake)
-    # Build the country, language and city tables now, not while the first form waits.
-    worker.executor.submit(warm_up)
-    recovered = worker.executor.submit(worker.recover).result()
-    if recovered:
-        log.info("%d message(s) stored before the last stop are being handled", recovered)
-    daemon = controller(config, worker)
-    daemon.start()
-    log.info("mailflow listening on %s for %s", config.listen, config.address)
-    web = http.start(worker, config.http_listen) if config.public_url else None
-    poller = None
-    if imap and config.imap_url:
-        from mailflow.inbound.imap import Poller
-
-        # The daemon's delivery loop sends what the poller queues: the worker wakes it.
-        poller = threading.Thread(
-            target=Poller(config, worker, stop=stop, deliver=False).run,
-            name="mailflow-imap",
-            daemon=True,
-        )
-        poller.start()
-    program = Program(config)  # the delivery loop's own connection
-    last_sweep = time.monotonic()
-    last_tick = None
+    daemon = web = poller = program = None
     try:
+        daemon = controller(config, spool, handling.ring)  # a wrong TLS file stops here
+        daemon.start()
+        log.info("mailflow listening on %s for %s", config.listen, config.address)
+        web = http.start(worker, config.http_listen) if config.public_url else None
+        if imap and config.imap_url:
+            from mailflow.inbound.imap import Poller
+
+            # The daemon's delivery loop sends what the poller queues: the worker wakes it.
+            poller = threading.Thread(
+                target=Poller(config, worker, stop=stop, deliver=False).run,
+                name="mailflow-imap",
+                daemon=True,
+            )
+            poller.start()
+        program = Program(config)  # the delivery loop's own connection
+        last_tick = None
         while not stop.is_set():
             wake.clear()
             try:
@@ -131,17 +138,17 @@ def serve(
             if rules and (last_tick is None or time.monotonic() - last_tick > TICK_SECONDS):
                 run_rules(program)
                 last_tick = time.monotonic()
-            if time.monotonic() - last_sweep > SWEEP_SECONDS:
-                worker.executor.submit(worker.recover)
-                last_sweep = time.monotonic()
             wake.wait(1.0)
     finally:
         if web is not None:
             web.shutdown()
-        daemon.stop()
+        if daemon is not None:
+            daemon.stop()
         if poller is not None:
             poller.join(timeout=10)
+        handling.stop()  # it handles what the spool holds first
         worker.close()
-        outbox.deliver(program.db, config, program.now())
-        program.close()
+        if program is not None:
+            outbox.deliver(program.db, config, program.now())
+            program.close()
         log.info("mailflow stopped")

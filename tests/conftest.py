@@ -121,6 +121,25 @@ class Daemon:
             f"message {message_id} to be handled",
         )
 
+    def spooled(self) -> list[Path]:
+        """Spool files the handling process has not yet taken."""
+        folder = self.home / "spool" / "new"
+        return sorted(folder.iterdir()) if folder.exists() else []
+
+    def idle(self, timeout: float = WAIT) -> list[sqlite3.Row]:
+        """Wait until everything accepted is handled; every message row. A spool file is
+        removed only after its message is stored and handled, so an empty spool and no
+        row 'received' is the end of it."""
+
+        def settled():
+            if self.spooled():
+                return None
+            rows = self.query("SELECT * FROM messages ORDER BY id")
+            return None if any(row["state"] == "received" for row in rows) else rows or [None]
+
+        rows = until(settled, "the daemon to handle everything accepted", timeout)
+        return [row for row in rows if row is not None]
+
     def answers_to(self, message_id: str) -> list[sqlite3.Row]:
         row = self.handled(message_id)
         return self.query("SELECT * FROM outbox WHERE inbound_id = ? ORDER BY id", row["id"])

@@ -1,21 +1,21 @@
 """The SMTP receiver (aiosmtpd): 550 for anyone but the program, 250 only once stored.
 
-Like Mailman 3's runners/lmtp.py it decides per recipient and does nothing else. The
-store and the handling run on one worker thread that owns the database connection, so
-the event loop keeps accepting connections while a message is handled.
+Like Mailman 3's runners/lmtp.py it decides per recipient and does nothing else: a
+message is written to the spool (`mailflow.spool`, fsynced) and the handling process is
+told. The write is done on the event loop, as a bare aiosmtpd server's would be: it
+takes a fraction of a millisecond, and handing it to a thread cost more CPU than the
+write itself (measured: 1.2 against 0.75 ms of the daemon's CPU a message).
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import logging
-import queue
 import ssl
 import threading
 import time
 from collections import OrderedDict, deque
-from concurrent.futures import Executor, Future
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
@@ -23,6 +23,7 @@ from aiosmtpd.smtp import SMTP
 from mailflow import pipeline
 from mailflow.config import Config
 from mailflow.program import Program
+from mailflow.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -37,62 +38,14 @@ def recipient_refusal(config: Config, recipient: str) -> str | None:
     return "550 5.1.1 No such mailbox here"
 
 
-class Lanes(Executor):
-    """One thread, two lanes. `submit` is the urgent lane: storing a message, whose sender
-    waits for the 250, and other callers who wait for the result. `later` is for handling
-    a message already stored, which nobody waits on. Under load, acceptance stays as quick
-    as a commit and handling catches up in the gaps; a message is durable either way.
-    `shutdown` runs what both lanes hold first."""
-
-    URGENT, LATER, LAST = 0, 1, 2
-
-    def __init__(self, name: str) -> None:
-        self._queue: queue.PriorityQueue = queue.PriorityQueue()
-        self._order = itertools.count()
-        self._closed = False
-        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
-        self._thread.start()
-
-    def submit(self, fn, /, *args, **kwargs) -> Future:
-        return self._put(self.URGENT, fn, args, kwargs)
-
-    def later(self, fn, /, *args, **kwargs) -> Future:
-        return self._put(self.LATER, fn, args, kwargs)
-
-    def _put(self, lane: int, fn, args, kwargs) -> Future:
-        if self._closed:
-            raise RuntimeError("cannot schedule new work after shutdown")
-        future: Future = Future()
-        self._queue.put((lane, next(self._order), future, fn, args, kwargs))
-        return future
-
-    def _work(self) -> None:
-        while True:
-            _, _, future, fn, args, kwargs = self._queue.get()
-            if future is None:
-                return
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn(*args, **kwargs))
-            except BaseException as error:  # handed to whoever waits on the future
-                future.set_exception(error)
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        if not self._closed:
-            self._closed = True
-            self._queue.put((self.LAST, next(self._order), None, None, (), {}))
-        if wait:
-            self._thread.join()
-
-
 class Worker:
-    """One thread, one Program: every store write of the daemon goes through here."""
+    """One thread, one Program, for the receivers that store and handle a message
+    themselves (the IMAP poller, the one-click unsubscribe) and wait for the outcome."""
 
     def __init__(self, config: Config, delivered: threading.Event) -> None:
         self.config = config
         self.delivered = delivered
-        self.executor = Lanes("mailflow-worker")
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailflow-worker")
         self.program: Program | None = None
 
     def _program(self) -> Program:
@@ -101,11 +54,8 @@ class Worker:
         return self.program
 
     def run(self, job, *args):
-        """`job(program, *args)` on this thread, for another receiver (the IMAP poller)."""
+        """`job(program, *args)` on this thread."""
         return self.executor.submit(lambda: job(self._program(), *args)).result()
-
-    def receive(self, raw: bytes, envelope_from: str, recipients: list[str]) -> int:
-        return pipeline.receive(self._program(), raw, envelope_from, recipients, "smtp")
 
     def process(self, row_id: int) -> None:
         try:
@@ -113,14 +63,6 @@ class Worker:
         except Exception:  # the store itself failed: the message stays 'received' for later
             log.exception("message %d left for the next sweep", row_id)
         self.delivered.set()  # wake the delivery loop: the answer is in the outbox
-
-    def recover(self) -> int:
-        """Queue for handling what was stored but not handled (the process stopped after a
-        250, or handling failed); a message handled meanwhile is not handled again."""
-        rows = pipeline.pending(self._program())
-        for row_id in rows:
-            self.executor.later(self.process, row_id)
-        return len(rows)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
@@ -155,9 +97,12 @@ class Throttle:
 
 
 class Handler:
-    def __init__(self, config: Config, worker: Worker) -> None:
+    """`stored()` is called after each message written to the spool."""
+
+    def __init__(self, config: Config, spool: Spool, stored: Callable[[], None]) -> None:
         self.config = config
-        self.worker = worker
+        self.spool = spool
+        self.stored = stored
         self.throttle = Throttle(config.sender_rate)
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
@@ -179,21 +124,15 @@ class Handler:
 
     async def handle_DATA(self, server, session, envelope):
         raw = envelope.original_content or envelope.content
-        loop = asyncio.get_running_loop()
         try:
-            row_id = await loop.run_in_executor(
-                self.worker.executor,
-                self.worker.receive,
-                raw,
-                envelope.mail_from,
-                list(envelope.rcpt_tos),
+            name = self.spool.write(
+                raw, envelope.mail_from, list(envelope.rcpt_tos), self.config.clock()
             )
         except Exception:
             log.exception("could not store a message from %s", envelope.mail_from)
             return "451 4.3.0 Could not store the message; please try again later"
-        # Stored: the 250 is safe. Handling follows on the worker, after what is urgent.
-        self.worker.executor.later(self.worker.process, row_id)
-        return f"250 2.0.0 OK: stored as message {row_id}"
+        self.stored()  # stored: the 250 is safe, and the handling process is told
+        return f"250 2.0.0 OK: queued as {name}"
 
 
 def tls_context(config: Config) -> ssl.SSLContext | None:
@@ -228,9 +167,9 @@ class _Controller(Controller):
         return _Server(self.handler, **self.SMTP_kwargs)
 
 
-def controller(config: Config, worker: Worker) -> Controller:
+def controller(config: Config, spool: Spool, stored: Callable[[], None]) -> Controller:
     return _Controller(
-        Handler(config, worker),
+        Handler(config, spool, stored),
         hostname=config.listen_host,
         port=config.listen_port,
         data_size_limit=config.max_size,
