@@ -11,6 +11,7 @@ import email.utils
 import functools
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
@@ -45,6 +46,46 @@ class _FoldedOnce(BaseHeader):
         return folded[1]
 
 
+# Header values made here of printable ASCII words: Message-IDs, the Date, a bare address.
+_WORDS = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*\Z")
+_MESSAGE_IDS = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]+>(?: <[\x21-\x3b\x3d\x3f-\x7e]+>)*\Z")
+_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\Z"
+)
+_PLAIN_HEADERS = {
+    "message-id": _MESSAGE_IDS,
+    "in-reply-to": _MESSAGE_IDS,
+    "references": _MESSAGE_IDS,
+    "date": _WORDS,
+    "reply-to": _ADDRESS,
+    "to": _ADDRESS,
+}
+
+
+class _Plain(str):
+    """A header whose value needs no parsing, encoding or quoting (see _PLAIN_HEADERS),
+    folded at its spaces as the email package would fold it. Parsing such a value with
+    the email package's header parser took half the time of composing a reply."""
+
+    defects = ()
+
+    def __new__(cls, name: str, value: str) -> _Plain:
+        header = super().__new__(cls, value)
+        header.name = name
+        return header
+
+    def fold(self, *, policy: email.policy.Policy) -> str:
+        lines, line = [], f"{self.name}:"
+        for word in self.split(" "):
+            if len(line) + 1 + len(word) > policy.max_line_length and line != f"{self.name}:":
+                lines.append(line)
+                line = ""
+            line += " " + word
+        lines.append(line)
+        return policy.linesep.join(lines) + policy.linesep
+
+
 class _Headers(HeaderRegistry):
     """The standard header classes and parsing, made once and reused. A tick composes
     thousands of mails whose From, Date, Subject and MIME headers are the same text, and
@@ -62,7 +103,12 @@ class _Headers(HeaderRegistry):
             self._classes[name] = super().__getitem__(name)
         return self._classes[name]
 
-    def __call__(self, name: str, value) -> BaseHeader:
+    def __call__(self, name: str, value) -> BaseHeader | _Plain:
+        plain = _PLAIN_HEADERS.get(name.lower())
+        if isinstance(value, Address) and not value.display_name and plain is _ADDRESS:
+            value = value.addr_spec
+        if plain is not None and isinstance(value, str) and plain.match(value):
+            return _Plain(name, value)
         if isinstance(value, str):
             return self._made(name, value)
         if isinstance(value, Address):
