@@ -302,7 +302,9 @@ def _to_maildir(db: sqlite_utils.Database, config: Config, now: datetime, due: l
     for sub in ("tmp", "new", "cur"):
         (config.outbox / sub).mkdir(parents=True, exist_ok=True)
     sent = 0
-    with ThreadPoolExecutor(WRITERS) as writers:
+    # Threads only for a batch worth them: starting sixteen for a message or two cost more
+    # than the writes (the daemon's delivery loop often finds just a few due).
+    with ThreadPoolExecutor(min(WRITERS, len(due))) as writers:
         for start in range(0, len(due), BATCH):
             jobs = [
                 (row, writers.submit(_deliver_maildir, config.outbox, row[0], row[1], row[4]))

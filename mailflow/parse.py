@@ -186,12 +186,21 @@ def html_to_text(html: str) -> str:
     return converter.text()
 
 
+class _BodyParser(mailparser.MailParser):
+    """mail-parser for what is read here: the text parts. Its summary of every header
+    (`mail` and `mail_partial`, each made from all the headers, addresses parsed) is not
+    used, and took a fifth of its time."""
+
+    def _make_mail(self, complete: bool = True) -> dict:
+        return {}
+
+
 def _body_text(message: email.message.Message) -> tuple[str, str]:
     """(plain text, content type) using mail-parser, falling back to the standard library.
     mail-parser is given the message already parsed (as it would parse it: compat32), so
     it is not parsed twice."""
     try:
-        parsed = mailparser.MailParser(message)
+        parsed = _BodyParser(message)
         content_type = parsed.message.get_content_type()
         if parsed.text_plain:
             return "\n".join(parsed.text_plain), content_type
