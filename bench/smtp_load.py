@@ -92,16 +92,19 @@ def load(port: int, mail: list[tuple[str, bytes]], clients: int) -> tuple[float,
 
 
 def handled_by(db: Path, count: int, timeout: float = 3600) -> float:
-    """Wait until `count` messages are handled; the moment, by perf_counter."""
+    """Wait until `count` messages are handled; the moment, by perf_counter. Asked in a
+    way the store answers from its indexes: `state != 'received'` read every row (the
+    raw messages with them) ten times a second, a load of its own on the machine."""
     deadline = time.monotonic() + timeout
     with sqlite3.connect(db, timeout=30) as connection:
         while time.monotonic() < deadline:
             done = connection.execute(
-                "SELECT count(*) FROM messages WHERE state != 'received'"
+                "SELECT (SELECT count(*) FROM messages)"
+                " - (SELECT count(*) FROM messages WHERE state = 'received')"
             ).fetchone()[0]
             if done >= count:
                 return time.perf_counter()
-            time.sleep(0.05)
+            time.sleep(0.1)
     raise SystemExit("mailflow did not handle every message in time")
 
 

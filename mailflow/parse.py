@@ -195,10 +195,37 @@ class _BodyParser(mailparser.MailParser):
         return {}
 
 
+def _part_text(part: email.message.Message) -> str:
+    """One text part decoded: by its charset, else as UTF-8 (a charset label that is
+    wrong, often us-ascii on UTF-8 text, or one Python does not know), else by its
+    charset with replacement characters, as mail-parser decodes a part."""
+    payload = part.get_payload(decode=True) or b""
+    charset = part.get_content_charset() or "utf-8"
+    for encoding, errors in ((charset, "strict"), ("utf-8", "strict"), (charset, "replace")):
+        try:
+            return payload.decode(encoding, errors)
+        except (LookupError, UnicodeError):
+            continue
+    return payload.decode("utf-8", "replace")
+
+
+def _one_plain_part(message: email.message.Message) -> bool:
+    return (
+        not message.is_multipart()
+        and message.get_content_type() == "text/plain"
+        and message.get_content_disposition() in (None, "inline")
+        and not message.get_filename()
+    )
+
+
 def _body_text(message: email.message.Message) -> tuple[str, str]:
-    """(plain text, content type) using mail-parser, falling back to the standard library.
-    mail-parser is given the message already parsed (as it would parse it: compat32), so
-    it is not parsed twice."""
+    """(plain text, content type). A message that is one text/plain part has nothing in
+    it to untangle: it is decoded as mail-parser would decode that part, without the
+    rest of mail-parser's work (a third of the time a message takes to handle). Every
+    other message is read by mail-parser, given the message already parsed (as it would
+    parse it: compat32), falling back to the standard library."""
+    if _one_plain_part(message):
+        return _part_text(message), "text/plain"
     try:
         parsed = _BodyParser(message)
         content_type = parsed.message.get_content_type()
@@ -211,12 +238,7 @@ def _body_text(message: email.message.Message) -> tuple[str, str]:
         log.info("mail-parser could not read the body (%s); using the standard parser", error)
     for part in message.walk():
         if part.get_content_maintype() == "text" and not part.is_multipart():
-            payload = part.get_payload(decode=True) or b""
-            charset = part.get_content_charset() or "utf-8"
-            try:
-                text = payload.decode(charset, errors="replace")
-            except LookupError:  # a charset Python does not know (X-UNKNOWN, ...)
-                text = payload.decode("utf-8", errors="replace")
+            text = _part_text(part)
             if part.get_content_subtype() == "html":
                 text = html_to_text(text)
             return text, message.get_content_type()

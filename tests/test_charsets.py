@@ -43,6 +43,26 @@ def test_the_reply_is_read_in_every_charset_and_encoding(charset: str, cte: str)
     assert parsed.reply == SAMPLES[charset]
 
 
+def test_iso_2022_jp_in_seven_bits_is_read_as_japanese_not_escape_codes():
+    """Japanese mobile and desktop clients still send ISO-2022-JP, 7 bit: mail-parser
+    handed such a part back undecoded (ESC $ B ...)."""
+    text = "毎週話しています。"
+    raw = (
+        b"From: ann@uni.example.edu\r\nTo: program@example.org\r\nSubject: Re: Checking in\r\n"
+        b"Message-ID: <jis@client.test>\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: text/plain; charset="ISO-2022-JP"\r\nContent-Transfer-Encoding: 7bit\r\n'
+        b"\r\n"
+    ) + (text + QUOTE).replace("\n", "\r\n").encode("iso-2022-jp")
+    assert b"\x1b$B" in raw
+    assert parse(raw, "ann@uni.example.edu", (PROGRAM,)).reply == text
+
+
+def test_a_wrong_charset_label_on_utf_8_text_is_read_as_utf_8():
+    raw = message(SAMPLES["utf-8"] + QUOTE, "utf-8", "8bit").replace(b"utf-8", b"us-ascii")
+    assert b"us-ascii" in raw
+    assert parse(raw, "ann@uni.example.edu", (PROGRAM,)).reply == SAMPLES["utf-8"]
+
+
 @pytest.mark.parametrize("charset", ["iso-8859-1", "koi8-r", "shift_jis"])
 def test_html_only_mail_in_a_legacy_charset_is_turned_into_text(charset: str):
     html = (
