@@ -84,6 +84,7 @@ def _take_one(program: Program, spool: Spool, name: str) -> tuple[int, str, str]
     handled before (a crash came between the commit and the file's removal), or one set
     aside unreadable."""
     known = program.db.execute("SELECT id FROM messages WHERE spool = ?", [name]).fetchone()
+    head = None
     if known:
         row_id = known[0]
     else:
@@ -92,6 +93,7 @@ def _take_one(program: Program, spool: Spool, name: str) -> tuple[int, str, str]
         except Unreadable as error:
             spool.set_aside(name, str(error))
             return None
+        head = pipeline.parsed_once(spooled.raw)
         row_id = pipeline.receive(
             program,
             spooled.raw,
@@ -100,8 +102,9 @@ def _take_one(program: Program, spool: Spool, name: str) -> tuple[int, str, str]
             spooled.via,
             received_at=spooled.received_at,
             spool=name,
+            head=head,
         )
-    state, outcome, now = pipeline.settle(program, row_id)
+    state, outcome, now = pipeline.settle(program, row_id, head)
     return (row_id, state, outcome) if now else None
 
 

@@ -245,11 +245,18 @@ def _body_text(message: email.message.Message) -> tuple[str, str]:
     return "", message.get_content_type()
 
 
-def parse(raw: bytes, envelope_from: str | None, recipients: tuple[str, ...]) -> Inbound:
+def parse(
+    raw: bytes,
+    envelope_from: str | None,
+    recipients: tuple[str, ...],
+    head: email.message.Message | None = None,
+) -> Inbound:
+    """`head`: `raw` already parsed (compat32), if the caller has it."""
     if not raw.strip():
         raise Unreadable("empty message")
     try:
-        head = email.message_from_bytes(raw, policy=email.policy.compat32)
+        if head is None:
+            head = email.message_from_bytes(raw, policy=email.policy.compat32)
     except Exception as error:
         raise Unreadable(f"no readable header: {error}") from error
     headers = tuple(

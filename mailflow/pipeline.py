@@ -11,6 +11,8 @@ nothing. Nothing here may raise to a receiver for one bad message.
 
 from __future__ import annotations
 
+import email
+import email.message
 import email.parser
 import email.policy
 import hashlib
@@ -27,10 +29,21 @@ log = logging.getLogger(__name__)
 HEADERS_ONLY = email.parser.BytesHeaderParser(policy=email.policy.compat32)
 
 
-def dedupe_key(raw: bytes) -> tuple[str, str | None, str | None]:
-    """(key, Message-ID, sender) read from the header alone, cheaply."""
+def parsed_once(raw: bytes) -> email.message.Message | None:
+    """The message parsed (compat32), to hand to `receive` and `settle` so that neither
+    parses it again; None if it can't be (each then tries on its own)."""
     try:
-        head = HEADERS_ONLY.parsebytes(raw[:262_144])
+        return email.message_from_bytes(raw, policy=email.policy.compat32)
+    except Exception:
+        return None
+
+
+def dedupe_key(
+    raw: bytes, head: email.message.Message | None = None
+) -> tuple[str, str | None, str | None]:
+    """(key, Message-ID, sender) read from the header alone, cheaply, or from `head`."""
+    try:
+        head = head if head is not None else HEADERS_ONLY.parsebytes(raw[:262_144])
         message_id = str(head.get("Message-ID", "")).strip()[:250] or None
         sender = address(str(head.get("From", ""))) if head.get("From") else None
     except Exception:  # a header too broken to read is keyed by content below
@@ -50,10 +63,11 @@ def receive(
     *,
     received_at: str | None = None,
     spool: str | None = None,
+    head: email.message.Message | None = None,
 ) -> int:
     """Store the raw message durably; return its row id. Raises only if the store fails.
     A message from the spool keeps the time it came and its file's name."""
-    key, message_id, sender = dedupe_key(raw)
+    key, message_id, sender = dedupe_key(raw, head)
     with transaction(program.db):
         cursor = program.db.execute(
             "INSERT INTO messages (received_at, via, envelope_from, envelope_to, message_id,"
@@ -90,7 +104,9 @@ def process(program: Program, row_id: int) -> str:
     return outcome
 
 
-def settle(program: Program, row_id: int) -> tuple[str, str, bool]:
+def settle(
+    program: Program, row_id: int, head: email.message.Message | None = None
+) -> tuple[str, str, bool]:
     """Handle one stored message inside the caller's transaction: (state, outcome, whether
     it was handled now). The state is read under the write lock, so of two processes
     reaching the same message, one handles it and the other finds it done."""
@@ -108,7 +124,7 @@ def settle(program: Program, row_id: int) -> tuple[str, str, bool]:
     try:
         with transaction(program.db):
             state, outcome = _decide(
-                program, row_id, key, raw, envelope_from, tuple(json.loads(envelope_to)), now
+                program, row_id, key, raw, envelope_from, tuple(json.loads(envelope_to)), now, head
             )
             _finish(program, row_id, state, outcome)
     except Exception as error:  # a bug or a store failure: set aside, keep serving
@@ -131,6 +147,7 @@ def _decide(
     envelope_from: str | None,
     recipients: tuple[str, ...],
     now,
+    head: email.message.Message | None = None,
 ) -> tuple[str, str]:
     earlier = program.db.execute(
         "SELECT id FROM messages WHERE dedupe_key = ? AND id < ? AND state != 'quarantined'"
@@ -143,7 +160,7 @@ def _decide(
         )
         return "duplicate", f"duplicate of message {earlier[0]}"
     try:
-        message = parse(raw, envelope_from, recipients)
+        message = parse(raw, envelope_from, recipients, head)
     except Unreadable as error:
         return "quarantined", f"unreadable: {error}"
     rule = classify.automatic(message)
