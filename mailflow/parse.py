@@ -90,12 +90,21 @@ class Inbound:
         return SUBJECT_PREFIX.sub("", self.subject).strip()
 
 
+# A dot-atom addr-spec and nothing else: parseaddr would return it as it is.
+BARE_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\Z"
+)
+
+
 def clean(text: str, limit: int = 998) -> str:
     """A header value safe to show or reuse: no control characters, bounded length."""
     return CONTROL.sub(" ", text).strip()[:limit]
 
 
 def decode_header(value: str) -> str:
+    if "=?" not in value:
+        return value  # no encoded words: what the email package would give back
     try:
         return str(email.header.make_header(email.header.decode_header(value)))
     except Exception:  # unknown charsets, broken encoded words: keep the raw text
@@ -106,8 +115,10 @@ def address(value: str | None) -> str | None:
     """A plain addr-spec, lower-cased, or None when it is not a usable address."""
     if not value:
         return None
-    _, addr = email.utils.parseaddr(clean(value))
-    addr = addr.strip().lower()
+    if BARE_ADDRESS.match(value):  # nothing for parseaddr to take apart
+        addr = value.lower()
+    else:
+        addr = email.utils.parseaddr(clean(value))[1].strip().lower()
     return addr if ADDRESS.match(addr) else None
 
 
