@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 BACKOFF_FIRST = timedelta(minutes=1)
 BACKOFF_MOST = timedelta(hours=6)
 BATCH = 500  # outbox rows read at once; delivered to the Maildir, marked sent in one commit
-WRITERS = 16  # Maildir files written at once
+WRITERS = 4  # Maildir files written at once (see _to_maildir)
 LOCK_WAIT = 60.0  # seconds a command waits for another process's delivery pass
 
 
@@ -296,7 +296,10 @@ def _backoff(attempts: int) -> timedelta:
 def _to_maildir(db: sqlite_utils.Database, config: Config, now: datetime, due: list[int]) -> int:
     """Files are written several at a time (a disk takes several fsyncs in about the time of
     one) and their rows marked sent a batch at a time, in one commit: after a crash, a file
-    already written is found again, never written twice."""
+    already written is found again, never written twice. Four writers: sixteen delivered
+    a tick's 10,000 mails no faster (3.2 to 4.4 s either way), and in `serve` they took
+    the interpreter from the SMTP daemon beside them (fully handled under load: 0.50 of a
+    bare server with sixteen, 0.60 with four, the median of ten rounds)."""
     if not due:
         return 0
     for sub in ("tmp", "new", "cur"):
