@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import BinaryIO
 
 from mailflow import logs, pipeline
 from mailflow.config import Config
@@ -125,9 +126,9 @@ def lock_path(config: Config) -> Path:
 
 
 @contextlib.contextmanager
-def _exclusive(config: Config, give_up) -> Iterator[bool]:
-    """The handling lock, waited for (an older process may still be finishing); False
-    when `give_up()` says to stop waiting. The file holds the holder's pid."""
+def _exclusive(config: Config, give_up) -> Iterator[BinaryIO | None]:
+    """The handling lock's open file, once locked (an older process may still be
+    finishing); None when `give_up()` says to stop waiting."""
     path = lock_path(config)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+b") as handle:
@@ -141,14 +142,13 @@ def _exclusive(config: Config, give_up) -> Iterator[bool]:
                     log.info("waiting for the handling process before this one to finish")
                     waited = True
                 if give_up():
-                    yield False
+                    yield None
                     return
                 time.sleep(0.2)
         handle.truncate(0)
-        handle.write(f"{os.getpid()}\n".encode())
         handle.flush()
         try:
-            yield True
+            yield handle
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
@@ -183,19 +183,22 @@ class _Loop:
         return self.stopping.is_set() or not self.serve_is_there
 
     def run(self) -> None:
-        with _exclusive(self.config, self.give_up) as held:
-            if not held:
+        with _exclusive(self.config, self.give_up) as lock:
+            if lock is None:
                 return
             program = Program(self.config)
             try:
+                if recovered := sweep(program):
+                    log.info("%d message(s) stored before the last stop were handled", recovered)
+                # Its pid in the lock file says who holds it, and that it is ready.
+                lock.write(f"{os.getpid()}\n".encode())
+                lock.flush()
                 self._loop(program, Spool(self.config.spool))
             finally:
                 program.close()
         log.info("the handling process stopped")
 
     def _loop(self, program: Program, spool: Spool) -> None:
-        if recovered := sweep(program):
-            log.info("%d message(s) stored before the last stop were handled", recovered)
         last_sweep = time.monotonic()
         while True:
             self.serve_is_there = self.serve_is_there and _drained(self.bell)

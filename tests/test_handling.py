@@ -31,8 +31,11 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     # A process that exited but was not yet reaped by its parent is a zombie: gone.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:  # reaped meanwhile
+        return False
 
 
 def listening(port: int) -> bool:
