@@ -34,7 +34,7 @@ def alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:  # reaped meanwhile
+    except OSError:  # reaped meanwhile: no such file, or no such process
         return False
 
 
