@@ -94,7 +94,7 @@ def load(port: int, mail: list[tuple[str, bytes]], clients: int) -> tuple[float,
 def handled_by(db: Path, count: int, timeout: float = 3600) -> float:
     """Wait until `count` messages are handled; the moment, by perf_counter. Asked in a
     way the store answers from its indexes: `state != 'received'` read every row (the
-    raw messages with them) ten times a second, a load of its own on the machine."""
+    raw messages with them) twenty times a second, a load of its own on the machine."""
     deadline = time.monotonic() + timeout
     with sqlite3.connect(db, timeout=30) as connection:
         while time.monotonic() < deadline:
