@@ -17,7 +17,6 @@ handles what is in the spool and exits. If it dies, `serve` starts another.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import multiprocessing
 import os
@@ -25,16 +24,13 @@ import select
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from multiprocessing.connection import Connection
-from pathlib import Path
-from typing import BinaryIO
 
 from mailflow import logs, pipeline
 from mailflow.config import Config
 from mailflow.program import Program
 from mailflow.spool import Spool, Unreadable
-from mailflow.store import transaction
+from mailflow.store import lock_file, transaction
 
 log = logging.getLogger(__name__)
 
@@ -121,38 +117,6 @@ def sweep(program: Program) -> int:
     return len(rows)
 
 
-def lock_path(config: Config) -> Path:
-    return config.db.with_name(config.db.name + ".handling-lock")
-
-
-@contextlib.contextmanager
-def _exclusive(config: Config, give_up) -> Iterator[BinaryIO | None]:
-    """The handling lock's open file, once locked (an older process may still be
-    finishing); None when `give_up()` says to stop waiting."""
-    path = lock_path(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        waited = False
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not waited:
-                    log.info("waiting for the handling process before this one to finish")
-                    waited = True
-                if give_up():
-                    yield None
-                    return
-                time.sleep(0.2)
-        handle.truncate(0)
-        handle.flush()
-        try:
-            yield handle
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
 def _drained(descriptor: int) -> bool:
     """Read every byte waiting on a pipe; False once its writer is gone."""
     while True:
@@ -177,15 +141,23 @@ class _Loop:
         self.stopping = threading.Event()
         self.serve_is_there = True
         self.held_back: set[str] = set()  # files that failed, left until the next sweep
+        self.said_waiting = False
 
-    def give_up(self) -> bool:
+    def _waited(self) -> bool:
+        """While the lock is waited for: whether to stop waiting (stopped, or serve gone),
+        saying once that this process waits."""
+        if not self.said_waiting:
+            log.info("waiting for the handling process before this one to finish")
+            self.said_waiting = True
         self.serve_is_there = self.serve_is_there and _drained(self.bell)
         return self.stopping.is_set() or not self.serve_is_there
 
     def run(self) -> None:
-        with _exclusive(self.config, self.give_up) as lock:
+        # An older handling process may still be finishing: it is waited for.
+        with lock_file(self.config.db, "handling-lock", self._waited, every=0.2) as lock:
             if lock is None:
                 return
+            lock.truncate(0)
             program = Program(self.config)
             try:
                 if recovered := sweep(program):
@@ -265,10 +237,6 @@ class Handling:
         done_write.close()
         os.set_blocking(bell_write.fileno(), False)
         return process, bell_write, done_read
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid
 
     def watch(self) -> None:
         """Relay its "deliver" to the delivery loop and replace it if it dies."""

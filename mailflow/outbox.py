@@ -12,7 +12,6 @@ is marked failed with the reason.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import logging
 import os
@@ -28,7 +27,7 @@ import sqlite_utils
 from mailflow import relay
 from mailflow.compose import Outgoing
 from mailflow.config import Config
-from mailflow.store import iso, transaction
+from mailflow.store import iso, lock_file, transaction
 
 log = logging.getLogger(__name__)
 
@@ -118,23 +117,9 @@ def deliver(
 def _delivery_lock(config: Config, wait: float) -> Iterator[bool]:
     """An exclusive flock beside the database, released by the kernel when its holder dies,
     so a row found 'sending' by the holder belongs to a process that is gone."""
-    path = config.db.with_name(config.db.name + ".outbox-lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    yield False
-                    return
-                time.sleep(0.05)
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    deadline = time.monotonic() + wait
+    with lock_file(config.db, "outbox-lock", lambda: time.monotonic() >= deadline) as held:
+        yield held is not None
 
 
 def _recover(db: sqlite_utils.Database) -> None:

@@ -7,11 +7,14 @@ its own apart from the ledger of applied migrations.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import re
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import sqlite_utils
 
@@ -127,3 +130,28 @@ def migrate(db: sqlite_utils.Database, folder: Path, now: datetime) -> list[str]
             raise ValueError(f"migration {path.name} failed: {error}") from error
         applied.append(name)
     return applied
+
+
+@contextlib.contextmanager
+def lock_file(
+    db_path: Path, name: str, give_up: Callable[[], bool], every: float = 0.05
+) -> Iterator[BinaryIO | None]:
+    """An exclusive flock on `<db>.<name>` beside the database, released by the kernel when
+    its holder dies; tried every `every` seconds until `give_up()` says to stop. The open
+    file while held (its holder may write to it), None when given up."""
+    path = db_path.with_name(f"{db_path.name}.{name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if give_up():
+                    yield None
+                    return
+                time.sleep(every)
+        try:
+            yield handle
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
