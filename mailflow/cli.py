@@ -4,6 +4,7 @@ first, delivers what it queued before it exits, and fails with one line on stder
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 import threading
@@ -310,6 +311,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before anything opens the database, the spool or the Maildir: they hold every
+    # profile, every message and the installation's secret, for the owner's eyes only.
+    os.umask(0o077)
     logs.configure()
     args = parser().parse_args(argv)
     try:

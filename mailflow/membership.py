@@ -8,11 +8,17 @@ its own), so a change and the mail that reports it are stored together.
 
 from __future__ import annotations
 
+import contextlib
+import email
+import email.message
+import email.policy
 import logging
+import re
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
-from mailflow import matching, matchmaker, participants, rounds
+from mailflow import matching, matchmaker, outbox, participants, rounds
 from mailflow.cadence import Cadence
 from mailflow.config import parse_time
 from mailflow.program import Program
@@ -325,14 +331,20 @@ def resumed_context(program: Program, participant_id: int, *, by_date: bool) -> 
 
 def erase(program: Program, email: str, now: datetime, cadence: Cadence) -> None:
     """DELETE MY DATA: take them out of any partnership (their partner is looked after),
-    then remove everything held about the address but a hash that keeps it from being
-    written to again. Partnerships keep their member's row id, for the partners' history
-    and so that the pair is never made again; that row keeps nothing but the id."""
+    then remove everything held that names or quotes them but a keyed hash that keeps the
+    address from being written to again: their profile and answers, their messages and the
+    mail to them, and, in what others sent or were sent (a partner's introduction, a
+    coordinator's FIND result, the audit, a delivery report), their address, name and
+    About me. Partnerships keep their member's row id, for the partners' history and so
+    that the pair is never made again; that row keeps nothing but the id. The Maildir
+    copies and the WAL follow in the next delivery pass, once this has committed."""
     db = program.db
     with transaction(db):
         me = participants.find(db, email)
+        traces = _traces(email, me)
         if me is not None:
-            part_from_partnership(program, me, now, cadence, "erased")
+            # The partner is told that their partner left, not who: the notice outlives us.
+            part_from_partnership(program, dict(me, name=""), now, cadence, "erased")
             for table in (
                 "applications",
                 "checkin_answers",
@@ -350,14 +362,205 @@ def erase(program: Program, email: str, now: datetime, cadence: Cadence) -> None
                 [participants.erased_placeholder(me["id"]), iso(now), iso(now), me["id"]],
             )
         db.execute("DELETE FROM tokens WHERE address = ?", [email])
-        inbound = "SELECT id FROM messages WHERE sender = ? COLLATE NOCASE"
-        db.execute(f"UPDATE outbox SET inbound_id = NULL WHERE inbound_id IN ({inbound})", [email])
-        db.execute("DELETE FROM messages WHERE sender = ? COLLATE NOCASE", [email])
-        db.execute("DELETE FROM outbox WHERE recipient = ? COLLATE NOCASE", [email])
         db.execute("DELETE FROM bounce_codes WHERE address = ?", [email])
         db.execute("DELETE FROM bounce_scores WHERE address = ?", [email])
-        db.execute(
-            "INSERT OR IGNORE INTO erased (address_hash, erased_at) VALUES (?, ?)",
-            [participants.address_hash(email), iso(now)],
-        )
+        db.conn.create_function("mentions_erased", 1, traces.found_in)
+        try:
+            _forget_messages(db, email, traces)
+            _forget_outbox(db, email, traces)
+            _forget_free_text(db, traces)
+        finally:
+            db.conn.create_function("mentions_erased", 1, None)
+        participants.mark_erased(db, email, now)
+    _forget_set_aside(program.config.spool / "bad", traces)
     log.info("data deleted at its owner's request (participant %s)", me["id"] if me else "-")
+
+
+ERASED = "[erased]"
+LONG_ENOUGH = 24  # an About me line this long is theirs alone, wherever it is quoted
+
+
+@dataclass(frozen=True)
+class Traces:
+    """What names or quotes an erased person: their address, their name, the longer lines
+    of their About me, each casefolded."""
+
+    needles: tuple[str, ...]
+
+    def found_in(self, value: bytes | str | None) -> bool:
+        if not value:
+            return False
+        if isinstance(value, str):
+            return self._in_text(value)
+        if self._in_text(value.decode("utf-8", "replace")):
+            return True
+        # Mail may carry them encoded (quoted-printable, base64, RFC 2047 words).
+        lowered = value[:262_144].lower()
+        if b"base64" in lowered or b"quoted-printable" in lowered or b"=?" in lowered:
+            return self._in_text(mail_text(value))
+        return False
+
+    def _in_text(self, text: str) -> bool:
+        folded = text.casefold()
+        return any(needle in folded for needle in self.needles)
+
+    def scrub(self, text: str) -> str:
+        for needle in self.needles:
+            text = re.sub(re.escape(needle), ERASED, text, flags=re.IGNORECASE)
+        return text
+
+
+def _traces(email: str, me: dict | None) -> Traces:
+    needles = {email.strip().casefold()}
+    if me is not None:
+        if len(me["name"].strip()) >= 4:
+            needles.add(" ".join(me["name"].split()).casefold())
+        for line in me["about_me"].splitlines():
+            if len(line.strip()) >= LONG_ENOUGH:
+                needles.add(line.strip().casefold())
+    return Traces(tuple(sorted(needles, key=len, reverse=True)))
+
+
+def mail_text(raw: bytes) -> str:
+    """A mail's headers and parts decoded, as a reader sees them."""
+    try:
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        pieces = []
+        for name, value in message.items():
+            pieces.append(f"{name}: {value}")
+        pieces.extend(_decoded(part) for part in message.walk() if not part.is_multipart())
+        return "\n".join(pieces)
+    except Exception:  # damaged mail: what it says plainly is all there is to read
+        return raw.decode("utf-8", "replace")
+
+
+def _decoded(part: email.message.Message) -> str:
+    content = part.get_payload(decode=True) or b""
+    try:
+        return content.decode(part.get_content_charset() or "utf-8", "replace")
+    except LookupError:
+        return content.decode("utf-8", "replace")
+
+
+DROPPED_HEADERS = ("mime-version", "dkim-signature")  # the signature no longer holds
+
+
+def redacted_mail(raw: bytes, traces: Traces) -> bytes:
+    """The mail with their traces replaced, as one plain text part: what its recipient read,
+    less them."""
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    text = [
+        _decoded(part)
+        for part in message.walk()
+        if not part.is_multipart() and part.get_content_maintype() == "text"
+    ]
+    kept = email.message.EmailMessage()
+    for name, value in message.items():
+        if name.lower().startswith("content-") or name.lower() in (
+            "mime-version",
+            "dkim-signature",
+        ):
+            continue
+        try:
+            kept[name] = traces.scrub(str(value))
+        except Exception:
+            continue
+    kept.set_content(traces.scrub("\n".join(text)))
+    return kept.as_bytes(policy=email.policy.SMTP)
+
+
+def _forget_messages(db, email: str, traces: Traces) -> None:
+    """Their own messages (by the parsed sender, the envelope's or the From a long display
+    name hid) keep nothing; others' that name or quote them lose their raw text."""
+    for row_id, sender, envelope_from, state in db.execute(
+        "SELECT id, sender, envelope_from, state FROM messages WHERE sender = ? COLLATE NOCASE"
+        " OR envelope_from = ? COLLATE NOCASE OR mentions_erased(raw)",
+        [email, email],
+    ).fetchall():
+        theirs = email.casefold() in ((sender or "").casefold(), (envelope_from or "").casefold())
+        if theirs or sender is None:
+            db.execute(
+                "UPDATE messages SET raw = x'', sender = NULL, envelope_from = NULL,"
+                " message_id = NULL, dedupe_key = 'erased:' || id WHERE id = ?",
+                [row_id],
+            )
+        elif state != "received":  # one still to be handled keeps its text until it is
+            db.execute("UPDATE messages SET raw = x'' WHERE id = ?", [row_id])
+
+
+def _forget_outbox(db, email: str, traces: Traces) -> None:
+    """Mail to them goes; mail to others that names them is redacted once sent, and
+    dropped while unsent (an introduction to a partnership that ended with them). The
+    Maildir copies of both are taken care of by the next delivery pass."""
+    touched = []
+    for row_id, recipient, state, raw in db.execute(
+        "SELECT id, recipient, state, raw FROM outbox WHERE recipient = ? COLLATE NOCASE"
+        " OR mentions_erased(raw)",
+        [email],
+    ).fetchall():
+        touched.append(row_id)
+        if recipient.casefold() == email.casefold() or state != "sent":
+            db.execute("DELETE FROM outbox WHERE id = ?", [row_id])
+            continue
+        try:
+            clean = redacted_mail(raw, traces)
+        except Exception:
+            clean = b""
+        db.execute("UPDATE outbox SET raw = ?, last_error = NULL WHERE id = ?", [clean, row_id])
+    outbox.scrub_later(db, touched)
+
+
+def _forget_free_text(db, traces: Traces) -> None:
+    """Every other text in the store (the audit's commands and results, tokens' payloads,
+    a bounce's detail, an outcome): their traces replaced, wherever a table keeps them."""
+    tables = [
+        name
+        for (name,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            " AND name NOT IN ('schema_migrations', 'settings', 'erased')"
+        ).fetchall()
+    ]
+    for table in tables:
+        for column in db.execute(f"PRAGMA table_info({table})").fetchall():
+            name, kind = column[1], (column[2] or "").upper()
+            if table in ("messages", "outbox") and name == "raw":
+                continue
+            if "CHAR" not in kind and "TEXT" not in kind and "BLOB" not in kind and kind:
+                continue
+            rows = db.execute(
+                f"SELECT rowid, {name} FROM {table} WHERE mentions_erased({name})"
+            ).fetchall()
+            for rowid, value in rows:
+                clean = b"" if isinstance(value, bytes) else traces.scrub(value)
+                try:
+                    db.execute(f"UPDATE {table} SET {name} = ? WHERE rowid = ?", [clean, rowid])
+                except sqlite3.IntegrityError:  # a unique column: made unique again
+                    db.execute(
+                        f"UPDATE {table} SET {name} = ? WHERE rowid = ?",
+                        [f"{ERASED} {table} {rowid}", rowid],
+                    )
+
+
+def _forget_set_aside(folder, traces: Traces) -> None:
+    """Spool files set aside as unreadable that name them."""
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        with contextlib.suppress(OSError):
+            if traces.found_in(path.read_bytes()):
+                path.unlink()
+
+
+# --- An unproven STOP ------------------------------------------------------------------
+
+
+def hold_all_mail(program: Program, me: dict, now: datetime) -> None:
+    """An unproven STOP: nothing scheduled reaches them from now on (an open-ended pause),
+    but the partnership stays until the STOP is proven; RESUME takes them back."""
+    if me["status"] == "paused":
+        program.db.execute(
+            "UPDATE participants SET paused_until = NULL, updated_at = ? WHERE id = ?",
+            [iso(now), me["id"]],
+        )
+        return
+    pause(program, me, None, now)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import os
 import smtplib
@@ -78,7 +79,9 @@ def _deliver_maildir(folder: Path, row_id: int, created_at: str, raw: bytes) -> 
     if os.path.exists(new) or any(entry.startswith(name) for entry in os.listdir(cur)):
         return  # written before a crash: never a second copy
     temporary = os.path.join(folder, "tmp", name)
-    with open(temporary, "wb") as handle:
+    # Readable by the owner only, whatever the umask of the process that delivers.
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(descriptor, "wb") as handle:
         handle.write(raw)
         handle.flush()
         os.fsync(handle.fileno())
@@ -108,7 +111,9 @@ def deliver(
             sent = 0
         else:
             _recover(db)
+            _scrub(db, config)
             sent = _deliver_due(db, config, now, everything)
+            _truncate_after_erasure(db)
     queued = db.execute("SELECT count(*) FROM outbox WHERE state = 'queued'").fetchone()[0]
     return sent, queued
 
@@ -120,6 +125,77 @@ def _delivery_lock(config: Config, wait: float) -> Iterator[bool]:
     deadline = time.monotonic() + wait
     with lock_file(config.db, "outbox-lock", lambda: time.monotonic() >= deadline) as held:
         yield held is not None
+
+
+SCRUB = "erasure_scrub"  # settings key: outbox rows whose Maildir copies must follow them
+
+
+def scrub_later(db: sqlite_utils.Database, row_ids: list[int]) -> None:
+    """After an erasure, in its transaction: the Maildir copies of these rows are deleted
+    (the row is gone) or rewritten from the row (redacted) by the next delivery pass, which
+    also truncates the WAL, so the erased data leaves the disk once this has committed."""
+    found = db.execute("SELECT value FROM settings WHERE key = ?", [SCRUB]).fetchone()
+    pending = set(json.loads(found[0])) if found else set()
+    db.execute(
+        "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
+        [SCRUB, json.dumps(sorted(pending | set(row_ids)))],
+    )
+
+
+def _scrub(db: sqlite_utils.Database, config: Config) -> None:
+    found = db.execute("SELECT value FROM settings WHERE key = ?", [SCRUB]).fetchone()
+    if found is None:
+        return
+    rows = set(json.loads(found[0]))
+    for sub in ("new", "cur"):
+        folder = config.outbox / sub
+        if not folder.is_dir():
+            continue
+        for entry in os.scandir(folder):
+            row_id = _maildir_row(entry.name)
+            if row_id not in rows:
+                continue
+            kept = db.execute("SELECT raw FROM outbox WHERE id = ?", [row_id]).fetchone()
+            if kept is None or not kept[0]:
+                os.unlink(entry.path)
+                continue
+            temporary = config.outbox / "tmp" / entry.name
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with open(descriptor, "wb") as handle:
+                handle.write(kept[0])
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.rename(temporary, entry.path)
+    with transaction(db):
+        done = "UPDATE settings SET value = '[]' WHERE key = ? AND value = ?"
+        db.execute(done, [SCRUB, found[0]])
+
+
+def _truncate_after_erasure(db: sqlite_utils.Database) -> None:
+    """The erased rows' old pages are zeroed in the database (secure_delete), but the WAL
+    keeps copies until it is checkpointed and truncated: that is done once the last word
+    to the erased person (`data-deleted`) is delivered and forgotten too."""
+    if db.execute("SELECT 1 FROM settings WHERE key = ?", [SCRUB]).fetchone() is None:
+        return
+    forgetting = ", ".join(f"'{template}'" for template in sorted(FORGET_WHEN_SENT))
+    unsent = db.execute(
+        f"SELECT 1 FROM outbox WHERE state = 'queued' AND template IN ({forgetting}) LIMIT 1"
+    ).fetchone()
+    if unsent is not None:
+        return
+    busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    if busy:
+        log.warning("the WAL could not be truncated after an erasure: tried again next pass")
+        return
+    with transaction(db):
+        db.execute("DELETE FROM settings WHERE key = ?", [SCRUB])
+
+
+def _maildir_row(name: str) -> int | None:
+    """The outbox row a Maildir file was written from (STAMP.MROW.mailflow[:2,FLAGS])."""
+    _, marker, rest = name.partition(".M")
+    number = rest.split(".", 1)[0]
+    return int(number) if marker and number.isdigit() else None
 
 
 def _recover(db: sqlite_utils.Database) -> None:
@@ -288,7 +364,7 @@ def _to_maildir(db: sqlite_utils.Database, config: Config, now: datetime, due: l
     if not due:
         return 0
     for sub in ("tmp", "new", "cur"):
-        (config.outbox / sub).mkdir(parents=True, exist_ok=True)
+        (config.outbox / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
     sent = 0
     # Threads only for a batch worth them: starting sixteen for a message or two cost more
     # than the writes (the daemon's delivery loop often finds just a few due).

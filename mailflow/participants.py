@@ -7,6 +7,7 @@ exactly one participant row and at most one application per round.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from datetime import datetime
 
 import sqlite_utils
@@ -91,14 +92,38 @@ def partnership(db: sqlite_utils.Database, participant_id: int) -> dict | None:
     }
 
 
-def address_hash(email: str) -> str:
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+def address_hash(db: sqlite_utils.Database, email: str) -> str:
+    """The erasure mark of an address: an HMAC keyed with the installation's secret, so that
+    whoever has a copy of the database can't test a guessed address against it."""
+    secret = db.execute("SELECT value FROM settings WHERE key = 'message_id_secret'").fetchone()
+    return hmac.new(secret[0].encode(), _canonical(email), hashlib.sha256).hexdigest()
+
+
+def _canonical(email: str) -> bytes:
+    return email.strip().lower().encode()
+
+
+def _marks(db: sqlite_utils.Database, email: str) -> list[str]:
+    # Marks written before they were keyed are a bare SHA-256: still honoured, never written.
+    return [address_hash(db, email), hashlib.sha256(_canonical(email)).hexdigest()]
 
 
 def is_erased(db: sqlite_utils.Database, email: str) -> bool:
     """Did the owner of this address have their data deleted? Then we never write to it."""
-    found = db.execute("SELECT 1 FROM erased WHERE address_hash = ?", [address_hash(email)])
+    found = db.execute("SELECT 1 FROM erased WHERE address_hash IN (?, ?)", _marks(db, email))
     return found.fetchone() is not None
+
+
+def mark_erased(db: sqlite_utils.Database, email: str, now: datetime) -> None:
+    db.execute(
+        "INSERT OR IGNORE INTO erased (address_hash, erased_at) VALUES (?, ?)",
+        [address_hash(db, email), iso(now)],
+    )
+
+
+def unerase(db: sqlite_utils.Database, email: str) -> None:
+    """They asked to take part again: the mark goes, whichever form it has."""
+    db.execute("DELETE FROM erased WHERE address_hash IN (?, ?)", _marks(db, email))
 
 
 def erased_placeholder(participant_id: int) -> str:

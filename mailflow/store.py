@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import re
 import sqlite3
 import time
@@ -64,7 +65,9 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
 
 def connect(path: Path) -> sqlite_utils.Database:
     """Open the database in WAL mode, waiting rather than failing when another writer holds it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Created for the owner only: SQLite gives its -wal and -shm files the database's mode.
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     db = sqlite_utils.Database(path)
     db.execute("PRAGMA busy_timeout = 10000")
     db.execute("PRAGMA journal_mode = WAL")
@@ -72,6 +75,8 @@ def connect(path: Path) -> sqlite_utils.Database:
     # for the acknowledgement promise ("stored before 250").
     db.execute("PRAGMA synchronous = FULL")
     db.execute("PRAGMA foreign_keys = ON")
+    # Deleted data is overwritten, not left in free pages (an erasure must erase).
+    db.execute("PRAGMA secure_delete = ON")
     return db
 
 
@@ -140,8 +145,8 @@ def lock_file(
     its holder dies; tried every `every` seconds until `give_up()` says to stop. The open
     file while held (its holder may write to it), None when given up."""
     path = db_path.with_name(f"{db_path.name}.{name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(os.open(path, os.O_RDWR | os.O_CREAT, 0o600), "a+b") as handle:
         while True:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
