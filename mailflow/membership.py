@@ -12,11 +12,12 @@ import contextlib
 import email
 import email.message
 import email.policy
+import functools
 import logging
 import re
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from mailflow import matching, matchmaker, outbox, participants, rounds
 from mailflow.cadence import Cadence
@@ -364,10 +365,11 @@ def erase(program: Program, email: str, now: datetime, cadence: Cadence) -> None
         db.execute("DELETE FROM tokens WHERE address = ?", [email])
         db.execute("DELETE FROM bounce_codes WHERE address = ?", [email])
         db.execute("DELETE FROM bounce_scores WHERE address = ?", [email])
+        since = _first_trace(db, email, me)
         db.conn.create_function("mentions_erased", 1, traces.found_in)
         try:
-            _forget_messages(db, email, traces)
-            _forget_outbox(db, email, traces)
+            _forget_messages(db, email, traces, since)
+            _forget_outbox(db, email, traces, since)
             _forget_free_text(db, traces)
         finally:
             db.conn.create_function("mentions_erased", 1, None)
@@ -383,42 +385,66 @@ LONG_ENOUGH = 24  # an About me line this long is theirs alone, wherever it is q
 @dataclass(frozen=True)
 class Traces:
     """What names or quotes an erased person: their address, their name, the longer lines
-    of their About me, each casefolded."""
+    of their About me, as they were written."""
 
-    needles: tuple[str, ...]
+    words: tuple[str, ...]
+
+    @functools.cached_property
+    def _folded(self) -> tuple[str, ...]:
+        return tuple(word.casefold() for word in self.words)
+
+    @functools.cached_property
+    def _plain(self) -> tuple[bytes, ...]:
+        return tuple(word.encode() for word in self._folded if word.isascii())
 
     def found_in(self, value: bytes | str | None) -> bool:
+        """In a stored text or a raw mail, however the mail encodes them. Most mail is
+        settled by bytes searches alone: an erasure reads every message since the person's
+        first, within one message's handling budget."""
         if not value:
             return False
         if isinstance(value, str):
             return self._in_text(value)
-        if self._in_text(value.decode("utf-8", "replace")):
+        lowered = value.lower()
+        if any(word in lowered for word in self._plain):
             return True
-        # Mail may carry them encoded (quoted-printable, base64, RFC 2047 words).
-        lowered = value[:262_144].lower()
-        if b"base64" in lowered or b"quoted-printable" in lowered or b"=?" in lowered:
+        if b"=\n" in lowered or b"=\r\n" in lowered:  # quoted-printable's soft line breaks
+            unfolded = lowered.replace(b"=\r\n", b"").replace(b"=\n", b"")
+            if any(word in unfolded for word in self._plain):
+                return True
+        if len(self._plain) < len(self.words) or b"base64" in lowered or b"=?" in lowered:
             return self._in_text(mail_text(value))
         return False
 
     def _in_text(self, text: str) -> bool:
         folded = text.casefold()
-        return any(needle in folded for needle in self.needles)
+        return any(word in folded for word in self._folded)
 
     def scrub(self, text: str) -> str:
-        for needle in self.needles:
-            text = re.sub(re.escape(needle), ERASED, text, flags=re.IGNORECASE)
+        for word in self.words:
+            text = re.sub(re.escape(word), ERASED, text, flags=re.IGNORECASE)
         return text
+
+    def like(self, column: str) -> tuple[str, list[str]]:
+        """A SQL condition and its parameters: the column holds one of them (LIKE ignores
+        the case of ASCII letters)."""
+        condition = " OR ".join(f"{column} LIKE ? ESCAPE '\\'" for _ in self.words)
+        return f"({condition})", [f"%{_escaped(word)}%" for word in self.words]
+
+
+def _escaped(word: str) -> str:
+    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _traces(email: str, me: dict | None) -> Traces:
-    needles = {email.strip().casefold()}
+    words = {email.strip()}
     if me is not None:
         if len(me["name"].strip()) >= 4:
-            needles.add(" ".join(me["name"].split()).casefold())
+            words.add(" ".join(me["name"].split()))
         for line in me["about_me"].splitlines():
             if len(line.strip()) >= LONG_ENOUGH:
-                needles.add(line.strip().casefold())
-    return Traces(tuple(sorted(needles, key=len, reverse=True)))
+                words.add(line.strip())
+    return Traces(tuple(sorted(words, key=len, reverse=True)))
 
 
 def mail_text(raw: bytes) -> str:
@@ -469,13 +495,30 @@ def redacted_mail(raw: bytes, traces: Traces) -> bytes:
     return kept.as_bytes(policy=email.policy.SMTP)
 
 
-def _forget_messages(db, email: str, traces: Traces) -> None:
+def _first_trace(db, email: str, me: dict | None) -> str:
+    """A day before the program first heard of them: nothing can name them before that."""
+    times = [
+        db.execute(
+            "SELECT min(received_at) FROM messages WHERE sender = ? COLLATE NOCASE"
+            " OR envelope_from = ? COLLATE NOCASE",
+            [email, email],
+        ).fetchone()[0],
+        db.execute(
+            "SELECT min(created_at) FROM outbox WHERE recipient = ? COLLATE NOCASE", [email]
+        ).fetchone()[0],
+        me["created_at"] if me is not None else None,
+    ]
+    known = [parse_time(moment) for moment in times if moment]
+    return iso(min(known) - timedelta(days=1)) if known else ""
+
+
+def _forget_messages(db, email: str, traces: Traces, since: str) -> None:
     """Their own messages (by the parsed sender, the envelope's or the From a long display
     name hid) keep nothing; others' that name or quote them lose their raw text."""
     for row_id, sender, envelope_from, state in db.execute(
         "SELECT id, sender, envelope_from, state FROM messages WHERE sender = ? COLLATE NOCASE"
-        " OR envelope_from = ? COLLATE NOCASE OR mentions_erased(raw)",
-        [email, email],
+        " OR envelope_from = ? COLLATE NOCASE OR (received_at >= ? AND mentions_erased(raw))",
+        [email, email, since],
     ).fetchall():
         theirs = email.casefold() in ((sender or "").casefold(), (envelope_from or "").casefold())
         if theirs or sender is None:
@@ -488,15 +531,15 @@ def _forget_messages(db, email: str, traces: Traces) -> None:
             db.execute("UPDATE messages SET raw = x'' WHERE id = ?", [row_id])
 
 
-def _forget_outbox(db, email: str, traces: Traces) -> None:
+def _forget_outbox(db, email: str, traces: Traces, since: str) -> None:
     """Mail to them goes; mail to others that names them is redacted once sent, and
     dropped while unsent (an introduction to a partnership that ended with them). The
     Maildir copies of both are taken care of by the next delivery pass."""
     touched = []
     for row_id, recipient, state, raw in db.execute(
         "SELECT id, recipient, state, raw FROM outbox WHERE recipient = ? COLLATE NOCASE"
-        " OR mentions_erased(raw)",
-        [email],
+        " OR (created_at >= ? AND mentions_erased(raw))",
+        [email, since],
     ).fetchall():
         touched.append(row_id)
         if recipient.casefold() == email.casefold() or state != "sent":
@@ -521,22 +564,37 @@ def _forget_free_text(db, traces: Traces) -> None:
         ).fetchall()
     ]
     for table in tables:
-        for column in db.execute(f"PRAGMA table_info({table})").fetchall():
-            name, kind = column[1], (column[2] or "").upper()
-            if table in ("messages", "outbox") and name == "raw":
-                continue
-            if "CHAR" not in kind and "TEXT" not in kind and "BLOB" not in kind and kind:
-                continue
-            rows = db.execute(
-                f"SELECT rowid, {name} FROM {table} WHERE mentions_erased({name})"
-            ).fetchall()
-            for rowid, value in rows:
+        columns = [
+            (column[1], (column[2] or "").upper())
+            for column in db.execute(f'PRAGMA table_info("{table}")').fetchall()
+            if not (table in ("messages", "outbox") and column[1] == "raw")
+        ]
+        # Text is searched by SQLite itself, in one pass a table; a rare blob column is
+        # read here.
+        conditions, parameters = [], []
+        for name, kind in columns:
+            if kind == "BLOB":
+                conditions.append(f'mentions_erased("{name}")')
+            elif not kind or any(word in kind for word in ("CHAR", "TEXT", "CLOB")):
+                condition, words = traces.like(f'"{name}"')
+                conditions.append(condition)
+                parameters.extend(words)
+        if not conditions:
+            continue
+        names = ", ".join(f'"{name}"' for name, _ in columns)
+        rows = db.execute(
+            f'SELECT rowid, {names} FROM "{table}" WHERE {" OR ".join(conditions)}', parameters
+        ).fetchall()
+        for rowid, *values in rows:
+            for (name, _), value in zip(columns, values, strict=True):
+                if not isinstance(value, str | bytes) or not traces.found_in(value):
+                    continue
                 clean = b"" if isinstance(value, bytes) else traces.scrub(value)
                 try:
-                    db.execute(f"UPDATE {table} SET {name} = ? WHERE rowid = ?", [clean, rowid])
+                    db.execute(f'UPDATE "{table}" SET "{name}" = ? WHERE rowid = ?', [clean, rowid])
                 except sqlite3.IntegrityError:  # a unique column: made unique again
                     db.execute(
-                        f"UPDATE {table} SET {name} = ? WHERE rowid = ?",
+                        f'UPDATE "{table}" SET "{name}" = ? WHERE rowid = ?',
                         [f"{ERASED} {table} {rowid}", rowid],
                     )
 

@@ -152,8 +152,11 @@ def mails(daemon: Daemon) -> list[email.message.EmailMessage]:
 
 def farewell_file(daemon: Daemon) -> Path | None:
     for path in (daemon.maildir / "new").iterdir():
-        if b"X-Mailflow-Template: data-deleted" in path.read_bytes():
-            return path
+        try:
+            if b"X-Mailflow-Template: data-deleted" in path.read_bytes():
+                return path
+        except FileNotFoundError:  # a copy the erasure removed as it was listed
+            continue
     return None
 
 
