@@ -115,6 +115,10 @@ _WHAT: dict[str, str] = {
 LIMITS: dict[str, int] = {"name": 100, "role": 200, "about_me": 2000, "partner_wishes": 500}
 MAX_ITEMS = 20  # interests, languages, contact methods
 MAX_ITEM_LENGTH = 80
+# No answer we can use is longer (About me's 2,000 and 20 items of 80 with their commas are
+# shorter): a longer one is refused before it is read, so that its checks, each linear,
+# are not run over a megabyte.
+MAX_ANSWER = 4000
 # Optional answers that mean "nothing": stored as "".
 _NOTHING = frozenset({"none", "no", "n a", "na", "nil", "no preference", "no preferences"})
 
@@ -227,7 +231,9 @@ class Choices:
 
 
 CHOICE_LISTS = ("library_types", "career_stages", "contact_methods", "contact_frequencies")
-_CHOICE_PARTS = re.compile(r"[,;/()&]|\s+(?:or|and)\s+")
+# A run of spaces is tried once, from its start: "\s+(?:or|and)" alone is tried again from
+# every space of a long run, which is quadratic.
+_CHOICE_PARTS = re.compile(r"[,;/()&]|(?<!\s)\s+(?:or|and)\s+")
 
 
 def load_choices(rules_dir: Path) -> Choices:
@@ -272,10 +278,14 @@ _LABELS: dict[str, str] = {
     for text in (entry.label, *LABEL_VARIANTS.get(entry.key, ()))
 }
 # A label line: optional bullet or number, optional markdown bold, the label, a colon
-# (full-width too), the value. Labels are short and start with a letter.
+# (full-width too), the value. Labels are short and start with a letter. The pattern reads
+# only what comes before the line's first colon, and only when that colon is near the
+# start: a label is never further in, and a regex given a long line of spaces with no
+# colon once took 44 s for 16 KB (it backtracks over the spaces for every label length).
+_LABEL_HEAD = 80
 _LABEL_LINE = re.compile(
-    r"^\s*(?:[-*•·‣▪◦]\s*|\d{1,2}[.)]\s+)?(?P<bold>\*\*|__)?"
-    r"(?P<label>[^\W\d_][^:：\n]{0,40}?)\s*(?:\*\*|__)?\s*[:：](?P<value>.*)$"
+    r"(?:[-*•·‣▪◦]\s*|\d{1,2}[.)]\s+)?(?P<bold>\*\*|__)?"
+    r"(?P<label>[^\W\d_][^:：\n]{0,40}?)\s*(?:(?:\*\*|__)\s*)?[:：]"
 )
 _OPTIONAL = re.compile(r"\((?:optional|required)\)", re.IGNORECASE)
 # Closing lines after About me's last paragraph are the sender's, not part of the answer.
@@ -301,14 +311,19 @@ def _clean_text(text: str) -> str:
 
 def _label_line(line: str) -> tuple[str, str] | None:
     """(field key, value on the line) when the line starts with a label we know."""
-    found = _LABEL_LINE.match(line)
+    text = line.lstrip()
+    head = text[:_LABEL_HEAD]
+    colon = min((at for at in (head.find(":"), head.find("：")) if at >= 0), default=-1)
+    if colon < 0:
+        return None
+    found = _LABEL_LINE.fullmatch(head, 0, colon + 1)
     if found is None:
         return None
     label = fold_name(_OPTIONAL.sub("", found["label"].replace("*", "").replace("_", " ")))
     key = _LABELS.get(label)
     if key is None:
         return None
-    value = found["value"].strip()
+    value = text[colon + 1 :].strip()
     bold = found["bold"]
     if bold and value.startswith(bold):  # "**Name:** Ann"
         value = value[len(bold) :].strip()
@@ -478,8 +493,11 @@ def _items(value: str, separators: str) -> list[str]:
 
 
 _LIST_SEPARATORS = r"[,;\n]"
-_LANGUAGE_SEPARATORS = r"[,;/\n&+]|\s+and\s+"
-_METHOD_SEPARATORS = r"[,;/\n&()]|\s+(?:and|or)\s+"
+_LANGUAGE_SEPARATORS = r"[,;/\n&+]|(?<!\s)\s+and\s+"  # from a run's start, as _CHOICE_PARTS
+_METHOD_SEPARATORS = r"[,;/\n&()]|(?<!\s)\s+(?:and|or)\s+"
+# "(basic)": a parenthesis with no other inside, so that a "(" never looks past the next
+# one for its ")" (with "[^)]*", a long run of "(" is quadratic).
+_PARENTHESES = re.compile(r"\([^()]*\)")
 
 
 def _counted(key: str, items: list[str], what: str) -> None:
@@ -497,8 +515,25 @@ def _counted(key: str, items: list[str], what: str) -> None:
             )
 
 
+# A web address: "https://…", "hxxp://…", "www.…", "host.example/path". The partner reads
+# Name and Contact methods in their introduction, where a link could pass for one the
+# program sent; the quantifiers are bounded, so a long answer costs linear time.
+_LINK = re.compile(r"[a-z][a-z0-9+.-]{0,20}://|(?<![\w.])www\d{0,3}\.|\.[a-z]{2,24}/", re.I)
+
+
+def _no_link(key: str, value: str, what: str) -> None:
+    found = _LINK.search(value)
+    if found is not None:
+        raise _Wrong(
+            f'"{_shown(value)}" has a web address in it, and we do not pass links on to your'
+            f' partner: please write only {what}, for example "{_EXAMPLES[key]}".'
+        )
+
+
 def _check_name(value: str, _choices: Choices, _seen: dict) -> str:
-    return _limited("name", _one_line(value))
+    name = _limited("name", _one_line(value))
+    _no_link("name", name, "your name")
+    return name
 
 
 def _check_country(value: str, _choices: Choices, _seen: dict) -> str:
@@ -541,7 +576,7 @@ def _check_interests(value: str, _choices: Choices, _seen: dict) -> tuple[str, .
 
 def _check_languages(value: str, _choices: Choices, _seen: dict) -> tuple[str, ...]:
     # "French (basic, reading)": the parentheses say how well, and hold commas of their own.
-    items = _items(re.sub(r"\([^)]*\)", " ", value), _LANGUAGE_SEPARATORS)
+    items = _items(_PARENTHESES.sub(" ", value), _LANGUAGE_SEPARATORS)
     _counted("languages", items, "languages")
     known = {item: normalise_language(item) for item in items}
     unknown = [item for item, name in known.items() if name is None]
@@ -573,6 +608,7 @@ def _check_time_zone(value: str, _choices: Choices, seen: dict) -> str:
 
 
 def _check_contact_methods(value: str, choices: Choices, _seen: dict) -> tuple[str, ...]:
+    _no_link("contact_methods", value, "how you would like to be in touch")
     items = _items(value, _METHOD_SEPARATORS)
     _counted("contact_methods", items, "contact methods")
     # A tool we did not list is kept as written: the partner will know what it is.
@@ -637,6 +673,11 @@ def validate(answers: dict[str, str], choices: Choices) -> tuple[Profile | None,
             values[entry.key] = ""
             continue
         try:
+            if len(raw) > MAX_ANSWER:
+                raise _Wrong(
+                    f"This is {len(raw)} characters long, far more than we can read:"
+                    f" please shorten it to {_WHAT[entry.key]}."
+                )
             values[entry.key] = _CHECKS[entry.key](raw, choices, values)
         except _Wrong as wrong:
             problems.append(Problem(entry.key, entry.label, _shown(raw), str(wrong)))

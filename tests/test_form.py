@@ -406,6 +406,49 @@ def test_single_problems(choices: form.Choices, changes: dict, key: str, fragmen
     assert fragment in problems[0].message
 
 
+# Review L1: a partner reads Name and Contact methods in their introduction, where a link
+# would pass for one the program sent.
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("name", "Coordinator Team (Verify at https://evil.example/verify)"),
+        ("name", "Ann www.evil.example"),
+        ("name", "Ann (see evil.example/verify)"),
+        ("name", "HTTP://EVIL.EXAMPLE"),
+        ("contact_methods", "verify your account at https://evil.example/login"),
+        ("contact_methods", "email, hxxps://evil.example"),
+        ("contact_methods", "email, www.evil.example"),
+        ("contact_methods", "Zoom (evil.example/join)"),
+    ],
+)
+def test_a_web_address_in_name_or_contact_methods_is_a_problem(
+    choices: form.Choices, key: str, value: str
+) -> None:
+    profile, problems = form.validate({**GOOD, key: value}, choices)
+    assert profile is None
+    assert [problem.key for problem in problems] == [key]
+    assert "web address" in problems[0].message
+    assert "we do not pass links on to your partner" in problems[0].message
+    assert "for example" in problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("name", "Dr. J. R. R. Smith"),
+        ("name", "Ann O'Neil-Smith Jr."),
+        ("contact_methods", "email, Zoom or WhatsApp"),
+        ("contact_methods", "e-mail/phone (evenings)"),
+    ],
+)
+def test_names_and_methods_without_links_are_kept(
+    choices: form.Choices, key: str, value: str
+) -> None:
+    profile, problems = form.validate({**GOOD, key: value}, choices)
+    assert problems == []
+    assert profile is not None
+
+
 @pytest.mark.parametrize(
     ("changes", "attribute", "value"),
     [

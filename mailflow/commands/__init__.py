@@ -31,7 +31,13 @@ class Command:
 
 
 REGISTRY: list[Command] = []
-TRAILING = re.compile(r"[\s.!?,;:]+$")
+# Punctuation after a command ("STOP.", "HELP?"), taken off with str.rstrip: the regex
+# r"[\s.!?,;:]+$" it replaces is quadratic on a long run of spaces or full stops.
+TRAILING = ".!?,;:"
+# A command is a few short words at the start of a line; no more of the line is looked at
+# to find one (its arguments are the rest of the line, however long).
+HEAD = 200
+_JUNK = re.compile(r"[\s.!?,;:]*")  # with fullmatch: anchored at both ends, linear
 
 
 def command(
@@ -56,7 +62,14 @@ def command(
 
 def find(line: str, audience: str = "participant") -> tuple[Command, str] | None:
     """The command a line starts with (whole words, any case; the longest spelling wins)."""
-    words = TRAILING.sub("", line.strip()).split()
+    text = line.lstrip()
+    head, rest = text[:HEAD], text[HEAD:]
+    if _JUNK.fullmatch(rest):  # all of it, or only spaces and punctuation after the head
+        words = _words(head)
+    else:
+        words = head.split()
+        if not head[-1].isspace() and not rest[0].isspace():
+            words.pop()  # cut short at the end of the head: not a word to read
     if not words:
         return None
     upper = [word.upper() for word in words]
@@ -70,7 +83,19 @@ def find(line: str, audience: str = "participant") -> tuple[Command, str] | None
                 best = (size, entry)
     if best is None:
         return None
+    if rest:
+        words = _words(text)
     return best[1], " ".join(words[best[0] :])
+
+
+def _words(text: str) -> list[str]:
+    """The words of `text` without the whitespace and TRAILING punctuation at its end."""
+    words = text.split()
+    while words and not words[-1].rstrip(TRAILING):
+        words.pop()
+    if words:
+        words[-1] = words[-1].rstrip(TRAILING)
+    return words
 
 
 def listing(audience: str = "participant") -> list[Command]:
