@@ -36,6 +36,7 @@ DEFAULTS: dict[str, str] = {
     "tls_key": "",
     "reply_limit": "10",
     "sender_rate": "60",
+    "handling_budget": "5",
 }
 
 
@@ -72,6 +73,7 @@ class Config:
     tls_key: Path | None = None
     reply_limit: int = 10  # automatic answers to one sender an hour, then one notice
     sender_rate: int = 60  # messages a minute the daemon takes from one envelope sender
+    handling_budget: float = 5.0  # seconds one message's handling may take; then set aside
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -165,6 +167,14 @@ def load(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Conf
         raise ValueError(f"MAILFLOW_IMAP_POLL must be seconds, not {s['imap_poll']!r}") from None
     if imap_poll <= 0:
         raise ValueError("MAILFLOW_IMAP_POLL must be more than 0 seconds")
+    try:
+        handling_budget = float(s["handling_budget"])
+    except ValueError:
+        raise ValueError(
+            f"MAILFLOW_HANDLING_BUDGET must be seconds, not {s['handling_budget']!r}"
+        ) from None
+    if not 0 < handling_budget < float("inf"):  # NaN is neither
+        raise ValueError("MAILFLOW_HANDLING_BUDGET must be more than 0 seconds")
     return Config(
         home=home,
         db=(cwd / s["db"]).resolve() if s.get("db") else home / "mailflow.db",
@@ -199,5 +209,6 @@ def load(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Conf
         tls_key=(cwd / s["tls_key"]).resolve() if s["tls_key"] else None,
         reply_limit=_at_least_one(s, "reply_limit"),
         sender_rate=_at_least_one(s, "sender_rate"),
+        handling_budget=handling_budget,
         extra={k: v for k, v in s.items() if k not in DEFAULTS},
     )

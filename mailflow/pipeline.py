@@ -11,6 +11,7 @@ nothing. Nothing here may raise to a receiver for one bad message.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.message
 import email.parser
@@ -19,7 +20,7 @@ import hashlib
 import json
 import logging
 
-from mailflow import bounces, checkins, classify, conversation
+from mailflow import bounces, budget, checkins, classify, conversation
 from mailflow.parse import Unreadable, address, parse
 from mailflow.program import Program
 from mailflow.store import iso, transaction
@@ -96,12 +97,49 @@ def _finish(program: Program, row_id: int, state: str, outcome: str) -> None:
 
 
 def process(program: Program, row_id: int) -> str:
-    """Handle one stored message exactly once, in a transaction of its own; its outcome."""
+    """Handle one stored message exactly once, in a transaction of its own; its outcome.
+
+    The attempt is committed first, on its own: if the process dies midway (killed as
+    stuck, out of memory, a crash in C), whoever finds the message next knows it, handles
+    it after the rest of the mail, and after a second such death quarantines it instead
+    of trying again. An attempt that ends, even in an exception, is not held against it."""
     with transaction(program.db):
-        state, outcome, now = settle(program, row_id)
+        row = program.db.execute(
+            "SELECT state, outcome, attempts, timeouts FROM messages WHERE id = ?", [row_id]
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"no message {row_id}")
+        state, outcome, attempts, timeouts = row
+        if state != "received":
+            return outcome or state
+        if attempts >= 2:
+            outcome = f"{_deaths(attempts, timeouts)} while being handled; not tried again"
+            _finish(program, row_id, "quarantined", outcome)
+        else:
+            program.db.execute("UPDATE messages SET attempts = attempts + 1 WHERE id = ?", [row_id])
+    if attempts >= 2:
+        log_outcome(row_id, "quarantined", outcome)
+        return outcome
+    try:
+        with transaction(program.db):
+            state, outcome, now = settle(program, row_id)
+    except BaseException:
+        with contextlib.suppress(Exception), transaction(program.db):
+            program.db.execute(
+                "UPDATE messages SET attempts = attempts - 1 WHERE id = ? AND attempts > 0",
+                [row_id],
+            )
+        raise
     if now:
         log_outcome(row_id, state, outcome)
     return outcome
+
+
+def _deaths(attempts: int, timeouts: int) -> str:
+    """How the handlings of a message that never finished ended, for the quarantine."""
+    if timeouts >= attempts:
+        return "timed out twice"
+    return "crashed twice" if not timeouts else "crashed once and timed out once"
 
 
 def settle(
@@ -123,10 +161,22 @@ def settle(
     now = program.now()
     try:
         with transaction(program.db):
-            state, outcome = _decide(
-                program, row_id, key, raw, envelope_from, tuple(json.loads(envelope_to)), now, head
-            )
+            # Within the savepoint: the alarm rolls back all the message did.
+            with budget.deadline(program.config.handling_budget):
+                state, outcome = _decide(
+                    program,
+                    row_id,
+                    key,
+                    raw,
+                    envelope_from,
+                    tuple(json.loads(envelope_to)),
+                    now,
+                    head,
+                )
             _finish(program, row_id, state, outcome)
+    except budget.OverBudget as over:  # linear handling would never come here: set aside
+        state, outcome = "quarantined", f"over budget: {over} (MAILFLOW_HANDLING_BUDGET)"
+        _finish(program, row_id, state, outcome)
     except Exception as error:  # a bug or a store failure: set aside, keep serving
         log.exception("message %d could not be handled", row_id)
         state, outcome = "quarantined", f"error: {type(error).__name__}: {error}"
@@ -135,8 +185,10 @@ def settle(
 
 
 def log_outcome(row_id: int, state: str, outcome: str) -> None:
-    """The journal's one line a message, written once its handling is committed."""
-    log.info("message %d: %s %s", row_id, state, outcome)
+    """The journal's one line a message, written once its handling is committed; a
+    warning for one set aside, which the operator should look at."""
+    level = logging.WARNING if state == "quarantined" else logging.INFO
+    log.log(level, "message %d: %s %s", row_id, state, outcome)
 
 
 def _decide(
@@ -176,9 +228,14 @@ def _decide(
     return "ignored", f"ignored:{rule.name}{note}"
 
 
-def pending(program: Program) -> list[int]:
-    """Messages stored but not yet handled (the process stopped after the 250)."""
-    rows = program.db.execute("SELECT id FROM messages WHERE state = 'received' ORDER BY id")
+def pending(program: Program, *, tried: bool = False) -> list[int]:
+    """Messages stored but not yet handled: those never tried (the process stopped after
+    the 250), or with `tried`, those whose handling began and died (see `process`), which
+    are handled after all the rest."""
+    rows = program.db.execute(
+        "SELECT id FROM messages WHERE state = 'received' AND (attempts > 0) = ? ORDER BY id",
+        [tried],
+    )
     return [row[0] for row in rows.fetchall()]
 
 
