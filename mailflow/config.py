@@ -25,6 +25,7 @@ DEFAULTS: dict[str, str] = {
     "program_name": "Librarians Peer Network",
     "relay_attempts": "12",
     "http_listen": "127.0.0.1:8026",
+    "http_timeout": "10",
     "trust_dkim": "",
     "dkim_resolver": "",
     "dkim_key": "",
@@ -62,6 +63,7 @@ class Config:
     relay_attempts: int = 12
     public_url: str | None = None  # one-click unsubscribe (RFC 8058) is offered under it
     http_listen: str = "127.0.0.1:8026"  # where `serve` answers those one-click POSTs
+    http_timeout: float = 10.0  # seconds a one-click connection may sit idle before it is closed
     trust_dkim: bool = False  # a coordinator's DKIM-signed message needs no confirmation
     dkim_resolver: str | None = None  # host:port of the nameserver for DKIM keys; else the system's
     dkim_key: Path | None = None  # sign outgoing mail with this private key (PEM)
@@ -142,6 +144,17 @@ def _at_least_one(settings: dict[str, str], key: str) -> int:
     return int(text)
 
 
+def _seconds(settings: dict[str, str], key: str) -> float:
+    name = "MAILFLOW_" + key.upper()
+    try:
+        value = float(settings[key])
+    except ValueError:
+        raise ValueError(f"{name} must be seconds, not {settings[key]!r}") from None
+    if not 0 < value < float("inf"):  # NaN is neither
+        raise ValueError(f"{name} must be more than 0 seconds")
+    return value
+
+
 def load(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Config:
     """Build the Config; raises ValueError with a one-line reason when a setting is wrong."""
     environ = dict(os.environ if environ is None else environ)
@@ -167,14 +180,6 @@ def load(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Conf
         raise ValueError(f"MAILFLOW_IMAP_POLL must be seconds, not {s['imap_poll']!r}") from None
     if imap_poll <= 0:
         raise ValueError("MAILFLOW_IMAP_POLL must be more than 0 seconds")
-    try:
-        handling_budget = float(s["handling_budget"])
-    except ValueError:
-        raise ValueError(
-            f"MAILFLOW_HANDLING_BUDGET must be seconds, not {s['handling_budget']!r}"
-        ) from None
-    if not 0 < handling_budget < float("inf"):  # NaN is neither
-        raise ValueError("MAILFLOW_HANDLING_BUDGET must be more than 0 seconds")
     return Config(
         home=home,
         db=(cwd / s["db"]).resolve() if s.get("db") else home / "mailflow.db",
@@ -198,6 +203,7 @@ def load(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Conf
         relay_attempts=int(s["relay_attempts"]),
         public_url=s.get("public_url") or None,
         http_listen=s["http_listen"],
+        http_timeout=_seconds(s, "http_timeout"),
         trust_dkim=s.get("trust_dkim", "") == "1",
         dkim_resolver=s.get("dkim_resolver") or None,
         dkim_key=(cwd / s["dkim_key"]).resolve() if s.get("dkim_key") else None,
@@ -209,6 +215,6 @@ def load(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Conf
         tls_key=(cwd / s["tls_key"]).resolve() if s["tls_key"] else None,
         reply_limit=_at_least_one(s, "reply_limit"),
         sender_rate=_at_least_one(s, "sender_rate"),
-        handling_budget=handling_budget,
+        handling_budget=_seconds(s, "handling_budget"),
         extra={k: v for k, v in s.items() if k not in DEFAULTS},
     )

@@ -3,10 +3,16 @@ HTTP endpoint and the SMTP daemon under hostile clients (issue 16, findings L1, 
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
+import os
+import socket
+import time
 
-from tests.conftest import Person, body, form_text, run_cli
+import pytest
+
+from tests.conftest import Person, body, form_text, free_port, run_cli, start_daemon, until
 
 HOSTILE_ABOUT = (
     "I look after maps.\n"
@@ -51,3 +57,119 @@ def test_a_partners_words_are_quoted_in_the_introduction(daemon, home):
     assert "    > I look after maps." in lines
     assert "    > -- The programme team" in lines
     assert "Mallory Odhiambo <mallory@lib.example.ke>" in text
+
+
+# --- M8: the one-click HTTP endpoint ----------------------------------------------------
+
+ONE_CLICK = b"POST /unsubscribe/aaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: x\r\n"
+
+
+def serving_web(home, timeout: str):
+    port = free_port()
+    running = start_daemon(
+        home,
+        MAILFLOW_PUBLIC_URL="https://mentors.example.org",
+        MAILFLOW_HTTP_LISTEN=f"127.0.0.1:{port}",
+        MAILFLOW_HTTP_TIMEOUT=timeout,
+    )
+    until(lambda: connectable(port), "the one-click endpoint to listen")
+    return running, port
+
+
+@pytest.fixture
+def web(home):
+    running, port = serving_web(home, "1")
+    yield running, port
+    running.stop()
+
+
+@pytest.fixture
+def patient_web(home):
+    running, port = serving_web(home, "30")
+    yield running, port
+    running.stop()
+
+
+def connectable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def answer(port: int, request: bytes, then: bytes = b"") -> bytes:
+    """What the endpoint says to `request` (and `then`, sent after it), until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        client.sendall(request)
+        with contextlib.suppress(OSError):
+            client.sendall(then)
+        received = b""
+        with contextlib.suppress(OSError):
+            while chunk := client.recv(65536):
+                received += chunk
+    return received
+
+
+@pytest.mark.parametrize(
+    ("length", "status"),
+    [("-1", b"400"), ("abc", b"400"), (None, b"411"), ("99999999999", b"400"), (" 1e3", b"400")],
+)
+def test_a_bad_content_length_is_refused_at_once(web, length, status):
+    _, port = web
+    header = b"" if length is None else f"Content-Length: {length}\r\n".encode()
+    # The body would go on for ever: the answer must come without reading it.
+    said = answer(port, ONE_CLICK + header + b"\r\n", b"A" * 65536)
+    assert said.split(b"\r\n")[0].split(b" ")[1] == status, said[:200]
+
+
+def test_a_post_that_is_not_one_click_unsubscribes_no_one(web):
+    _, port = web
+    body = b"List-Unsubscribe=Two-Clicks"
+    said = answer(port, ONE_CLICK + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    assert said.startswith(b"HTTP/1.0 400"), said[:200]
+
+
+def threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def test_idle_connections_are_capped(patient_web):
+    daemon, port = patient_web
+    before = threads(daemon.process.pid)
+    idle = []
+    try:
+        for _ in range(200):
+            client = socket.create_connection(("127.0.0.1", port), timeout=5)
+            client.sendall(b"POST /unsub")  # and nothing more
+            idle.append(client)
+        # Those over the cap are answered 503 and closed; the rest wait for their timeout.
+        until(lambda: busy(idle) >= 200 - 40, "connections over the cap to be refused")
+        assert threads(daemon.process.pid) <= before + 40
+    finally:
+        for client in idle:
+            client.close()
+
+
+def busy(clients: list[socket.socket]) -> int:
+    count = 0
+    for client in clients:
+        client.setblocking(False)
+        try:
+            data = client.recv(1024, socket.MSG_PEEK)
+        except BlockingIOError:
+            continue
+        finally:
+            client.setblocking(True)
+        count += data.startswith(b"HTTP/1.0 503")
+    return count
+
+
+def test_an_idle_connection_is_closed_after_the_timeout(web):
+    _, port = web
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(b"POST /unsubscribe/aaaaaaaaaaaaaaaa HTTP/1.1\r\n")
+        began = time.monotonic()
+        while client.recv(1024):
+            pass
+        assert time.monotonic() - began < 5  # the setting is 1 s; 10 s by default

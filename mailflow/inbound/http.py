@@ -9,10 +9,12 @@ must never unsubscribe anyone.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import re
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from mailflow import membership, participants, tokens
@@ -24,6 +26,9 @@ log = logging.getLogger(__name__)
 
 PATH = re.compile(r"^/unsubscribe/([a-z2-7]{16})/?$")
 MOST_BODY = 4096
+# Connections served at once: each is a thread. Mail clients' one-click POSTs are rare and
+# quick; beyond this a client is answered 503 and closed, and no thread is started for it.
+MOST_CONNECTIONS = 32
 
 
 def unsubscribe(worker: Worker, token: str) -> bool:
@@ -55,6 +60,12 @@ def unsubscribe(worker: Worker, token: str) -> bool:
 def handler(worker: Worker) -> type[BaseHTTPRequestHandler]:
     class Unsubscribe(BaseHTTPRequestHandler):
         server_version = "mailflow"
+        # Seconds any read may wait: an idle or stalled client is closed, its thread freed.
+        timeout = worker.config.http_timeout
+
+        def _refuse(self, status: int, text: str) -> None:
+            self.close_connection = True  # what is left of the request is never read
+            self._reply(status, text)
 
         def _reply(self, status: int, text: str) -> None:
             body = text.encode()
@@ -79,11 +90,22 @@ def handler(worker: Worker) -> type[BaseHTTPRequestHandler]:
             )
 
         def do_POST(self) -> None:
+            length = self.headers.get("Content-Length")
+            if length is None:
+                self._refuse(411, "<p>A POST here needs a Content-Length.</p>")
+                return
+            if not length.strip().isdigit() or int(length) > MOST_BODY:
+                self._refuse(400, f"<p>Content-Length must be a number from 0 to {MOST_BODY}.</p>")
+                return
+            data = self.rfile.read(int(length))
             match = PATH.match(self.path)
-            size = int(self.headers.get("Content-Length") or 0)
-            self.rfile.read(min(size, MOST_BODY))
             if not match:
                 self._reply(404, "<p>Not found.</p>")
+                return
+            # RFC 8058: the POST of a one-click unsubscribe says so in its body.
+            fields = urllib.parse.parse_qs(data.decode("ascii", "replace"))
+            if fields.get("List-Unsubscribe") != ["One-Click"]:
+                self._refuse(400, "<p>This is not a one-click unsubscribe (RFC 8058).</p>")
                 return
             done = worker.executor.submit(unsubscribe, worker, match.group(1)).result()
             if done:
@@ -101,9 +123,48 @@ def handler(worker: Worker) -> type[BaseHTTPRequestHandler]:
     return Unsubscribe
 
 
+class Server(ThreadingHTTPServer):
+    """A thread a connection, up to `MOST_CONNECTIONS` at once."""
+
+    daemon_threads = True
+
+    def __init__(self, address, handler_class, most: int = MOST_CONNECTIONS) -> None:
+        super().__init__(address, handler_class)
+        self.slots = threading.BoundedSemaphore(most)
+
+    def process_request(self, request, client_address) -> None:
+        if not self.slots.acquire(blocking=False):
+            log.warning(
+                "one-click endpoint: 503 to %s, %d connections open",
+                client_address[0],
+                MOST_CONNECTIONS,
+            )
+            with contextlib.suppress(OSError):
+                request.sendall(BUSY)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
+BUSY = (
+    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 23\r\n"
+    b"Connection: close\r\nRetry-After: 10\r\n\r\nBusy; try again later.\n"
+)
+
+
 def start(worker: Worker, listen: str) -> ThreadingHTTPServer:
     host, _, port = listen.rpartition(":")
-    server = ThreadingHTTPServer((host, int(port)), handler(worker))
+    server = Server((host, int(port)), handler(worker))
     threading.Thread(target=server.serve_forever, name="mailflow-http", daemon=True).start()
     log.info("one-click unsubscribe listening on %s", listen)
     return server
