@@ -27,6 +27,7 @@ and is taken again as if for the first time.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import multiprocessing
 import os
@@ -270,6 +271,43 @@ def blame(program: Program, spool: Spool, current: Current, doing: Doing) -> Non
     )
 
 
+def lock_holder(config: Config) -> int | None:
+    """The pid of the handling process holding the lock, which it writes once ready;
+    None if nobody holds it (a dead holder's pid stays in the file)."""
+    path = config.db.with_name(f"{config.db.name}.handling-lock")
+    try:
+        with open(path, "rb") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = handle.read().decode(errors="replace").strip()
+                return int(text) if text.isdigit() else None
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            return None
+    except OSError:
+        return None
+
+
+def wait_for_orphan(config: Config) -> None:
+    """Before `serve` opens the store: a handling process left behind by a killed `serve`
+    may be stuck on a message with the store's write lock held, and nothing could open
+    the store until it let go. While it is on a message, wait; past the limit, kill it."""
+    current, limit, said = Current(config.spool), watchdog_limit(config), False
+    try:
+        while (doing := current.read()) and doing.pid == lock_holder(config):
+            if not said:
+                log.info("the handling process %d of a stopped serve is busy; waiting", doing.pid)
+                said = True
+            if current.stop_if_stuck(limit, doing.pid):
+                deadline = time.monotonic() + 10
+                while lock_holder(config) == doing.pid and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                return
+            time.sleep(0.2)
+    finally:
+        current.close()
+
+
 def _drained(descriptor: int) -> bool:
     """Read every byte waiting on a pipe; False once its writer is gone."""
     while True:
@@ -296,7 +334,6 @@ class _Loop:
         self.held_back: set[str] = set()  # files that failed, left until the next sweep
         self.said_waiting = False
         self.current = Current(config.spool)
-        self.lock_path = config.db.with_name(f"{config.db.name}.handling-lock")
 
     def _waited(self) -> bool:
         """While the lock is waited for: whether to stop waiting (stopped, or serve gone),
@@ -305,16 +342,9 @@ class _Loop:
         if not self.said_waiting:
             log.info("waiting for the handling process before this one to finish")
             self.said_waiting = True
-        self.current.stop_if_stuck(watchdog_limit(self.config), self._holder())
+        self.current.stop_if_stuck(watchdog_limit(self.config), lock_holder(self.config))
         self.serve_is_there = self.serve_is_there and _drained(self.bell)
         return self.stopping.is_set() or not self.serve_is_there
-
-    def _holder(self) -> int | None:
-        """The pid the lock's holder wrote once ready."""
-        with contextlib.suppress(OSError):
-            text = self.lock_path.read_text().strip()
-            return int(text) if text.isdigit() else None
-        return None
 
     def run(self) -> None:
         # An older handling process may still be finishing: it is waited for.

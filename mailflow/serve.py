@@ -21,7 +21,7 @@ import time
 from mailflow import outbox, scheduler
 from mailflow.config import Config
 from mailflow.countries import normalise_country
-from mailflow.handling import Handling
+from mailflow.handling import Handling, wait_for_orphan
 from mailflow.inbound import http
 from mailflow.inbound.smtp import Worker, controller
 from mailflow.languages import normalise_language
@@ -103,6 +103,7 @@ def serve(
     # Before any thread starts: the store migrated and the country, language and city
     # tables built (not while the first form waits), then the handling process forked,
     # so it starts with all of that at once.
+    wait_for_orphan(config)
     Program(config).close()
     warm_up()
     spool = Spool(config.spool)

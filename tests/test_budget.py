@@ -220,3 +220,33 @@ def test_the_watchdog_kills_a_handling_process_stuck_on_one_message(home):
     finally:
         daemon.stop()
     assert daemon.process.returncode == 0
+
+
+def test_a_stuck_handling_process_left_behind_by_a_killed_serve_is_killed_by_the_next_one(home):
+    """`serve` killed while its handling process is stuck: the orphan holds the lock and
+    has nobody to watch it, so the next handling process, waiting for that lock, kills
+    it past the same limit, and handles the later mail before the poison."""
+    daemon = start_daemon(home, MAILFLOW_HANDLING_BUDGET="1")
+    poison, help_ = slow_message(), compose("ann@uni.example.edu", "HELP")
+    daemon.send(poison, sender="stranger@example.net")
+    name = daemon.spooled()[0].name
+    orphan = hold_still_on(home, "spool", name)
+    os.kill(daemon.process.pid, signal.SIGKILL)
+    daemon.process.wait()
+
+    restarted = start_daemon(home, MAILFLOW_HANDLING_BUDGET="1")
+    try:
+        restarted.send(help_, sender="ann@uni.example.edu")
+        until(lambda: not alive(orphan), "the next handling process to kill the orphan", 30)
+        assert f"the handling process {orphan} has been on spool file {name} for" in journal(home)
+        help_answer = restarted.answers_to(help_["Message-ID"])
+        assert [a["template"] for a in help_answer] == ["help"]
+        row = restarted.handled(poison["Message-ID"])
+        # Once timed out, then tried again after the HELP: handled, or over its budget on
+        # a slow machine.
+        assert (row["spool"], row["attempts"], row["timeouts"]) == (name, 2, 1)
+        later = restarted.query("SELECT id FROM outbox WHERE inbound_id = ?", row["id"])
+        assert all(answer["id"] > help_answer[0]["id"] for answer in later)
+        assert row["state"] in ("handled", "quarantined"), row["outcome"]
+    finally:
+        restarted.stop()
