@@ -51,7 +51,8 @@ def deadline(seconds: float) -> Iterator[None]:
     if _armed is not None or threading.current_thread() is not threading.main_thread():
         yield
         return
-    signal.signal(signal.SIGALRM, _expired)
+    if signal.getsignal(signal.SIGALRM) is not _expired:
+        signal.signal(signal.SIGALRM, _expired)
     _armed = seconds
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
