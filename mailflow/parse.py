@@ -10,7 +10,9 @@ becomes an empty field, and only a message with no readable structure at all rai
 from __future__ import annotations
 
 import email
+import email.errors
 import email.header
+import email.headerregistry
 import email.message
 import email.policy
 import email.utils
@@ -120,6 +122,94 @@ def address(value: str | None) -> str | None:
     else:
         addr = email.utils.parseaddr(clean(value))[1].strip().lower()
     return addr if ADDRESS.match(addr) else None
+
+
+# A From header longer than this names nobody: no mailbox needs it (a display name of
+# 1,000 characters still fits), and the strict parser below takes time quadratic in it.
+MAX_FROM = 2_000
+_MAILBOXES = email.headerregistry.HeaderRegistry()
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
+# What the strict parser says of a display name's form or encoding only, and common in
+# ordinary mail: "Joe Q. Public" (RFC 5322's own example), an encoded word in quotes,
+# a charset Python does not know. Every other defect is about the mailbox itself.
+_NAME_ONLY_DEFECTS = (
+    email.errors.CharsetError,
+    email.errors.UndecodableBytesDefect,
+    email.errors.NonPrintableDefect,
+    email.errors.InvalidBase64PaddingDefect,
+    email.errors.InvalidBase64CharactersDefect,
+    email.errors.InvalidBase64LengthDefect,
+)
+
+
+def _harmful(defect: email.errors.MessageDefect) -> bool:
+    if isinstance(defect, _NAME_ONLY_DEFECTS):
+        return False
+    said = str(defect)
+    if isinstance(defect, email.errors.ObsoleteHeaderDefect):
+        return said not in ("period in 'phrase'", "comment found without atom")
+    return "encoded word" not in said and "encoded-word" not in said
+
+
+def _folded_in_quotes(value: str) -> bool:
+    """Whether a line break falls inside a quoted display name: `"Eve\\"<CRLF> Bcc: x@y.z"`
+    is one name to RFC 5322 and a second address to lenient readers."""
+    quoted = escaped = False
+    for char in value:
+        if escaped:
+            escaped = False
+        elif char == "\\" and quoted:
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif quoted and char in "\r\n":
+            return True
+    return False
+
+
+def sender_of(head: email.message.Message) -> tuple[str, str | None]:
+    """(display name, address) of the message's author, as RFC 5322, and a DMARC check
+    upstream, read the From header; ("", None) unless that is exactly one mailbox that
+    both a strict and a lenient parser read alike.
+
+    Python 3.11's getaddresses reads `coord@example.org<attacker@evil.example>` as the
+    coordinator (CVE-2023-27043) and a quoted name folded over two lines as another
+    address, while DMARC aligns on what the strict parser finds: a From header given
+    twice, with two mailboxes, with a parse defect, or read differently by the two, is
+    no sender at all, so nothing is answered to, or done in the name of, either reading.
+    The one reading serves both the stored (dedupe) sender and the answer address.
+    """
+    try:
+        values = head.get_all("From") or []
+        if len(values) != 1:
+            return "", None
+        value = str(values[0])
+        if len(value) > MAX_FROM:
+            return "", None
+        # Unfolded (RFC 5322 2.2.3) for the strict reading; a line break left after that is
+        # no fold. The lenient reading takes the value as it came, folds and all.
+        unfolded = _FOLD.sub("", value)
+        if "\r" in unfolded or "\n" in unfolded or _folded_in_quotes(value):
+            return "", None
+        strict = _MAILBOXES("from", unfolded)
+        lenient = email.utils.getaddresses([value])
+        if any(map(_harmful, strict.defects)) or len(strict.groups) != 1:
+            return "", None
+        if strict.groups[0].display_name:  # a group ("team: a@x.org;") is no mailbox
+            return "", None
+        mailboxes = strict.groups[0].addresses
+        if len(mailboxes) != 1 or len(lenient) != 1:
+            return "", None
+        mailbox = mailboxes[0]
+        found = address(mailbox.addr_spec)
+        if found is None or found != address(lenient[0][1]):
+            return "", None
+        return clean(mailbox.display_name, 200), found
+    except Exception:  # whatever a parser trips on is a defect too
+        log.info("a From header could not be read strictly", exc_info=True)
+        return "", None
 
 
 def message_ids(value: str) -> tuple[str, ...]:
@@ -274,11 +364,7 @@ def parse(
         (str(name).lower(), clean(decode_header(str(value)), 4000))
         for name, value in head.items()[:500]
     )
-    from_values = email.utils.getaddresses([str(v) for v in head.get_all("From", [])][:1])
-    sender_name, sender = ("", None)
-    if from_values:
-        sender_name = clean(decode_header(from_values[0][0]), 200)
-        sender = address(from_values[0][1])
+    sender_name, sender = sender_of(head)
     text, content_type = _body_text(head)
     text = text.replace("\r\n", "\n").replace("\x00", "")[:MAX_TEXT]
     ids = message_ids(str(head.get("Message-ID", "")))

@@ -21,7 +21,7 @@ import json
 import logging
 
 from mailflow import bounces, budget, checkins, classify, conversation
-from mailflow.parse import Unreadable, address, parse
+from mailflow.parse import Unreadable, parse, sender_of
 from mailflow.program import Program
 from mailflow.store import iso, transaction
 
@@ -42,11 +42,13 @@ def parsed_once(raw: bytes) -> email.message.Message | None:
 def dedupe_key(
     raw: bytes, head: email.message.Message | None = None
 ) -> tuple[str, str | None, str | None]:
-    """(key, Message-ID, sender) read from the header alone, cheaply, or from `head`."""
+    """(key, Message-ID, sender) read from the header alone, cheaply, or from `head`. The
+    sender is read as `parse` reads it for the answer (`sender_of`): None for a From that
+    is not one clear mailbox, never another reading of it."""
     try:
         head = head if head is not None else HEADERS_ONLY.parsebytes(raw[:262_144])
         message_id = str(head.get("Message-ID", "")).strip()[:250] or None
-        sender = address(str(head.get("From", ""))) if head.get("From") else None
+        sender = sender_of(head)[1]
     except Exception:  # a header too broken to read is keyed by content below
         message_id, sender = None, None
     if message_id:

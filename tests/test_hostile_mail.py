@@ -108,7 +108,7 @@ def test_hostile_input_is_answered_ignored_or_quarantined(program, name: str):
 
 def test_an_encoded_word_cannot_smuggle_a_header_into_the_answer(program):
     raw = (
-        b"From: =?utf-8?q?Eve=0D=0ABcc=3A_x=40y=2Ez?= <eve@example.net>\r\n"
+        b"From: =?utf-8?q?Eve_=22Bcc=3A_x=40y=2Ez=22?= <eve@example.net>\r\n"
         b"Subject: =?utf-8?q?HELP=0D=0ABcc=3A_x=40y=2Ez?=\r\n"
         b"Message-ID: <smuggle@t>\r\n\r\nHELP\r\n"
     )
@@ -122,6 +122,20 @@ def test_an_encoded_word_cannot_smuggle_a_header_into_the_answer(program):
     assert parsed["Bcc"] is None
     # The name stays a name, quoted: the only address is Eve's own.
     assert [a.addr_spec for a in parsed["To"].addresses] == ["eve@example.net"]
+
+
+def test_a_line_break_encoded_in_the_from_name_leaves_no_sender(program):
+    # A display name that decodes to a line break is no name a person writes, and RFC 5322
+    # readers refuse it: the message has no sender to answer (review L3).
+    raw = (
+        b"From: =?utf-8?q?Eve=0D=0ABcc=3A_x=40y=2Ez?= <eve@example.net>\r\n"
+        b"Subject: hello\r\nMessage-ID: <smuggle-from@t>\r\n\r\nHELP\r\n"
+    )
+    assert handled(program, raw) == ("ignored", "ignored:no-sender")
+    assert not program.db.execute(
+        "SELECT 1 FROM outbox WHERE inbound_id = (SELECT id FROM messages"
+        " WHERE message_id = '<smuggle-from@t>')"
+    ).fetchall()
 
 
 def test_the_daemon_keeps_serving_after_hostile_mail_over_smtp(daemon):
