@@ -2,14 +2,19 @@
 
 `verified_domain` reads mail anyone can write, so it must never raise and never trust a
 signature that leaves part of the message unsigned: whatever goes wrong (broken headers,
-bad base64, unreachable DNS) means "not verified", logged at INFO with the reason.
+bad base64, unreachable DNS) means "not verified", logged at INFO with the reason. A
+signature proves a message to this program only when it also signs the To/Cc naming this
+program's address, and is recent: a genuine signed mail to another installation, or an
+old one, resent here proves nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import dkim
 import dkim.canonicalization
@@ -88,9 +93,17 @@ def key_lookup(resolver: str | None, timeout: float = 5.0) -> Callable[..., byte
     return lookup
 
 
-def verified_domain(raw: bytes, from_domain: str, dnsfunc: Callable[..., bytes]) -> str | None:
-    """The d= domain of the first DKIM signature that verifies and is aligned with
-    `from_domain` (DMARC relaxed alignment), or None. Never raises."""
+def verified_domain(
+    raw: bytes,
+    from_domain: str,
+    dnsfunc: Callable[..., bytes],
+    *,
+    program_address: str,
+    now: datetime,
+) -> str | None:
+    """The d= domain of the first DKIM signature that verifies, is aligned with
+    `from_domain` (DMARC relaxed alignment), signs a To or Cc naming `program_address`
+    (or its local+TOKEN form) and was made recently before `now`; else None. Never raises."""
     try:
         message = dkim.DKIM(raw)
     except Exception as error:  # dkimpy raises whatever its parser trips on
@@ -102,7 +115,7 @@ def verified_domain(raw: bytes, from_domain: str, dnsfunc: Callable[..., bytes])
         log.info("DKIM: %d signatures, checking only the first %d", len(signatures), MAX_SIGNATURES)
     for index, value in enumerate(signatures[:MAX_SIGNATURES]):
         try:
-            domain = _candidate(message, value, from_domain)
+            domain = _candidate(message, value, from_domain, program_address, now)
             # Checked before verify() so that misaligned signatures cost no DNS query to a
             # domain the sender chose.
             if domain is None:
@@ -122,12 +135,24 @@ def verified_domain(raw: bytes, from_domain: str, dnsfunc: Callable[..., bytes])
 
 # Headers the program acts on in a coordinator's message: From identifies them, the
 # Subject may hold the command and Message-ID makes a copy a duplicate.
-SIGNED_AS_OFTEN_AS_PRESENT = (b"from", b"subject", b"message-id")
+# To and Cc say whom the signer wrote to: signed as often as present, so that none can be
+# added on top, they must name this program.
+SIGNED_AS_OFTEN_AS_PRESENT = (b"from", b"subject", b"message-id", b"to", b"cc")
 MUST_BE_PRESENT = (b"from", b"message-id")
 ONE_AT_MOST = (b"content-type", b"content-transfer-encoding", b"mime-version")
+# A signature older than this proves nothing: a genuine command mail kept for later is
+# not the coordinator asking now. Clocks differ a little, so t= may be slightly ahead.
+SIGNATURE_AGE = timedelta(days=7)
+CLOCK_SKEW = timedelta(minutes=15)
+# Only so much of a To or Cc is read for our address; a real one names a few people.
+RECIPIENT_CHARACTERS = 4000
+_QUOTED = re.compile(r'"[^"]*"')
+_BETWEEN_ADDRESSES = re.compile(r"[\s,;:<>()]+")
 
 
-def _candidate(message: dkim.DKIM, value: bytes, from_domain: str) -> str | None:
+def _candidate(
+    message: dkim.DKIM, value: bytes, from_domain: str, program_address: str, now: datetime
+) -> str | None:
     """The signature's d= if it could vouch for the From domain, else None (reason logged)."""
     tags = dkim.util.parse_tag_value(value)
     domain = tags[b"d"].decode("ascii").lower().rstrip(".")
@@ -135,6 +160,9 @@ def _candidate(message: dkim.DKIM, value: bytes, from_domain: str) -> str | None
         log.info(
             "DKIM signature d=%.200s is not aligned with From domain %.200s", domain, from_domain
         )
+        return None
+    if not _recent(tags.get(b"t"), now):
+        log.info("DKIM signature d=%.200s is not recent: t=%.40s", domain, tags.get(b"t"))
         return None
     signed = Counter(name.strip().lower() for name in tags[b"h"].split(b":"))
     present = Counter(name.lower() for name, _ in message.headers)
@@ -146,6 +174,9 @@ def _candidate(message: dkim.DKIM, value: bytes, from_domain: str) -> str | None
         if (name in MUST_BE_PRESENT and not present[name]) or signed[name] < present[name]:
             log.info("DKIM signature d=%.200s does not sign every %s header", domain, name.decode())
             return None
+    if not (signed[b"to"] or signed[b"cc"]) or not _names(message, program_address):
+        log.info("DKIM signature d=%.200s: its To and Cc do not name this program", domain)
+        return None
     # Many signers leave the content headers out of h=; a second one on top would change
     # how the signed body is read, and no client writes two.
     for name in ONE_AT_MOST:
@@ -168,6 +199,34 @@ def _candidate(message: dkim.DKIM, value: bytes, from_domain: str) -> str | None
             )
             return None
     return domain
+
+
+def _recent(timestamp: bytes | None, now: datetime) -> bool:
+    """No t= (it is optional), or a t= within SIGNATURE_AGE before `now`."""
+    if timestamp is None:
+        return True
+    if not timestamp.strip().isdigit() or len(timestamp.strip()) > 12:
+        return False
+    now = now if now.tzinfo else now.replace(tzinfo=UTC)
+    made = datetime.fromtimestamp(int(timestamp), tz=UTC)
+    return now - SIGNATURE_AGE <= made <= now + CLOCK_SKEW
+
+
+def _names(message: dkim.DKIM, program_address: str) -> bool:
+    """A To or Cc of the message names `program_address` or its local+TOKEN form."""
+    local, _, domain = program_address.lower().rpartition("@")
+    for name, value in message.headers:
+        if name.lower() not in (b"to", b"cc"):
+            continue
+        text = value.decode("utf-8", "replace")[:RECIPIENT_CHARACTERS].lower()
+        # A quoted display name is words, not an address, whatever it looks like.
+        for word in _BETWEEN_ADDRESSES.split(_QUOTED.sub(" ", text)):
+            written_local, at, written_domain = word.rpartition("@")
+            if not at or written_domain != domain:
+                continue
+            if written_local == local or written_local.startswith(local + "+"):
+                return True
+    return False
 
 
 def _aligned(signing_domain: str, from_domain: str) -> bool:

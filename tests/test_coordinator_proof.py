@@ -12,13 +12,26 @@ from __future__ import annotations
 import re
 import secrets
 import shutil
+from contextlib import contextmanager
+from datetime import datetime
+from unittest import mock
 
 import dkim
 import pytest
 
 from mailflow import signatures
 from mailflow.compose import new_message_id
-from tests.conftest import PROGRAM, Person, body, compose, run_cli, start_daemon, until, wire
+from tests.conftest import (
+    NOW,
+    PROGRAM,
+    Person,
+    body,
+    compose,
+    run_cli,
+    start_daemon,
+    until,
+    wire,
+)
 from tests.dns_stub import DnsStub, make_key
 from tests.test_match_round import COORDINATOR, PEOPLE, roster
 
@@ -86,6 +99,15 @@ def serve(matched_home):
 # -- helpers -------------------------------------------------------------------------------
 
 
+@contextmanager
+def signing_at(moment: str = NOW):
+    """dkimpy writes t= from the clock; the daemon lives at MAILFLOW_NOW, and a signature
+    from months after its "now" would be in the future for it."""
+    stamp = datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp()
+    with mock.patch.object(dkim.time, "time", return_value=stamp):
+        yield
+
+
 def signed(
     text: str,
     key: bytes,
@@ -95,7 +117,8 @@ def signed(
 ) -> tuple[str, bytes]:
     """(Message-ID, the exact CRLF bytes to send) of a message signed as a provider signs."""
     message = compose(sender, text, "Programme admin", name="Carla Coordinator")
-    raw = signatures.sign(wire(message), selector, domain, key)
+    with signing_at():
+        raw = signatures.sign(wire(message), selector, domain, key)
     return str(message["Message-ID"]), raw
 
 
@@ -204,16 +227,15 @@ def test_a_captured_signed_command_cannot_be_replayed_under_a_new_message_id(ser
     message = compose(COORDINATOR, "BROADCAST Meetup\nThe meetup is on Friday.", "News")
     raw = wire(message)
     # Signed as most providers sign (Gmail among them): each header once, none oversigned.
-    raw = (
-        dkim.DKIM(raw).sign(
+    with signing_at():
+        header = dkim.DKIM(raw).sign(
             SELECTOR.encode(),
             DOMAIN.encode(),
             keys[DOMAIN][0],
             canonicalize=(b"relaxed", b"relaxed"),
             include_headers=[b"from", b"to", b"subject", b"date", b"message-id", b"mime-version"],
         )
-        + raw
-    )
+    raw = header + raw
     daemon.send(raw, sender=COORDINATOR, to=[PROGRAM])
     assert [m["X-Mailflow-Template"] for m in daemon.mail_for(message["Message-ID"])] == [
         "command-result"
@@ -281,7 +303,12 @@ def test_a_signature_that_proves_nothing_asks_for_confirmation(serve, dns, keys)
 def test_a_valid_signature_is_not_trusted_unless_the_operator_says_so(serve, dns, keys):
     daemon = serve(MAILFLOW_DKIM_RESOLVER=dns.address)  # MAILFLOW_TRUST_DKIM unset
     message_id, raw = signed(f"END {ANN}", keys[DOMAIN][0])
-    assert signatures.verified_domain(raw, DOMAIN, signatures.key_lookup(dns.address)) == DOMAIN
+    lookup = signatures.key_lookup(dns.address)
+    moment = datetime.fromisoformat(NOW.replace("Z", "+00:00"))
+    assert (
+        signatures.verified_domain(raw, DOMAIN, lookup, program_address=PROGRAM, now=moment)
+        == DOMAIN
+    )
     daemon.send(raw, sender=COORDINATOR, to=[PROGRAM])
 
     mails = daemon.mail_for(message_id)

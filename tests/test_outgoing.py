@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from datetime import UTC, datetime
 
 from aiosmtpd.controller import Controller
 
@@ -155,9 +156,11 @@ def test_with_a_dkim_key_every_mail_is_signed_for_the_program_domain(home, tmp_p
             else b""
         )
 
-    assert signatures.verified_domain(sent, "example.org", lookup) == "example.org"
+    # Checked as Ann's side would: a recent signature of mail written to her.
+    to_ann = {"program_address": "ann@uni.example.edu", "now": datetime.now(UTC)}
+    assert signatures.verified_domain(sent, "example.org", lookup, **to_ann) == "example.org"
     tampered = sent.replace(b"HELP", b"HALP", 1) if b"HELP" in sent else sent + b"x"
-    assert signatures.verified_domain(tampered, "example.org", lookup) is None
+    assert signatures.verified_domain(tampered, "example.org", lookup, **to_ann) is None
 
 
 def test_a_dkim_key_that_cannot_sign_stops_the_start_with_the_reason(home, tmp_path):

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime, timedelta
+from unittest import mock
 
 import dkim
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailflow.signatures import key_lookup, sign, verified_domain
+from mailflow import signatures
+from mailflow.signatures import key_lookup, sign
 from tests.dns_stub import DnsStub, make_key
 
 KEY_NAME = "sel._domainkey.example.org"
+PROGRAM = "program@example.org"
 BODY = b"MATCH ann@example.net bob@example.com\r\n\r\nThanks,\r\nCoordinator\r\n"
 
 
@@ -41,10 +45,19 @@ def dnsfunc(stub):
     return key_lookup(stub.address, timeout=2.0)
 
 
-def message(sender: str = "coordinator@example.org", body: bytes = BODY) -> bytes:
+def verified_domain(raw: bytes, from_domain: str, dnsfunc, *, to: str = PROGRAM, now=None):
+    """The check as the program makes it: for its own address, at this moment."""
+    return signatures.verified_domain(
+        raw, from_domain, dnsfunc, program_address=to, now=now or datetime.now(UTC)
+    )
+
+
+def message(
+    sender: str = "coordinator@example.org", body: bytes = BODY, to: str = PROGRAM
+) -> bytes:
     return (
         f"From: Carla Coordinator <{sender}>\r\n"
-        "To: program@example.org\r\n"
+        f"To: {to}\r\n"
         "Subject: match\r\n"
         "Date: Mon, 02 Mar 2026 09:00:00 +0000\r\n"
         "Message-ID: <c1@example.org>\r\n"
@@ -54,16 +67,27 @@ def message(sender: str = "coordinator@example.org", body: bytes = BODY) -> byte
     ).encode() + body
 
 
-def signed(private_key: bytes, raw: bytes | None = None, domain: str = "example.org", **options):
+def signed(
+    private_key: bytes,
+    raw: bytes | None = None,
+    domain: str = "example.org",
+    headers: tuple[bytes, ...] = (b"from", b"to", b"subject", b"date", b"message-id"),
+    at: datetime | None = None,
+    **options,
+):
+    """`raw` signed as a provider signs it; `at`: the moment written in t= (dkimpy reads
+    the clock itself)."""
     raw = message() if raw is None else raw
-    header = dkim.DKIM(raw).sign(
-        b"sel",
-        domain.encode(),
-        private_key,
-        canonicalize=(b"relaxed", b"relaxed"),
-        include_headers=[b"from", b"to", b"subject", b"date", b"message-id"],
-        **options,
-    )
+    moment = (at or datetime.now(UTC)).timestamp()
+    with mock.patch.object(dkim.time, "time", return_value=moment):
+        header = dkim.DKIM(raw).sign(
+            b"sel",
+            domain.encode(),
+            private_key,
+            canonicalize=(b"relaxed", b"relaxed"),
+            include_headers=list(headers),
+            **options,
+        )
     return header + raw
 
 
@@ -158,6 +182,78 @@ def test_an_unaligned_good_signature_does_not_hide_an_aligned_one(keys, private_
         canonicalize=(b"relaxed", b"relaxed"),
     )
     assert verified_domain(on_top + raw, "example.org", key_lookup(stub.address)) == "example.org"
+
+
+# -- M9: a signature proves a message to this program, made lately -------------------------
+
+
+def test_a_signed_mail_to_another_installation_proves_nothing_here(private_key, dnsfunc):
+    raw = signed(private_key, message(to="program@other-network.example"))
+    assert dkim.verify(raw, dnsfunc=dnsfunc)  # genuine, just not written to us
+    assert verified_domain(raw, "example.org", dnsfunc) is None
+    assert verified_domain(raw, "example.org", dnsfunc, to="program@other-network.example")
+
+
+def test_a_signature_that_leaves_to_unsigned_proves_nothing(private_key, dnsfunc):
+    raw = signed(private_key, headers=(b"from", b"subject", b"date", b"message-id"))
+    assert dkim.verify(raw, dnsfunc=dnsfunc)
+    assert verified_domain(raw, "example.org", dnsfunc) is None
+
+
+def test_a_to_added_above_a_signed_one_proves_nothing(private_key, dnsfunc):
+    raw = signed(private_key, message(to="program@other-network.example"))
+    forged = raw.replace(b"From:", f"To: {PROGRAM}\r\nFrom:".encode(), 1)
+    assert dkim.verify(forged, dnsfunc=dnsfunc)  # dkimpy checks the bottom-most To only
+    assert verified_domain(forged, "example.org", dnsfunc) is None
+
+
+def test_an_unsigned_cc_naming_the_program_proves_nothing(private_key, dnsfunc):
+    raw = signed(private_key, message(to="program@other-network.example"))
+    forged = raw.replace(b"Subject:", f"Cc: {PROGRAM}\r\nSubject:".encode(), 1)
+    assert verified_domain(forged, "example.org", dnsfunc) is None
+
+
+def test_the_programs_address_in_a_display_name_is_not_the_address(private_key, dnsfunc):
+    raw = signed(private_key, message(to=f'"{PROGRAM}" <program@other-network.example>'))
+    assert verified_domain(raw, "example.org", dnsfunc) is None
+
+
+@pytest.mark.parametrize(
+    "to",
+    [
+        "Mentoring <Program@Example.org>",
+        "program+abcdefghijklmnop@example.org",
+        "someone@example.net, program@example.org",
+    ],
+)
+def test_a_signed_to_naming_the_program_or_a_token_address_proves(to, private_key, dnsfunc):
+    raw = signed(private_key, message(to=to))
+    assert verified_domain(raw, "example.org", dnsfunc) == "example.org"
+
+
+def test_a_signed_cc_naming_the_program_proves(private_key, dnsfunc):
+    raw = message(to="someone@example.net").replace(
+        b"Subject:", f"Cc: {PROGRAM}\r\nSubject:".encode(), 1
+    )
+    raw = signed(private_key, raw, headers=(b"from", b"to", b"cc", b"subject", b"message-id"))
+    assert verified_domain(raw, "example.org", dnsfunc) == "example.org"
+
+
+@pytest.mark.parametrize(
+    "age, proves",
+    [
+        (timedelta(0), True),
+        (timedelta(days=6), True),
+        (timedelta(days=8), False),  # a genuine command kept for later
+        (timedelta(minutes=-5), True),  # the signer's clock a little ahead
+        (timedelta(hours=-2), False),  # signed "in the future"
+    ],
+)
+def test_only_a_recent_signature_proves(age, proves, private_key, dnsfunc):
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    raw = signed(private_key, at=now - age)
+    found = verified_domain(raw, "example.org", dnsfunc, now=now)
+    assert found == ("example.org" if proves else None)
 
 
 HOSTILE = [
