@@ -55,6 +55,12 @@ def listing(db: sqlite_utils.Database) -> list[Coordinator]:
     return [_coordinator(row) for row in rows.fetchall()]
 
 
+# No country name we read is longer (countrynames' longest has 11 words, 73 characters):
+# a run of words is never extended past these, so reading n words costs O(n), not O(n^2).
+NAME_WORDS = 12
+NAME_CHARACTERS = 100
+
+
 def read_countries(
     words: Iterable[str], *, codes_in_capitals: bool = False
 ) -> tuple[frozenset[str], list[str]]:
@@ -67,7 +73,13 @@ def read_countries(
     unknown: list[str] = []
     start = 0
     while start < len(words):
-        for end in range(len(words), start, -1):
+        longest, size = start, 0
+        while longest < min(len(words), start + NAME_WORDS):
+            size += len(words[longest]) + 1
+            if size > NAME_CHARACTERS + 1:
+                break
+            longest += 1
+        for end in range(longest, start, -1):
             run = " ".join(words[start:end])
             if codes_in_capitals and len(run) <= 3 and not run.isupper():
                 continue

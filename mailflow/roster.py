@@ -3,6 +3,13 @@
 Import validates every row with the same rules as the emailed form and reports each bad
 row with its number and what to fix; good rows are saved even when others are not.
 Columns follow CONTRACT.md; a header row may name them in any order.
+
+Export writes cells a spreadsheet would run as a formula (starting with =, +, -, @, a tab
+or a carriage return) with a leading ' (OWASP's advice for CSV injection); import takes
+that ' off again, so an exported file imports unchanged. A country coordinator's import
+touches only participants of their countries, and tells nothing about anyone else: a row
+for someone outside them reads as a bad address does, and a country coordinator's counts
+do not tell an added person from an updated one.
 """
 
 from __future__ import annotations
@@ -24,6 +31,10 @@ COLUMNS = ("email", *participants.PROFILE_COLUMNS)
 EXPORT_COLUMNS = (*COLUMNS, "status", "partner_email")
 PARTNERSHIP_COLUMNS = ("round", "email_a", "email_b", "email_c", "start", "end", "status", "score")
 ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9.-]{1,252}\.[A-Za-z]{2,}$")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+BAD_ADDRESS = "the email address is missing or invalid"
+# A country coordinator's answer for a bad address and for someone who is not theirs alike.
+NOT_YOURS = "the email address is missing, invalid or not one you can import"
 
 
 @dataclass
@@ -32,28 +43,62 @@ class ImportReport:
     updated: int = 0
     problems: list[tuple[int, str, str]] = field(default_factory=list)  # (row, email, what)
     round: str = ""
+    merged: bool = False  # a country coordinator's: added and updated counted as one
 
     def lines(self) -> list[str]:
-        head = (
-            f"{self.added} added, {self.updated} updated, {len(self.problems)} rows with"
-            f" problems (round: {self.round})"
+        counts = (
+            f"{self.added + self.updated} added or updated"
+            if self.merged
+            else f"{self.added} added, {self.updated} updated"
         )
+        head = f"{counts}, {len(self.problems)} rows with problems (round: {self.round})"
         return [head] + [
             f"row {row} ({email or 'no email'}): {what}" for row, email, what in self.problems
         ]
 
 
-def _rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
+def _cell(text: str) -> str:
+    """A cell as read: trimmed, and without the ' that export put before a formula."""
+    text = text.strip()
+    if len(text) > 1 and text[0] == "'" and text[1] in FORMULA_STARTS:
+        text = text[1:].strip()
+    return text
+
+
+def _rows(text: str, max_rows: int | None) -> Iterator[tuple[int, dict[str, str] | None, str]]:
+    """(row number, the row by column, '') for each row; (row number, None, what is wrong)
+    for a row that cannot be read, after which nothing more is read."""
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     columns = list(COLUMNS)
-    for number, cells in enumerate(reader, start=1):
+    number, read = 0, 0
+    while True:
+        number += 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            # A cell over the csv module's field limit, or a broken quote: the rows after it
+            # can't be told apart reliably, so reading stops here.
+            yield number, None, f"the row cannot be read ({error}); rows after it were not read"
+            return
         if not any(cell.strip() for cell in cells):
             continue
-        names = [cell.strip().lower().replace(" ", "_") for cell in cells]
+        cells = [_cell(cell) for cell in cells]
+        names = [cell.lower().replace(" ", "_") for cell in cells]
         if number == 1 and "email" in names and set(names) <= set(EXPORT_COLUMNS):
             columns = names
             continue
-        yield number, dict(zip(columns, (cell.strip() for cell in cells), strict=False))
+        read += 1
+        if max_rows is not None and read > max_rows:
+            yield (
+                number,
+                None,
+                f"this row and those after it were not read: one file may carry {max_rows:,}"
+                " rows; send the rest in another",
+            )
+            return
+        yield number, dict(zip(columns, cells, strict=False)), ""
 
 
 def import_csv(
@@ -63,20 +108,27 @@ def import_csv(
     *,
     countries: frozenset[str] | None = None,
     dry_run: bool = False,
+    max_rows: int | None = None,
 ) -> ImportReport:
     """Add or update applicants of the round accepting applications, in one transaction.
 
-    `countries`: only people of these countries may be imported (a country coordinator's
-    IMPORT); `dry_run`: validate and count, change nothing (the preview)."""
+    `countries`: only people of these countries may be imported, and only participants of
+    these countries changed (a country coordinator's IMPORT); `dry_run`: validate and
+    count, change nothing (the preview), and look up no address outside `countries`;
+    `max_rows`: rows after that many are reported, not read."""
     db = program.db
-    report = ImportReport()
+    report = ImportReport(merged=countries is not None)
+    bad_address = BAD_ADDRESS if countries is None else NOT_YOURS
     with transaction(db):
         current, _ = accepting(db, now)
         report.round = current.name
-        for number, row in _rows(text):
+        for number, row, unreadable in _rows(text, max_rows):
+            if row is None:
+                report.problems.append((number, "", unreadable))
+                continue
             email = row.get("email", "").lower()
             if not ADDRESS.match(email):
-                report.problems.append((number, email, "the email address is missing or invalid"))
+                report.problems.append((number, email, bad_address))
                 continue
             answers = {key: row.get(key, "") for key in COLUMNS[1:]}
             profile, problems = form.validate(answers, program.choices)
@@ -85,9 +137,22 @@ def import_csv(
                 report.problems.append((number, email, what))
                 continue
             assert profile is not None
-            if countries is not None and profile.country not in countries:
-                report.problems.append((number, email, "not in one of your countries"))
-                continue
+            if countries is not None:
+                if profile.country not in countries:
+                    report.problems.append((number, email, "not in one of your countries"))
+                    continue
+                existing = participants.find(db, email)
+                if existing is not None and existing["country"] not in countries:
+                    # Someone else's: refused at once, but the preview reads as for a newcomer.
+                    if not dry_run:
+                        report.problems.append((number, email, bad_address))
+                        continue
+                    existing = None
+                if existing is not None and existing["country"] != profile.country:
+                    report.problems.append(
+                        (number, email, "only a program-wide coordinator can change a country")
+                    )
+                    continue
             if dry_run:
                 updated = participants.find(db, email) is not None
             else:
@@ -148,7 +213,12 @@ def export_partnerships(db, countries: frozenset[str] | None = None) -> Iterable
         yield ["" if value is None else str(value) for value in row]
 
 
+def _safe(value: str) -> str:
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
 def to_csv(rows: Iterable[list[str]]) -> str:
+    """CSV for a spreadsheet: no cell can start a formula (see the module's docstring)."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    csv.writer(buffer, lineterminator="\n").writerows([_safe(c) for c in row] for row in rows)
     return buffer.getvalue()

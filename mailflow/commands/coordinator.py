@@ -32,6 +32,12 @@ from mailflow.sending import send
 from mailflow.store import iso
 
 FOUND_AT_MOST = 20
+# Each word of FIND is one more LIKE over every participant; a few say what is wanted.
+FIND_WORDS = 8
+FIND_CHARACTERS = 200
+BROADCAST_CHARACTERS = 20_000  # the text mailed to everyone; kept in the token till CONFIRM
+IMPORT_ROWS = 5_000  # of an emailed file; the operator's `mailflow import` reads them all
+UNKNOWN_SHOWN = 10  # words that name no country, quoted back to COORDINATOR ADD
 CSV_TYPES = ("text/csv", "text/comma-separated-values", "application/vnd.ms-excel", "text/plain")
 # The statuses a broadcast reaches: everyone taking part now. Paused people asked for quiet.
 BROADCAST_TO = ("applied", "waiting", "matched")
@@ -133,6 +139,11 @@ def find(ask: Ask) -> str:
     words = ask.arguments.split()
     if not words:
         raise Refusal("write what to look for after FIND, e.g. FIND archivists in Kenya.")
+    if len(words) > FIND_WORDS or len(ask.arguments) > FIND_CHARACTERS:
+        raise Refusal(
+            f"FIND takes at most {FIND_WORDS} words and {FIND_CHARACTERS} characters (this one"
+            f" has {len(words):,} words); look for fewer, e.g. FIND archivists in Kenya."
+        )
     countries, rest = roles.read_countries(words, codes_in_capitals=True)
     rest = [w for w in rest if w.lower() not in ("in", "from", "of", "and")]
     if not ask.coordinator.program_wide:
@@ -472,6 +483,11 @@ def round_(ask: Ask) -> str:
 def _broadcast_check(ask: Ask) -> tuple[str, list[dict]]:
     if not ask.text.strip():
         raise Refusal("write the message on the lines after BROADCAST.")
+    if len(ask.text) > BROADCAST_CHARACTERS:
+        raise Refusal(
+            f"the message may have {BROADCAST_CHARACTERS:,} characters; this one has"
+            f" {len(ask.text):,}."
+        )
     subject = ask.arguments.strip() or f"News from {ask.program.config.program_name}"
     where = f"status IN ({', '.join('?' for _ in BROADCAST_TO)})"
     values: list = list(BROADCAST_TO)
@@ -525,7 +541,9 @@ def _csv_text(ask: Ask) -> tuple[str, str]:
 def _import(ask: Ask, dry_run: bool) -> str:
     filename, text = _csv_text(ask)
     countries = None if ask.coordinator.program_wide else ask.coordinator.countries
-    report = roster.import_csv(ask.program, text, ask.now, countries=countries, dry_run=dry_run)
+    report = roster.import_csv(
+        ask.program, text, ask.now, countries=countries, dry_run=dry_run, max_rows=IMPORT_ROWS
+    )
     lines = report.lines()
     head = ("Would be: " if dry_run else "") + lines[0]
     return "\n".join([f"{filename}: {head}", *lines[1:]])
@@ -553,7 +571,9 @@ def _coordinator_add_check(ask: Ask) -> tuple[str, frozenset[str]]:
     address = _address(words[0])
     countries, unknown = roles.read_countries(words[1:])
     if unknown:
-        raise Refusal(f"not a country: {', '.join(unknown)}.")
+        more = len(unknown) - UNKNOWN_SHOWN
+        named = ", ".join(unknown[:UNKNOWN_SHOWN]) + (f" and {more:,} more" if more > 0 else "")
+        raise Refusal(f"not a country: {named}.")
     return address, countries
 
 
