@@ -7,12 +7,22 @@ import contextlib
 import email
 import email.policy
 import os
+import smtplib
 import socket
 import time
 
 import pytest
 
-from tests.conftest import Person, body, form_text, free_port, run_cli, start_daemon, until
+from tests.conftest import (
+    PROGRAM,
+    Person,
+    body,
+    form_text,
+    free_port,
+    run_cli,
+    start_daemon,
+    until,
+)
 
 HOSTILE_ABOUT = (
     "I look after maps.\n"
@@ -173,3 +183,82 @@ def test_an_idle_connection_is_closed_after_the_timeout(web):
         while client.recv(1024):
             pass
         assert time.monotonic() - began < 5  # the setting is 1 s; 10 s by default
+
+
+# --- L2 and M7: the SMTP daemon ---------------------------------------------------------
+
+
+def spam(n: int, author: str | None = None) -> bytes:
+    author = author or f"victim{n}@example.com"
+    return (
+        f"From: {author}\r\nTo: {PROGRAM}\r\nSubject: hello\r\n"
+        f"Message-ID: <spam{n}.{time.monotonic_ns()}@attacker.example>\r\n\r\n"
+        f"Buy cheap pills at http://spam.example/{n}\r\n"
+    ).encode()
+
+
+def test_a_peer_varying_its_envelope_sender_is_still_throttled(home):
+    daemon = start_daemon(home, MAILFLOW_SENDER_RATE="5")  # so 50 a minute from one peer
+    try:
+        accepted = 0
+        with daemon.smtp() as client:
+            client.ehlo()
+            for n in range(80):
+                code, _ = client.mail(f"flood{n}@attacker.example")
+                if code != 250:
+                    assert code == 451
+                    client.rset()
+                    continue
+                client.rcpt(PROGRAM)
+                client.data(spam(n))
+                accepted += 1
+        assert accepted == 50
+        daemon.idle()
+        assert len(daemon.query("SELECT id FROM messages")) == 50
+    finally:
+        daemon.stop()
+
+
+def test_one_from_header_is_throttled_whatever_the_envelope_and_the_peer(home):
+    daemon = start_daemon(home, MAILFLOW_SENDER_RATE="5")
+    try:
+        answers = []
+        for peer in ("127.0.0.2", "127.0.0.3"):
+            with smtplib.SMTP("127.0.0.1", daemon.port, source_address=(peer, 0)) as client:
+                client.ehlo()
+                for n in range(4):
+                    client.mail(f"envelope{n}@{peer}.example")
+                    client.rcpt(PROGRAM)
+                    answers.append(client.data(spam(n, author="ann@uni.example.edu"))[0])
+        assert answers == [250] * 5 + [451] * 3
+    finally:
+        daemon.stop()
+
+
+def test_recipients_beyond_a_hundred_are_refused(daemon):
+    with daemon.smtp() as client:
+        client.ehlo()
+        client.mail("many@example.net")
+        codes = [client.rcpt(f"program+t{n}@example.org")[0] for n in range(200)]
+    assert codes == [250] * 100 + [452] * 100
+
+
+def greetings(port: int, count: int) -> list[bytes]:
+    """The first answer of `count` connections open at once."""
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(count)]
+    try:
+        return [client.recv(1024)[:3] for client in clients]
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_connections_beyond_the_cap_are_refused_with_421(daemon):
+    said = greetings(daemon.port, 30)
+    # Ten at most from one peer (a connection of the test's start may still be counted).
+    assert said.count(b"220") <= 10
+    assert said.count(b"421") == 30 - said.count(b"220") >= 20
+    # Closed connections free their places: none is lost.
+    until(lambda: greetings(daemon.port, 10) == [b"220"] * 10, "ten connections again")
+    ann = Person(daemon, "ann@uni.example.edu")
+    ann.say("HELP", expect="help")

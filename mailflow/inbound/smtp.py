@@ -9,6 +9,9 @@ write itself (measured: 1.2 against 0.75 ms of the daemon's CPU a message).
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
+import email.utils
 import logging
 import ssl
 import threading
@@ -71,10 +74,10 @@ class Worker:
 
 
 class Throttle:
-    """At most `limit` messages a minute from one envelope sender (the peer's address for
-    <>): a flood is answered 451, so the sending server slows down and retries, and
-    everyone else is served meanwhile. In memory on purpose: it guards this process's
-    event loop, and forgetting it at a restart costs nothing."""
+    """At most `limit` messages a minute under one key: a flood is answered 451, so the
+    sending server slows down and retries, and everyone else is served meanwhile. In
+    memory on purpose: it guards this process's event loop, and forgetting it at a
+    restart costs nothing."""
 
     WINDOW = 60.0
     KEYS = 100_000  # senders remembered at once; the oldest are forgotten first
@@ -96,25 +99,54 @@ class Throttle:
         return allowed
 
 
+# A sending server (a provider's outbound relay) carries many people's mail, so one peer
+# may send this many times what one sender may.
+PEER_SHARE = 10
+MOST_RECIPIENTS = 100  # a message to the program never needs more (RFC 5321 4.5.3.1.8)
+TOO_MUCH = "451 4.7.1 Too much mail from this sender just now; please try again later"
+HEAD = email.parser.BytesHeaderParser(policy=email.policy.compat32)
+
+
+def from_key(raw: bytes) -> str | None:
+    """The From header's addresses, as one key: what a forger writes there is counted
+    whatever envelope or peer they use."""
+    ends = [raw.find(blank, 0, 65536) for blank in (b"\r\n\r\n", b"\n\n")]
+    head = raw[: min((at for at in ends if at >= 0), default=65536)]
+    values = HEAD.parsebytes(head).get_all("From") or []
+    addresses = sorted({a.lower() for _, a in email.utils.getaddresses(map(str, values)) if a})
+    return " ".join(addresses) or None
+
+
 class Handler:
-    """`stored()` is called after each message written to the spool."""
+    """`stored()` is called after each message written to the spool. Mail is counted per
+    envelope sender, per peer (what a forger can't vary freely) and, after DATA, per From
+    header; past any of them, 451."""
 
     def __init__(self, config: Config, spool: Spool, stored: Callable[[], None]) -> None:
         self.config = config
         self.spool = spool
         self.stored = stored
         self.throttle = Throttle(config.sender_rate)
+        self.peers = Throttle(config.sender_rate * PEER_SHARE)
+        self.authors = Throttle(config.sender_rate)
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        key = address.lower() if address else f"<> from {session.peer[0]}"
-        if not self.throttle.allow(key, time.monotonic()):
+        peer = _peer(session)
+        key = address.lower() if address else f"<> from {peer}"
+        now = time.monotonic()
+        if not self.peers.allow(peer, now):
+            log.warning("451 to peer %s: more than %d messages a minute", peer, self.peers.limit)
+            return TOO_MUCH
+        if not self.throttle.allow(key, now):
             log.warning("451 to %s: more than %d messages a minute", key, self.throttle.limit)
-            return "451 4.7.1 Too much mail from this sender just now; please try again later"
+            return TOO_MUCH
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if len(envelope.rcpt_tos) >= MOST_RECIPIENTS:
+            return "452 4.5.3 Too many recipients"
         refusal = recipient_refusal(self.config, address)
         if refusal:
             log.info("refused RCPT %s from %s", address, session.peer)
@@ -124,6 +156,12 @@ class Handler:
 
     async def handle_DATA(self, server, session, envelope):
         raw = envelope.original_content or envelope.content
+        author = from_key(raw)
+        if author is not None and not self.authors.allow(author, time.monotonic()):
+            log.warning(
+                "451 after DATA: more than %d messages a minute from one From", self.authors.limit
+            )
+            return TOO_MUCH
         try:
             name = self.spool.write(
                 raw, envelope.mail_from, list(envelope.rcpt_tos), self.config.clock()
@@ -158,13 +196,82 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
 LONGEST_LINE = 1_000_000
 
 
+def _peer(session) -> str:
+    return str(session.peer[0]) if session.peer else "?"
+
+
+class Gate:
+    """Connections open at once, overall and per peer: each may buffer a message of up to
+    MAILFLOW_MAX_SIZE, so their number bounds the daemon's memory. Past either, 421."""
+
+    MOST = 50
+    MOST_PER_PEER = 10
+
+    def __init__(self) -> None:
+        self.open: dict[str, int] = {}
+
+    def enter(self, peer: str) -> str | None:
+        """None when admitted (then `leave` at the end), else the refusal."""
+        if sum(self.open.values()) >= self.MOST:
+            return "421 4.7.0 Too many connections just now; please try again later"
+        if self.open.get(peer, 0) >= self.MOST_PER_PEER:
+            return "421 4.7.0 Too many connections from your address; please try again later"
+        self.open[peer] = self.open.get(peer, 0) + 1
+        return None
+
+    def leave(self, peer: str) -> None:
+        left = self.open.pop(peer, 1) - 1
+        if left > 0:
+            self.open[peer] = left
+
+
 class _Server(SMTP):
     line_length_limit = LONGEST_LINE
 
+    def __init__(self, handler, *, gate: Gate, **kwargs) -> None:
+        super().__init__(handler, **kwargs)
+        self.gate = gate
+        self.admitted: str | None = None
+        self.refused = False
+
+    def connection_made(self, transport) -> None:
+        if self.transport is None:  # not the TLS layer of a STARTTLS
+            peername = transport.get_extra_info("peername")
+            peer = str(peername[0]) if peername else "?"
+            refusal = self.gate.enter(peer)
+            if refusal is not None:
+                log.warning("%s: refused a connection from %s", refusal[:3], peer)
+                self.refused = True
+                transport.write(refusal.encode() + b"\r\n")
+                transport.close()
+                return
+            self.admitted = peer
+        super().connection_made(transport)
+
+    def connection_lost(self, error) -> None:
+        if self.admitted is not None:
+            self.gate.leave(self.admitted)
+            self.admitted = None
+        if not self.refused:
+            super().connection_lost(error)
+
+    def eof_received(self):
+        if self.refused:
+            return False
+        return super().eof_received()
+
+    def data_received(self, data: bytes) -> None:
+        if not self.refused:
+            super().data_received(data)
+
 
 class _Controller(Controller):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = Gate()  # used on the event loop's thread only
+
     def factory(self) -> SMTP:
-        return _Server(self.handler, **self.SMTP_kwargs)
+        return _Server(self.handler, gate=self.gate, **self.SMTP_kwargs)
 
 
 def controller(config: Config, spool: Spool, stored: Callable[[], None]) -> Controller:
