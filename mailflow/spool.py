@@ -51,7 +51,7 @@ class Spool:
         self.folder = folder
         self.tmp, self.new, self.bad = folder / "tmp", folder / "new", folder / "bad"
         for path in (self.tmp, self.new, self.bad):
-            path.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._numbers = itertools.count()
         self._lock = threading.Lock()
 
@@ -79,7 +79,9 @@ class Spool:
             }
         ).encode()
         written = self.tmp / name
-        with open(written, "xb") as handle:
+        # The owner's alone, whatever the umask of the process that takes the mail.
+        descriptor = os.open(written, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with open(descriptor, "wb") as handle:
             handle.write(envelope + b"\n")
             handle.write(raw)
             handle.flush()

@@ -8,12 +8,14 @@ import email
 import email.policy
 import email.utils
 import hashlib
+import os
 import quopri
 import sqlite3
 import stat
 from pathlib import Path
 
 from tests.conftest import (
+    PROGRAM,
     Daemon,
     Person,
     body,
@@ -205,3 +207,18 @@ def test_the_erasure_mark_is_keyed_with_the_installations_secret(daemon):
     # Still never written to again.
     message = person.send(compose(ZELDA, "STATUS"))
     assert daemon.handled(message["Message-ID"])["outcome"] == "ignored:erased"
+
+
+def test_a_spool_file_is_the_owners_alone_whatever_the_umask(tmp_path):
+    from datetime import UTC, datetime
+
+    from mailflow.spool import Spool
+
+    was = os.umask(0o022)  # a process not started by the command line
+    try:
+        spool = Spool(tmp_path / "spool")
+        name = spool.write(b"Subject: x\r\n\r\nhi\r\n", "a@b.example", [PROGRAM], datetime.now(UTC))
+    finally:
+        os.umask(was)
+    for path in (spool.new, spool.tmp, spool.bad, spool.new / name):
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
