@@ -303,3 +303,27 @@ def test_a_huge_cell_is_a_problem_with_its_row_not_a_crash(home, tmp_path, progr
     assert "people.csv: Would be: 1 added, 0 updated, 1 rows with problems" in preview
     assert "row 3 (no email): the row cannot be read (field larger than field limit" in preview
     assert program.handled(message["Message-ID"])["state"] != "quarantined"
+
+
+def test_what_forgers_spent_does_not_hold_back_the_coordinators_signed_message(home, dns, keys):
+    def ingest(body: str, signed: bool = False) -> str:
+        raw = wire(compose(COORDINATOR, body, "admin"))
+        if signed:
+            with signing_at("2026-03-02T09:00:00Z"):
+                raw = signatures.sign(raw, SELECTOR, DOMAIN, keys[DOMAIN][0])
+        run = run_cli(
+            home,
+            "ingest",
+            stdin=raw,
+            MAILFLOW_COORDINATORS=COORDINATOR,
+            MAILFLOW_TRUST_DKIM="1",
+            MAILFLOW_DKIM_RESOLVER=dns.address,
+        )
+        assert run.returncode == 0, run.stderr
+        [(outcome,)] = query(home, "SELECT outcome FROM audit ORDER BY id DESC LIMIT 1")
+        return outcome
+
+    for n in range(5):  # forged: 35 expensive commands, the last 5 refused
+        ingest(f"FIND a{n}\nFIND b{n}\nFIND c{n}\nFIND d{n}\nFIND e{n}\nSTATS\nEXPORT")
+    assert ingest("STATS").startswith("limit reached, try again after 10:00 UTC")
+    assert "Participants" in ingest("STATS", signed=True)
