@@ -294,6 +294,9 @@ _SIGN_OFF = re.compile(
     r"kind regards|warm regards|cheers|sincerely|yours( sincerely| truly)?)\W*$",
     re.IGNORECASE,
 )
+# A filled form, a greeting and a long About me are far shorter; the lines after these are
+# not read (each line costs a few microseconds, and a reply may have a million).
+MAX_LINES = 1000
 # Characters that have no place in an answer: C0/C1 controls (all but line breaks),
 # bidirectional overrides that can disguise text, zero-width spaces and byte-order marks.
 _INVISIBLE = re.compile(
@@ -355,7 +358,7 @@ def read_answers(text: str) -> dict[str, str]:
     """
     if not isinstance(text, str):
         return {}
-    lines = _clean_text(text).split("\n")
+    lines = _clean_text(text).split("\n", MAX_LINES)[:MAX_LINES]
     found: dict[str, str] = {}
     i = 0
     while i < len(lines):

@@ -120,7 +120,10 @@ def address(value: str | None) -> str | None:
     if BARE_ADDRESS.match(value):  # nothing for parseaddr to take apart
         addr = value.lower()
     else:
-        addr = email.utils.parseaddr(clean(value))[1].strip().lower()
+        try:
+            addr = email.utils.parseaddr(clean(value))[1].strip().lower()
+        except RecursionError:  # parseaddr recurses on each ":" or "(" of a route or comment
+            return None
     return addr if ADDRESS.match(addr) else None
 
 

@@ -43,6 +43,9 @@ CONTINENT_NAMES = {
 # ("someone like us", "in Asia", "it would be great"): only these short ones count.
 SHORT_NAMES_KEPT = frozenset({"uk", "usa", "uae", "eu"})
 LONGEST_PHRASE = 5  # words
+# The form keeps 500 characters of wishes; more is not read (each word is looked up in up
+# to LONGEST_PHRASE phrases, a second for a megabyte of short words).
+MAX_TEXT = 1000
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ class WishReader:
 
     def read(self, text: str) -> frozenset[str]:
         """The keys of the phrases in `text`, longest phrase first, each word used once."""
-        words = countries.fold_name(text or "").split()
+        words = countries.fold_name((text or "")[:MAX_TEXT]).split()
         found, at = set(), 0
         while at < len(words):
             for length in range(min(LONGEST_PHRASE, len(words) - at), 0, -1):
