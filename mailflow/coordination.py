@@ -272,7 +272,9 @@ class _Budget:
 def handle(turn: Turn, coordinator: coordinators.Coordinator) -> str:
     wanted = orders(_lines(turn))
     if [order.entry.name if order.entry else "" for order in wanted] == ["HELP"]:
-        turn.answer("help", {"commands": commands.listing(AUDIENCE), "coordinator": True})
+        bounds = {"lines": MAX_LINES, "per_hour": EXPENSIVE_PER_HOUR}
+        context = {"commands": commands.listing(AUDIENCE), "coordinator": True, "bounds": bounds}
+        turn.answer("help", context)
         record(turn, "HELP", "own address", "help sent", False)
         return "help"
     proof = None

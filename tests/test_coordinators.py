@@ -102,6 +102,7 @@ def test_help_lists_every_coordinator_command_from_the_registry(program):
     for usage in usages:
         assert usage in body(answer)
     assert "APPLY" not in body(answer)
+    assert "up to 50 commands" in body(answer) and "30 times an hour" in body(answer)
 
 
 def test_stats_answers_at_once_with_figures_and_a_chart(program):
