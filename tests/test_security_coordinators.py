@@ -327,3 +327,15 @@ def test_what_forgers_spent_does_not_hold_back_the_coordinators_signed_message(h
         ingest(f"FIND a{n}\nFIND b{n}\nFIND c{n}\nFIND d{n}\nFIND e{n}\nSTATS\nEXPORT")
     assert ingest("STATS").startswith("limit reached, try again after 10:00 UTC")
     assert "Participants" in ingest("STATS", signed=True)
+
+
+def test_an_emailed_import_reads_a_bounded_number_of_rows(program):
+    coordinator = Person(program, COORDINATOR)
+    rows = [row(f"p{n}@lib.example.ke") for n in range(5_003)]
+    preview = text(
+        coordinator.expect(coordinator.send(with_csv(COORDINATOR, rows)), "command-confirm")
+    )
+    assert "people.csv: Would be: 5000 added, 0 updated, 1 rows with problems" in preview
+    assert "row 5002 (no email): this row and those after it were not read: one file may" in (
+        preview
+    )
