@@ -24,6 +24,7 @@ from tests.conftest import (
     run_cli,
     start_daemon,
     until,
+    wire,
 )
 
 ZELDA = "zelda.quist@lib.example.ke"
@@ -105,6 +106,13 @@ def test_after_delete_my_data_no_file_names_or_quotes_her(home):
         zelda.send(compose(ZELDA, "STATUS", name=long_name.strip()))
         # Her partner mentions her, a coordinator looks her up, a delivery report names her.
         pat.say(f"HELP\n\nIs {NAME} <{ZELDA}> still taking part?", expect="help")
+        for encoding in ("base64", "quoted-printable"):  # as mail clients write non-ASCII
+            told = compose(PAT, "", f"Über {NAME}")
+            # A long line, so that quoted-printable breaks it inside her name.
+            line = "Déjà vu: " + "x" * 52 + f" {NAME} wrote about {PHRASE}."
+            told.set_content(f"HELP\n\n{line}\n", cte=encoding)
+            assert NAME.encode() not in wire(told).split(b"\r\n\r\n", 1)[1]
+            pat.expect(pat.send(told), "help")
         coordinator = Person(daemon, COORDINATOR)
         asked = coordinator.send(compose(COORDINATOR, "FIND zelda"))
         [answer] = daemon.mail_for(asked["Message-ID"])
