@@ -81,6 +81,8 @@ SHAPES: dict[str, str] = {
     "brackets": _run("[e.g. "),
     "dashes": _run("-"),
     "numbers": _run("1. "),
+    # Encoded words that never end: the email package's decoder rescans the line from each.
+    "encoded-words": _run("=?a?q?x "),
 }
 
 
@@ -143,7 +145,16 @@ LINE = ("spaces", "tabs", "colons", "dots", "words", "unbroken-line", "parenthes
 LINES = ("short-lines", "label-lines", "quoted-lines")
 FORM = (*LINE, *LINES, "asterisks", "label-and-spaces", "bold-label-spaces", "commas-and")
 ANSWER = ("spaces", "tabs", "dots", "words", "parentheses", "commas-and", "brackets")
-HEADER = ("spaces", "colons", "quotes", "parentheses", "at-signs", "brackets", "dots")
+HEADER = (
+    "spaces",
+    "colons",
+    "quotes",
+    "parentheses",
+    "at-signs",
+    "brackets",
+    "dots",
+    "encoded-words",
+)
 
 # Every reader of text that comes in mail, called as the program calls it, with the shapes
 # that are worst for its patterns (each reads what a sender controls: the body, the reply
@@ -265,7 +276,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         if name in ("spaces", "label-lines", "commas-and", "parentheses", "short-lines")
     },
     "command-then-dots": ("STOP" + SHAPES["dots"], "hello"),
-    "subject-spaces": ("hi", SHAPES["spaces"].replace("\n", " ")[:200_000]),
+    "subject-spaces": ("hi", SHAPES["spaces"]),
+    "subject-encoded-words": ("hi", SHAPES["encoded-words"]),
 }
 
 
