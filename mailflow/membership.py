@@ -394,7 +394,8 @@ class Traces:
 
     @functools.cached_property
     def _folded(self) -> tuple[str, ...]:
-        return tuple(word.casefold() for word in self.words)
+        # The longest part of each word: a cheap test that must pass before the pattern is tried.
+        return tuple(max(word.split(), key=len).casefold() for word in self.words)
 
     @functools.cached_property
     def _plain(self) -> tuple[bytes, ...]:
@@ -412,20 +413,28 @@ class Traces:
 
     def _in_bytes(self, data: bytes) -> bool:
         lowered = data.lower()
-        if any(word in lowered for word in self._plain):
-            return True
+        if any(word in lowered for word in self._plain):  # rare: only then decoded
+            return self._in_text(data.decode("utf-8", "replace"))
         if len(self._plain) < len(self.words):  # a word beyond ASCII: read as UTF-8
             return self._in_text(data.decode("utf-8", "replace"))
         return False
 
+    @functools.cached_property
+    def _pattern(self) -> re.Pattern:
+        # Whole words only: ann@example.org is not in joann@example.org or in
+        # ann@example.org.uk, and Ann Lee is not in Joann Leeds; any spaces between words
+        # (a folded header, a re-wrapped line).
+        words = "|".join(r"\s+".join(map(re.escape, word.split())) for word in self.words)
+        return re.compile(rf"(?<![\w.+%-])(?:{words})(?![\w-]|\.\w)", re.IGNORECASE)
+
     def _in_text(self, text: str) -> bool:
         folded = text.casefold()
-        return any(word in folded for word in self._folded)
+        if not any(word in folded for word in self._folded):
+            return False
+        return self._pattern.search(text) is not None
 
     def scrub(self, text: str) -> str:
-        for word in self.words:
-            text = re.sub(re.escape(word), ERASED, text, flags=re.IGNORECASE)
-        return text
+        return self._pattern.sub(ERASED, text)
 
     def like(self, column: str) -> tuple[str, list[str]]:
         """A SQL condition and its parameters: the column holds one of them (LIKE ignores

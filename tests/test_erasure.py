@@ -230,3 +230,43 @@ def test_a_spool_file_is_the_owners_alone_whatever_the_umask(tmp_path):
         os.umask(was)
     for path in (spool.new, spool.tmp, spool.bad, spool.new / name):
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+
+
+def test_an_erasure_leaves_an_address_that_merely_contains_hers(home):
+    def ingest(message, to=None):
+        extra = ("--recipient", to) if to else ()
+        run = run_cli(home, "ingest", *extra, stdin=wire(message))
+        assert run.returncode == 0, run.stderr.decode()
+
+    ingest(compose("val@lib.example.org", "HELP", "help"))
+    ingest(compose("al@lib.example.org", "DELETE MY DATA"))
+    with sqlite3.connect(home / "mailflow.db") as db:
+        [(raw,)] = db.execute(
+            "SELECT raw FROM outbox WHERE recipient = 'al@lib.example.org'"
+        ).fetchall()
+    ask = email.message_from_bytes(raw, policy=email.policy.default)
+    target = email.utils.parseaddr(str(ask["Reply-To"]))[1]
+    ingest(compose("al@lib.example.org", "YES", "Re: x", in_reply_to=ask["Message-ID"]), target)
+    with sqlite3.connect(home / "mailflow.db") as db:
+        senders = [row[0] for row in db.execute("SELECT sender FROM messages ORDER BY id")]
+        assert senders[0] == "val@lib.example.org"
+        [(kept,)] = db.execute("SELECT raw FROM messages WHERE id = 1").fetchall()
+        assert b"From: val@lib.example.org" in kept
+        answer = db.execute("SELECT raw FROM outbox WHERE recipient = 'val@lib.example.org'")
+        assert b"val@lib.example.org" in answer.fetchone()[0]
+    assert any(b"val@lib.example.org" in p.read_bytes() for p in (home / "outbox/new").iterdir())
+    for path in (home / "outbox/new").iterdir():  # her mail client takes the farewell
+        if b"X-Mailflow-Template: data-deleted" in path.read_bytes():
+            path.unlink()
+    assert traces_of(home, "al@lib.example.org") == []
+
+
+def traces_of(home: Path, address: str) -> list[str]:
+    found = []
+    for path in home.rglob("*"):
+        if path.is_file() and address.encode() in path.read_bytes().lower():
+            data = path.read_bytes().lower()
+            at = data.find(address.encode())
+            if at == 0 or data[at - 1 : at] not in b"abcdefghijklmnopqrstuvwxyz0123456789.":
+                found.append(str(path.relative_to(home)))
+    return found
