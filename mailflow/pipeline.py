@@ -163,18 +163,26 @@ def settle(
     now = program.now()
     try:
         with transaction(program.db):
-            # Within the savepoint: the alarm rolls back all the message did.
-            with budget.deadline(program.config.handling_budget):
-                state, outcome = _decide(
-                    program,
-                    row_id,
-                    key,
-                    raw,
-                    envelope_from,
-                    tuple(json.loads(envelope_to)),
-                    now,
-                    head,
-                )
+            # The alarm may strike inside a nested transaction's own bookkeeping and leave
+            # its savepoint open: rolling back to one of this name undoes that one too.
+            program.db.conn.execute("SAVEPOINT handling")
+            try:
+                with budget.deadline(program.config.handling_budget):
+                    state, outcome = _decide(
+                        program,
+                        row_id,
+                        key,
+                        raw,
+                        envelope_from,
+                        tuple(json.loads(envelope_to)),
+                        now,
+                        head,
+                    )
+            except budget.OverBudget:
+                program.db.conn.execute("ROLLBACK TO handling")
+                raise
+            finally:
+                program.db.conn.execute("RELEASE handling")
             _finish(program, row_id, state, outcome)
     except budget.OverBudget as over:  # linear handling would never come here: set aside
         state, outcome = "quarantined", f"over budget: {over} (MAILFLOW_HANDLING_BUDGET)"
