@@ -8,7 +8,8 @@ handles it in one transaction, then removes the file. Maildir's discipline keeps
 safe: a file is written in `tmp/`, fsynced, and renamed into `new/` with the directory
 fsynced, so a file in `new/` is whole, and a crash mid-write leaves only debris in
 `tmp/` that got no 250 (cleared at the next start). A file that can't be read is moved
-to `bad/`, with a log line, never deleted.
+to `bad/`, with a log line, never deleted. Beside the folders, `current` names the
+message the handling process is on, for its watchdog and its successor.
 
 A file is one JSON line with the envelope and the time it came, then the raw message.
 Names sort in the order the messages came.
