@@ -5,6 +5,11 @@ reverse proxy with TLS forwards it to this small server on `MAILFLOW_HTTP_LISTEN
 there is STOP for the token's address, done in the daemon's worker thread like any
 message. A GET only shows a button: link checkers and virus scanners follow links, and
 must never unsubscribe anyone.
+
+It faces the internet, so it trusts nothing a client sends: a POST needs a Content-Length
+of at most MOST_BODY (411 without one, 400 for anything else), a body that says
+`List-Unsubscribe=One-Click`, and no more than MAILFLOW_HTTP_TIMEOUT seconds between two
+reads; at most MOST_CONNECTIONS are served at once, the rest get a 503.
 """
 
 from __future__ import annotations

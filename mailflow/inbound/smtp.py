@@ -5,6 +5,10 @@ message is written to the spool (`mailflow.spool`, fsynced) and the handling pro
 told. The write is done on the event loop, as a bare aiosmtpd server's would be: it
 takes a fraction of a millisecond, and handing it to a thread cost more CPU than the
 write itself (measured: 1.2 against 0.75 ms of the daemon's CPU a message).
+
+What one client can take is bounded: connections at once (overall and per peer, `Gate`),
+recipients a message, and messages a minute per envelope sender, per peer and per From
+header (`Throttle`), so a forger varying MAIL FROM gains nothing.
 """
 
 from __future__ import annotations
