@@ -2,35 +2,80 @@
 address, and saving the application to the round that is accepting them.
 
 A form replied to one of our reply addresses proves the address is the sender's, so it is
-saved at once; the same form sent cold is confirmed by a reply first. Answers given so far
-travel in the token, so a person fixing mistakes only needs to send the corrected lines.
+saved at once; the same form sent cold is confirmed by a clear YES in reply first. Answers
+given so far travel in the token, so a person fixing mistakes only needs to send the
+corrected lines. An address whose owner had their data erased stays erased until a reply
+to a form we sent it proves that the owner asked again.
 """
 
 from __future__ import annotations
 
-from mailflow import form, participants, tokens
-from mailflow.conversation import Turn, continues
+import logging
+from datetime import timedelta
+
+from mailflow import commands, form, participants, tokens
+from mailflow.conversation import Turn, continues, says_yes
 from mailflow.countries import country_name
 from mailflow.rounds import accepting
+from mailflow.store import iso
 
 FORM = "form"  # a reply to it carries the form (blank, or with problems to fix)
 CONFIRM = "confirm-application"  # a reply to it confirms a form that arrived cold
-CANCEL_WORDS = frozenset({"cancel", "no", "stop"})
+ERASED_FORM_EVERY = timedelta(days=1)  # forms sent to an erased address, at most
+
+log = logging.getLogger(__name__)
 
 
 def is_form(turn: Turn) -> bool:
     return form.looks_like_form(turn.message.reply)
 
 
-def send_blank_form(turn: Turn) -> str:
+def send_blank_form(turn: Turn, *, past_erasure: bool = False) -> str:
+    """The form, with a reply token. `past_erasure`: to an address still marked erased,
+    sent as the farewell is (the mark stays until a reply to this form proves the owner)."""
     choices = turn.program.choices
     turn.answer(
         "application-form",
         {"fields": form.FIELDS, "choices": choices, "blank_form": form.render_answers({})},
         token_purpose=FORM,
         payload={"answers": {}},
+        farewell=past_erasure,
     )
     return "application-form"
+
+
+def from_erased(turn: Turn) -> str:
+    """Mail from an address whose data was deleted at its owner's request: nothing is kept
+    and nothing is answered, but APPLY or AGAIN gets the form (once a day at most: the From
+    may be forged), and a reply to that form's token is handled as any other."""
+    db = turn.program.db
+    _, token = _own_live_token(turn)
+    if token is not None and token.purpose == FORM:
+        return "erased:" + form_reply(turn, token)
+    found = commands.find(turn.first_line) or commands.find(turn.message.command_subject)
+    db.execute(
+        "UPDATE messages SET raw = x'', sender = NULL, envelope_from = NULL WHERE id = ?",
+        [turn.row_id],
+    )
+    if found is None or found[0].name not in ("APPLY", "AGAIN"):
+        log.info("message %d from an erased address: not answered, not kept", turn.row_id)
+        return "ignored:erased"
+    lately = db.execute(
+        "SELECT 1 FROM tokens WHERE address = ? AND purpose = ? AND created_at >= ?",
+        [turn.sender, FORM, iso(turn.now - ERASED_FORM_EVERY)],
+    ).fetchone()
+    if lately:
+        return "ignored:erased:form-sent-today"
+    return "erased:" + send_blank_form(turn, past_erasure=True)
+
+
+def _own_live_token(turn: Turn) -> tuple[str | None, tokens.Token | None]:
+    from mailflow.conversation import conversation_token
+
+    written, token = conversation_token(turn)
+    if token is None or not turn.token_proven:
+        return written, None
+    return written, token
 
 
 def _problems(turn: Turn, answers: dict[str, str], problems: list[form.Problem]) -> str:
@@ -85,8 +130,11 @@ def _received(turn: Turn, profile: form.Profile) -> str:
 
 @continues(FORM)
 def form_reply(turn: Turn, token: tokens.Token) -> str:
-    """A reply to our form or problem list: the address is proven, so a valid form is saved."""
+    """A reply to our form or problem list: the address is proven, so a valid form is saved.
+    An erasure mark on the address goes now: its owner asked for the form and answered it."""
     tokens.use(turn.program.db, token.token, turn.now)
+    if participants.is_erased(turn.program.db, turn.sender):
+        participants.unerase(turn.program.db, turn.sender)
     answers = form.merge_answers(
         token.payload.get("answers", {}), form.read_answers(turn.message.reply)
     )
@@ -116,7 +164,8 @@ def cold_form(turn: Turn) -> str:
 @continues(CONFIRM)
 def confirm_reply(turn: Turn, token: tokens.Token) -> str:
     tokens.use(turn.program.db, token.token, turn.now)
-    if turn.first_line.lower().strip(" .!") in CANCEL_WORDS:
+    if not says_yes(turn.first_line):
+        # Only a clear yes enrols anyone: "What is this? I never applied" must not.
         turn.answer("application-cancelled")
         return "application-cancelled"
     # Validated again: the form rules may have changed since the form arrived, and the

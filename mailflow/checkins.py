@@ -100,8 +100,9 @@ def checkin_reply(turn: Turn, token: tokens.Token) -> str:
             [partnership_id, me["id"], token.payload["number"], answer, iso(turn.now)],
         )
     if answer == 4 and me is not None:
-        # "I want to leave": the same as STOP, answered with optout-confirmed.
-        return "checkin-4:" + leave_now(turn, me)
+        # "I want to leave": the same as STOP, answered with optout-confirmed; a reply to
+        # the check-in's token proves it, so the partnership ends at once.
+        return "checkin-4:" + leave_now(turn, me, proven=True)
     nudged = []
     if answer == 3 and me is not None:
         nudged = _no_word(turn, me, partnership_id, token.payload["number"])

@@ -4,6 +4,14 @@ Routing, in order: a command on the first line; a reply tied to a conversation b
 token (in the reply address or In-Reply-To); a filled form sent cold; a command in the
 subject; otherwise `not-understood`. Answers always go to the From address, never to an
 unverified Reply-To, and are queued in the same transaction as the change they report.
+
+The From address names a person; it does not prove them. A message is proven when it is
+written to a live token of the sender's own (whoever answers it received our mail at that
+address), or, with MAILFLOW_TRUST_DKIM=1, when its DKIM signature is aligned with the From
+domain and covers this message to this program. What changes a person's data or
+membership needs proof; without it the change is asked about by mail first, and only a
+clear YES or CONFIRM in reply carries it out. Limits may stop the program answering, but
+never stop it acting on a person's own STOP, unsubscribe or confirmed erasure.
 """
 
 from __future__ import annotations
@@ -11,25 +19,41 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import cached_property
 
-from mailflow import commands, limits, participants, tokens
+from mailflow import commands, limits, participants, signatures, tokens
 from mailflow.parse import Inbound
 from mailflow.program import Program
 from mailflow.sending import ANSWER, send
+from mailflow.store import iso
 
 log = logging.getLogger(__name__)
 
 # Conversations continued by a reply to a token, by the token's purpose.
 CONVERSATIONS: dict[str, Callable[[Turn, tokens.Token], str]] = {}
+# What is carried out even when the sender is past the answer limits (only the answer is
+# held back): leaving and erasure are the person's right, whoever filled their limit.
+ALWAYS_ACTED: set[str] = set()  # token purposes and command names
+# The one list of words that confirm, for every confirmation the program asks for.
+YES_WORDS = frozenset({"yes", "confirm"})
+STRANGERS_EVERY = timedelta(days=1)  # at most one such answer to a stranger in this time
 
 
-def continues(purpose: str):
+def continues(purpose: str, *, always_acted: bool = False):
     def register(handler: Callable[[Turn, tokens.Token], str]):
         CONVERSATIONS[purpose] = handler
+        if always_acted:
+            ALWAYS_ACTED.add(purpose)
         return handler
 
     return register
+
+
+def says_yes(line: str) -> bool:
+    """A clear yes: YES or CONFIRM alone on the line (any case, a full stop or "!" after).
+    "What is this? I never applied" is not one, nor is "ok" or an empty reply."""
+    return " ".join(line.lower().strip(" .!").split()) in YES_WORDS
 
 
 @dataclass
@@ -41,6 +65,7 @@ class Turn:
     message: Inbound
     now: datetime
     sent: list[str] = field(default_factory=list)
+    quiet: bool = False  # past the limits: act, but answer nothing
 
     @property
     def sender(self) -> str:
@@ -51,6 +76,24 @@ class Turn:
     def first_line(self) -> str:
         return next((line.strip() for line in self.message.reply.splitlines() if line.strip()), "")
 
+    @cached_property
+    def token_proven(self) -> bool:
+        """Written to a live token of the sender's own. Read once, before any handler uses
+        the token, so that using it does not unprove the message."""
+        return _live_reply(self)
+
+    @cached_property
+    def proof(self) -> str | None:
+        """How the sender proved the From address ('token', 'dkim:DOMAIN'), or None."""
+        if self.token_proven:
+            return "token"
+        domain = _dkim_domain(self)
+        return f"dkim:{domain}" if domain else None
+
+    @property
+    def proven(self) -> bool:
+        return self.proof is not None
+
     def answer(
         self,
         template: str,
@@ -60,13 +103,19 @@ class Turn:
         payload: dict | None = None,
         farewell: bool = False,
         attachments: tuple = (),
+        anonymous: bool = False,
     ) -> None:
-        """Queue `template` to the sender, optionally with a reply token for what comes next."""
+        """Queue `template` to the sender, optionally with a reply token for what comes next.
+        `anonymous`: no name in the greeting or the To line (a stranger's display name is
+        theirs to write, and would be reflected to whatever address they forged)."""
+        if self.quiet:
+            log.info("message %d: %s not sent (past the answer limits)", self.row_id, template)
+            return
         send(
             self.program,
             template=template,
             to=self.sender,
-            name=self.message.sender_name,
+            name="" if anonymous else self._name(),
             context=context,
             key=f"answer:{self.row_id}:{len(self.sent)}:{template}",
             now=self.now,
@@ -81,6 +130,11 @@ class Turn:
             attachments=attachments,
         )
         self.sent.append(template)
+
+    def _name(self) -> str:
+        """The name we hold for them, else the one they wrote."""
+        record = participants.find(self.program.db, self.sender)
+        return (record or {}).get("name") or self.message.sender_name
 
 
 def conversation_token(turn: Turn) -> tuple[str | None, tokens.Token | None]:
@@ -105,6 +159,58 @@ def _live_reply(turn: Turn) -> bool:
     return token is not None and tokens.is_live(token, turn.now) and token.address == turn.sender
 
 
+def _dkim_domain(turn: Turn) -> str | None:
+    """The From domain, when the operator trusts DKIM and the message's signature is aligned
+    with it and covers this message to this program's address; else None."""
+    config = turn.program.config
+    if not config.trust_dkim:
+        return None
+    row = turn.program.db.execute("SELECT raw FROM messages WHERE id = ?", [turn.row_id])
+    raw = (row.fetchone() or [b""])[0]
+    return signatures.verified_domain(
+        raw,
+        turn.sender.rsplit("@", 1)[1],
+        signatures.key_lookup(config.dkim_resolver),
+        program_address=config.address,
+        now=turn.now,
+    )
+
+
+def answered_lately(turn: Turn, template: str) -> bool:
+    """Was `template` sent to this sender within STRANGERS_EVERY?"""
+    found = turn.program.db.execute(
+        "SELECT 1 FROM outbox WHERE recipient = ? AND template = ? AND created_at >= ? LIMIT 1",
+        [turn.sender, template, iso(turn.now - STRANGERS_EVERY)],
+    )
+    return found.fetchone() is not None
+
+
+def _stranger(turn: Turn) -> bool:
+    from mailflow import coordination
+
+    return participants.find(turn.program.db, turn.sender) is None and not coordination.find(turn)
+
+
+def answer_stranger_once(turn: Turn, template: str) -> str:
+    """`template` in its fixed wording (nothing they wrote, not even their name); to a
+    stranger at most once a day, so that forged mail can't make the program a reflector."""
+    if _stranger(turn) and answered_lately(turn, template):
+        log.info("message %d: %s already sent to this stranger today", turn.row_id, template)
+        return f"ignored:{template}-today"
+    turn.answer(template, anonymous=True)
+    return template
+
+
+def _always_acted(turn: Turn) -> bool:
+    """A STOP, or a reply to a token whose purpose is acted on whatever the limits."""
+    for line in (turn.first_line, turn.message.command_subject):
+        found = commands.find(line)
+        if found and found[0].name in ALWAYS_ACTED:
+            return True
+    _, token = conversation_token(turn)
+    return turn.token_proven and token is not None and token.purpose in ALWAYS_ACTED
+
+
 def handle(turn: Turn) -> str:
     """Answer one ordinary message; return the outcome recorded with it."""
     # Imported here: these modules register their commands and conversations, and need Turn.
@@ -112,38 +218,38 @@ def handle(turn: Turn) -> str:
     from mailflow.commands import coordinator, participant  # noqa: F401
 
     if participants.is_erased(turn.program.db, turn.sender):
-        # Their data was deleted at their request: nothing is written to them again, unless
-        # they ask to apply afresh.
-        found = commands.find(turn.first_line) or commands.find(turn.message.command_subject)
-        if found is None or found[0].name not in ("APPLY", "AGAIN"):
-            log.info("message %d from an erased address: not answered, not kept", turn.row_id)
-            turn.program.db.execute(
-                "UPDATE messages SET raw = x'', sender = NULL, envelope_from = NULL WHERE id = ?",
-                [turn.row_id],
-            )
-            return "ignored:erased"
-        turn.program.db.execute(
-            "DELETE FROM erased WHERE address_hash = ?", [participants.address_hash(turn.sender)]
-        )
+        return application.from_erased(turn)
     role = coordination.find(turn)
-    if role is None:
-        limited = limits.verdict(
-            turn.program,
-            turn.row_id,
-            turn.sender,
-            turn.message.reply,
-            turn.now,
-            counted=not _live_reply(turn),
-        )
+    limit = turn.program.config.reply_limit
+    limited = limits.verdict(
+        turn.program,
+        turn.row_id,
+        turn.sender,
+        turn.message.reply,
+        turn.now,
+        proven=turn.token_proven,
+        # A coordinator's commands may well fill an hour; an autoresponder's loop is still
+        # ended by the repeated-text rule.
+        limit=limit * limits.COORDINATOR_FACTOR if role else limit,
+    )
+    if limited.action != "answer":
+        if _always_acted(turn):
+            turn.quiet = True
+            return f"{limited.reason}:acted:" + _route(turn, role)
         if limited.action == "silent":
             log.info(
                 "message %d from %s: not answered (%s)", turn.row_id, turn.sender, limited.reason
             )
             return f"ignored:{limited.reason}"
-        if limited.action == "notice":
-            until = limited.until.strftime("%H:%M on %d %B %Y") if limited.until else ""
-            turn.answer(limits.NOTICE, {"answered": limited.answered, "until": until})
-            return f"{limited.reason}:notice"
+        until = limited.until.strftime("%H:%M on %d %B %Y") if limited.until else ""
+        turn.answer(limits.NOTICE, {"answered": limited.answered, "until": until})
+        return f"{limited.reason}:notice"
+    return _route(turn, role)
+
+
+def _route(turn: Turn, role) -> str:
+    from mailflow import application, coordination
+
     if role is not None and conversation_token(turn)[0] is None:
         # A coordinator may take part too: a participant's command that is not also a
         # coordinator's (STATUS, PAUSE; not HELP), or a filled form, is theirs as a participant.
@@ -158,8 +264,7 @@ def handle(turn: Turn) -> str:
     written, token = conversation_token(turn)
     if written is not None:
         if token is None or not tokens.is_live(token, turn.now) or token.address != turn.sender:
-            turn.answer("token-expired")
-            return "token-expired"
+            return answer_stranger_once(turn, "token-expired")
         handler = CONVERSATIONS.get(token.purpose)
         if handler is not None:
             return f"reply:{token.purpose}:" + handler(turn, token)
@@ -172,5 +277,6 @@ def handle(turn: Turn) -> str:
     for line in (turn.first_line, turn.message.command_subject):
         if commands.find(line, coordination.AUDIENCE):
             return coordination.refuse(turn, line)
-    turn.answer("not-understood", {"first_line": turn.first_line[:200]})
-    return "not-understood"
+    # Nothing they wrote is quoted back: the From may be forged, and the answer would carry
+    # the forger's words to it under the program's name.
+    return answer_stranger_once(turn, "not-understood")

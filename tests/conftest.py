@@ -285,6 +285,14 @@ class Person:
             assert answer["In-Reply-To"] == message["Message-ID"]
         return answers[0] if isinstance(expect, str) else answers
 
+    def say_and_confirm(
+        self, body: str, expect: str, confirm: str = "change-confirm", **options
+    ) -> EmailMessage:
+        """Say what needs proof of the address, then reply YES to the confirmation mailed to
+        it, as the owner of the address does; the answer to that YES."""
+        asked = self.say(body, expect=confirm, **options)
+        return self.reply(asked, "YES", expect=expect)
+
     def reply(self, to_answer: EmailMessage, body: str, expect=None, quote: bool = True, **options):
         """Reply as a mail client does: to its Reply-To, threaded, the original quoted below."""
         target = str(to_answer["Reply-To"] or to_answer["From"])

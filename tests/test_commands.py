@@ -40,9 +40,12 @@ def test_status_shows_the_details_exactly_as_stored(ann):
 
 
 def test_anything_else_is_not_understood_with_the_help_text(ann):
-    text = body(ann.say("Hello, how does this work?", subject="question", expect="not-understood"))
-    assert '"Hello, how does this work?"' in text
+    answer = ann.say("Hello, how does this work?", subject="question", expect="not-understood")
+    text = body(answer)
     assert "APPLY" in text and "STATUS" in text
+    # Nothing they wrote comes back, not even the name on their From line.
+    assert "how does this work" not in text and "Okafor" not in text
+    assert answer["To"].addresses[0].display_name == ""
 
 
 def test_the_answer_goes_to_from_never_to_reply_to(ann):

@@ -78,7 +78,8 @@ def test_stop_confirms_tells_the_partner_and_rematches_them_with_someone_waiting
     daemon = daemon_at(home, "2026-03-10T09:00:00Z")
     try:
         ann = Person(daemon, ANN, "Ann Okafor")
-        confirmed = ann.say("STOP", expect="optout-confirmed")
+        # The From line proves nothing: STOP stops the mail at once and the reply proves it.
+        confirmed = ann.say_and_confirm("STOP", "optout-confirmed", confirm="optout-confirmed")
         assert "You have left" in confirmed.get_content()
         assert confirmed["Auto-Submitted"] == "auto-replied"
     finally:
@@ -111,7 +112,9 @@ def test_stop_confirms_tells_the_partner_and_rematches_them_with_someone_waiting
 def test_when_nobody_waits_the_partner_is_told_and_waits_for_the_next_round(matched):
     daemon = daemon_at(matched, "2026-03-10T09:00:00Z")
     try:
-        Person(daemon, CHEN, "Chen Jing").say("Unsubscribe", expect="optout-confirmed")
+        Person(daemon, CHEN, "Chen Jing").say_and_confirm(
+            "Unsubscribe", "optout-confirmed", confirm="optout-confirmed"
+        )
     finally:
         daemon.stop()
     [left] = inbox(matched, ANN, "partner-left")
@@ -132,7 +135,7 @@ def test_stop_twice_and_stop_from_a_stranger_are_answered_plainly(matched):
     daemon = daemon_at(matched, "2026-03-10T09:00:00Z")
     try:
         ann = Person(daemon, ANN, "Ann Okafor")
-        ann.say("LEAVE", expect="optout-confirmed")
+        ann.say_and_confirm("LEAVE", "optout-confirmed", confirm="optout-confirmed")
         again = ann.say("opt out", expect="optout-confirmed")
         assert "You had already left" in again.get_content()
         stranger = Person(daemon, "who@else.example.net").say("STOP", expect="optout-confirmed")
@@ -288,7 +291,7 @@ def test_pause_until_a_date_holds_everything_back_until_then(matched):
     daemon = daemon_at(matched, "2026-03-10T09:00:00Z")
     try:
         bo = Person(daemon, BO, "Bo Lind")
-        paused = bo.say("PAUSE until 20 April", expect="paused")
+        paused = bo.say_and_confirm("PAUSE until 20 April", "paused")
         assert "paused until 2026-04-20" in paused.get_content()
         assert "Dee Brown" in paused.get_content()  # the partnership goes on
     finally:
@@ -318,7 +321,7 @@ def test_pause_and_resume_by_hand_and_a_date_that_cannot_be_read(matched):
         assert status(matched, BO) == "matched"
         past = bo.say("PAUSE until 2026-01-05", expect="paused")
         assert "has already passed" in past.get_content()
-        assert "write RESUME" in bo.say("pause", expect="paused").get_content()
+        assert "write RESUME" in bo.say_and_confirm("pause", "paused").get_content()
         assert status(matched, BO) == "paused"
         welcome = bo.say("RESUME", expect="resumed")
         assert "Welcome back" in welcome.get_content() and "Dee Brown" in welcome.get_content()
@@ -335,9 +338,9 @@ def test_update_changes_only_the_lines_written_and_shows_the_result(matched):
     daemon = daemon_at(matched, "2026-03-10T09:00:00Z")
     try:
         bo = Person(daemon, BO, "Bo Lind")
-        done = bo.say(
+        done = bo.say_and_confirm(
             "UPDATE\nTime zone: Europe/Berlin\nInterests: makerspaces; open access; games",
-            expect="updated",
+            "updated",
         )
         text = done.get_content()
         assert "Time zone: Europe/Berlin  (was: Europe/Stockholm)" in text

@@ -1,6 +1,6 @@
 """Loops and floods: at most MAILFLOW_REPLY_LIMIT answers to a sender an hour, then one
 `rate-limited` notice and silence; an autoresponder that sets no header stops within a few
-messages, even when it answers through reply tokens; coordinators are never limited.
+messages, even when it answers through reply tokens; coordinators get ten times the limit.
 
 Mail goes in through `mailflow ingest` (the path an MTA's pipe takes), several messages a
 run, and time moves with MAILFLOW_NOW.
@@ -102,29 +102,37 @@ def autoresponder_loop(home: Path, first: EmailMessage, rounds: int = 30) -> int
 
 
 @pytest.mark.parametrize(
-    ("first", "template", "most"),
+    ("first", "template", "most", "last"),
     [
-        ("HELP", "help", 5),
-        # Each answer asks for a reply to a fresh token, and the autoresponder obliges.
-        ("APPLY", "application-form", 6),
+        # A stranger's mail that is not understood is answered once a day.
+        ("HELP", "help", 2, "not-understood"),
+        # Each answer asks for a reply to a fresh token, and the autoresponder obliges: replies
+        # to a live token are not held to the repeated-text rule (three YES to three
+        # confirmations are three answers), so the hourly count of proven mail ends it; the
+        # notice's own answer is the one answer a stranger's not-understood mail gets a day.
+        ("APPLY", "application-form", 13, "not-understood"),
     ],
     ids=["to the program address", "through reply tokens"],
 )
-def test_a_headerless_autoresponder_is_stopped_within_a_few_messages(home, first, template, most):
+def test_a_headerless_autoresponder_is_stopped_within_a_few_messages(
+    home, first, template, most, last
+):
     sent = autoresponder_loop(home, compose("desk@library.example", first))
     assert sent <= most
     names = templates(home, "desk@library.example")
     assert names[0] == template
-    assert names[-1] == "rate-limited"
-    assert names.count("rate-limited") == 1
+    assert names[-1] == last
+    assert names.count("rate-limited") <= 1 and names.count("not-understood") <= 1
 
 
-def test_a_person_repeating_different_words_through_tokens_is_not_limited(home):
-    """Replies to live tokens don't count against the hourly limit: fixing a form takes as
-    many tries as it takes."""
+def test_mail_in_a_persons_name_does_not_use_up_the_limit_of_their_replies(home):
+    """Replies to live tokens are counted apart from mail anyone could have sent in the
+    person's name: a flood of the latter doesn't stop the program answering the former."""
     ingest(home, [compose(ANN, "APPLY")], MAILFLOW_REPLY_LIMIT="2")
-    for attempt in range(4):
-        form = delivered(home, ANN)[-1]
+    ingest(home, [compose(ANN, f"HELP {n}") for n in range(4)], MAILFLOW_REPLY_LIMIT="2")
+    assert templates(home, ANN) == ["application-form", "help", "rate-limited"]
+    form = delivered(home, ANN)[0]
+    for attempt in range(2):
         assert form["X-Mailflow-Template"] in ("application-form", "application-problems")
         reply = compose(
             ANN,
@@ -134,18 +142,19 @@ def test_a_person_repeating_different_words_through_tokens_is_not_limited(home):
             in_reply_to=form["Message-ID"],
         )
         ingest(home, [reply], MAILFLOW_REPLY_LIMIT="2")
-    assert templates(home, ANN) == ["application-form"] + ["application-problems"] * 4
+        form = delivered(home, ANN)[-1]
+    assert templates(home, ANN)[3:] == ["application-problems"] * 2
 
 
-def test_coordinators_are_never_limited(home):
+def test_coordinators_get_ten_times_the_limit(home):
     boss = "coord@program.example.org"
     ingest(
         home,
-        [compose(boss, "HELP") for _ in range(6)],
+        [compose(boss, f"STATS\nReference {n}") for n in range(22)],
         MAILFLOW_REPLY_LIMIT="2",
         MAILFLOW_COORDINATORS=boss,
     )
-    assert templates(home, boss) == ["help"] * 6
+    assert templates(home, boss) == ["command-result"] * 20 + ["rate-limited"]
 
 
 def test_a_bad_limit_is_refused_with_one_line(home):

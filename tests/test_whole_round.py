@@ -121,13 +121,20 @@ class Round:
         raw = [raw for r, t, _, raw in self.sent() if r == address and t == template][-1]
         return email.message_from_bytes(raw, policy=email.policy.default)
 
-    def write(self, now: datetime, sender: str, body: str, original: EmailMessage | None = None):
+    def write(
+        self,
+        now: datetime,
+        sender: str,
+        body: str,
+        original: EmailMessage | None = None,
+        to: str | None = None,
+    ):
         message = EmailMessage()
         message["From"] = sender
         message["Subject"] = ("Re: " + str(original["Subject"])) if original else body[:40]
         message["Date"] = email.utils.format_datetime(now)
         message["Message-ID"] = email.utils.make_msgid(domain="client.example")
-        target = PROGRAM
+        target = to or PROGRAM
         if original is not None:
             target = email.utils.parseaddr(str(original["Reply-To"]))[1]
             message["In-Reply-To"] = original["Message-ID"]
@@ -180,15 +187,22 @@ def test_a_whole_round_over_five_months(home, tmp_path):
                 checkin = world.latest(person, "checkin")
                 outcomes[world.write(morning, person, client(text, checkin), checkin)] += 1
         if today == "04-10":
-            outcomes[world.write(morning, leaver, "STOP")] += 1
+            # The List-Unsubscribe address of our mail: proof enough, so it is leaving at once.
+            topic = world.latest(leaver, "topic")
+            unsubscribe = topic["List-Unsubscribe"].strip("<>").removeprefix("mailto:")
+            outcomes[world.write(morning, leaver, "STOP", to=unsubscribe)] += 1
         if today == "04-20":
             outcomes[world.write(morning, pauser, "PAUSE until 10 May, please")] += 1
+            asked = world.latest(pauser, "change-confirm")
+            outcomes[world.write(morning, pauser, gmail("Yes", asked), asked)] += 1
         if today == "07-03":
             for person in surveyed:
                 survey = world.latest(person, "survey")
                 outcomes[world.write(morning, person, gmail("5, yes", survey), survey)] += 1
         if today == "07-05":
             outcomes[world.write(morning, returner, "AGAIN")] += 1
+            asked = world.latest(returner, "change-confirm")
+            outcomes[world.write(morning, returner, gmail("YES", asked), asked)] += 1
         program = world.program(day)
         try:
             scheduler.tick(program, day)
@@ -219,7 +233,7 @@ def test_a_whole_round_over_five_months(home, tmp_path):
         if person in surveyed:
             expected = answered([("07-03", "survey-thanks"), *invited])
         elif person == returner:
-            expected = answered([("07-05", "signup-again")])
+            expected = answered([("07-05", "change-confirm"), ("07-05", "signup-again")])
         else:
             expected = answered(invited)
         assert sorted(received[person]) == expected, person
@@ -247,6 +261,7 @@ def test_a_whole_round_over_five_months(home, tmp_path):
     assert sorted(received[pauser]) == sorted(
         [
             *[(d, t) for d, t in answered(invited) if (d, t) != ("05-01", "topic")],
+            ("04-20", "change-confirm"),
             ("04-20", "paused"),
             ("05-10", "resumed"),
         ]

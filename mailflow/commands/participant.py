@@ -1,12 +1,22 @@
-"""Participants' commands: what anyone may write to the program address."""
+"""Participants' commands: what anyone may write to the program address.
+
+What changes a person's data or membership (UPDATE, PAUSE, AGAIN after leaving) is done
+at once only for a proven message (see conversation); otherwise it travels in the token
+of a `change-confirm` mailed to the address, and a clear YES in reply carries it out.
+STOP stays easy: unproven, it stops all scheduled mail at once (an open-ended pause) and
+its answer carries a token; a reply to that proves it and ends the partnership, and
+RESUME (or a reply UNDO) undoes it.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from mailflow import commands, form, membership, participants, tokens
 from mailflow.application import details, send_blank_form
 from mailflow.cadence import load_cadence
 from mailflow.commands import command
-from mailflow.conversation import Turn, continues
+from mailflow.conversation import ALWAYS_ACTED, Turn, continues, says_yes
 from mailflow.dates import read_date
 from mailflow.rounds import accepting, open_round
 from mailflow.sending import UNSUBSCRIBE
@@ -57,7 +67,10 @@ def status(turn: Turn, arguments: str) -> str:
 # --- Life events -----------------------------------------------------------------------
 
 DELETE = "delete-my-data"  # a reply to delete-confirm
-YES_WORDS = frozenset({"yes", "delete", "confirm", "delete my data", "ok"})
+STOP_CONFIRM = "stop-confirm"  # a reply to the answer to an unproven STOP
+CHANGE = "change-confirm"  # a reply to the confirmation of an unproven change
+UNDO_WORDS = frozenset({"undo", "no", "resume"})
+LEAVE_WORDS = frozenset({"yes", "confirm", "stop", "leave", "opt out", "unsubscribe"})
 
 
 def _me(turn: Turn) -> dict | None:
@@ -72,25 +85,109 @@ def _me(turn: Turn) -> dict | None:
     summary="leave the program at once; nothing more is sent to you",
 )
 def stop(turn: Turn, arguments: str) -> str:
-    return leave_now(turn)
+    return leave_now(turn, proven=turn.proven)
 
 
-def leave_now(turn: Turn, me: dict | None = None) -> str:
-    """STOP, answer 4 to a check-in, or a message to the List-Unsubscribe address."""
+ALWAYS_ACTED.add("STOP")
+
+
+def leave_now(turn: Turn, me: dict | None = None, *, proven: bool) -> str:
+    """STOP, answer 4 to a check-in, or a message to the List-Unsubscribe address. Unproven:
+    all scheduled mail stops now, and the partnership ends once a reply proves the STOP."""
     me = me or _me(turn)
     if me is None or me["status"] == "left":
-        turn.answer("optout-confirmed", {"known": me is not None, "already": me is not None})
+        turn.answer(
+            "optout-confirmed",
+            {"known": me is not None, "already": me is not None},
+            anonymous=me is None,
+        )
         return "already-left" if me else "unknown"
+    if not proven:
+        membership.hold_all_mail(turn.program, me, turn.now)
+        turn.answer(
+            "optout-confirmed",
+            {
+                "known": True,
+                "already": False,
+                "pending": True,
+                "partnership": participants.partnership(turn.program.db, me["id"]),
+            },
+            token_purpose=STOP_CONFIRM,
+        )
+        return "mail-stopped (until the STOP is proven)"
     outcome = membership.leave(turn.program, me, turn.now, load_cadence(turn.program.config.rules))
     turn.answer("optout-confirmed", {"known": True, "already": False})
     return f"left ({outcome})"
 
 
-@continues(UNSUBSCRIBE)
+@continues(UNSUBSCRIBE, always_acted=True)
 def unsubscribe_reply(turn: Turn, token: tokens.Token) -> str:
     # Whatever the message says: writing to this address is the request (RFC 2369).
     tokens.use(turn.program.db, token.token, turn.now)
-    return leave_now(turn)
+    return leave_now(turn, proven=True)
+
+
+@continues(STOP_CONFIRM, always_acted=True)
+def stop_reply(turn: Turn, token: tokens.Token) -> str:
+    """A reply to the answer to an unproven STOP: it proves the address. YES (or STOP)
+    finishes leaving; UNDO (or RESUME, NO) takes them back; anything else asks again."""
+    tokens.use(turn.program.db, token.token, turn.now)
+    word = " ".join(turn.first_line.lower().strip(" .!").split())
+    me = _me(turn)
+    if word in UNDO_WORDS:
+        if me is None or me["status"] != "paused":
+            turn.answer("resumed", {"was_paused": False, "status": me and me["status"]})
+            return "not-paused"
+        membership.resume(turn.program, me, turn.now)
+        turn.answer("resumed", membership.resumed_context(turn.program, me["id"], by_date=False))
+        return "stop-undone"
+    if word in LEAVE_WORDS:
+        return leave_now(turn, me, proven=True)
+    if me is None or me["status"] == "left":
+        return leave_now(turn, me, proven=True)
+    turn.answer(
+        "optout-confirmed",
+        {
+            "known": True,
+            "already": False,
+            "pending": True,
+            "unclear": True,
+            "partnership": participants.partnership(turn.program.db, me["id"]),
+        },
+        token_purpose=STOP_CONFIRM,
+    )
+    return "stop-unclear"
+
+
+def _ask(turn: Turn, action: str, context: dict, payload: dict) -> str:
+    """An unproven change: ask the address's owner, the change carried in the token."""
+    turn.answer(
+        "change-confirm",
+        {"action": action, **context},
+        token_purpose=CHANGE,
+        payload={"action": action, **payload},
+    )
+    return f"{action}-confirm"
+
+
+@continues(CHANGE)
+def change_reply(turn: Turn, token: tokens.Token) -> str:
+    """A reply to change-confirm: only a clear YES carries the change out."""
+    tokens.use(turn.program.db, token.token, turn.now)
+    action = token.payload.get("action", "")
+    if not says_yes(turn.first_line):
+        turn.answer("change-cancelled", {"action": action})
+        return f"{action}-cancelled"
+    me = _me(turn)
+    if action == "update":
+        return _update(turn, me, token.payload.get("changes", {}), proven=True)
+    if action == "pause":
+        until = token.payload.get("until")
+        return _pause(turn, me, datetime.fromisoformat(until) if until else None, proven=True)
+    if action == "again":
+        return _again(turn, me, proven=True)
+    turn.answer("change-cancelled", {"action": action})
+    return "unknown-change"
 
 
 @command(
@@ -114,6 +211,19 @@ def pause(turn: Turn, arguments: str) -> str:
         if problem:
             turn.answer("paused", {"state": problem, "written": arguments[:100]})
             return f"date-{problem}"
+    return _pause(turn, me, until, proven=turn.proven)
+
+
+def _pause(turn: Turn, me: dict | None, until: datetime | None, *, proven: bool) -> str:
+    if me is None or me["status"] not in (*membership.TAKING_PART, "paused"):
+        turn.answer("paused", {"state": "not-taking-part", "status": me and me["status"]})
+        return "not-taking-part"
+    if until is not None and until <= turn.now:  # confirmed after the date it named
+        turn.answer("paused", {"state": "past", "written": f"until {until.date().isoformat()}"})
+        return "date-past"
+    if not proven:
+        shown = until.date().isoformat() if until else None
+        return _ask(turn, "pause", {"until": shown}, {"until": iso(until) if until else None})
     state = membership.pause(turn.program, me, until, turn.now)
     turn.answer(
         "paused",
@@ -154,6 +264,13 @@ def update(turn: Turn, arguments: str) -> str:
     if not changes:
         turn.answer("updated", {"known": True, "changes": [], "problems": [], "labels": _labels()})
         return "nothing-to-change"
+    return _update(turn, me, changes, proven=turn.proven)
+
+
+def _update(turn: Turn, me: dict | None, changes: dict[str, str], *, proven: bool) -> str:
+    if me is None:
+        turn.answer("updated", {"known": False})
+        return "unknown"
     before = form.answers_from_record(me)
     profile, problems = form.validate({**before, **changes}, turn.program.choices)
     if problems:
@@ -163,12 +280,14 @@ def update(turn: Turn, arguments: str) -> str:
         )
         return "update-problems"
     assert profile is not None
-    participants.upsert(turn.program.db, turn.sender, profile, turn.now)
     after = details({**me, **profile.as_record()})
     old = dict(details(me))
     changed = [
         (label, old.get(label, ""), value) for label, value in after if old.get(label) != value
     ]
+    if changed and not proven:
+        return _ask(turn, "update", {"changes": changed}, {"changes": changes})
+    participants.upsert(turn.program.db, turn.sender, profile, turn.now)
     turn.answer("updated", {"known": True, "changes": changed, "problems": [], "details": after})
     return "updated" if changed else "unchanged"
 
@@ -184,8 +303,14 @@ def _labels() -> list[str]:
     summary="sign up for the next round with the details we hold",
 )
 def again(turn: Turn, arguments: str) -> str:
-    db = turn.program.db
     me = _me(turn)
+    if me is None:
+        return send_blank_form(turn)
+    return _again(turn, me, proven=turn.proven)
+
+
+def _again(turn: Turn, me: dict | None, *, proven: bool) -> str:
+    db = turn.program.db
     if me is None:
         return send_blank_form(turn)
     if me["status"] in ("matched", "paused"):
@@ -195,6 +320,8 @@ def again(turn: Turn, arguments: str) -> str:
         )
         return f"still-{me['status']}"
     current, _ = accepting(db, turn.now)
+    if me["status"] in ("completed", "left", "unreachable") and not proven:
+        return _ask(turn, "again", {"round": current.name, "was": me["status"]}, {})
     participants.enrol(db, me["id"], current.id, turn.now)
     if me["status"] in ("completed", "left", "unreachable"):
         db.execute(
@@ -223,11 +350,10 @@ def delete_my_data(turn: Turn, arguments: str) -> str:
     return "delete-confirm"
 
 
-@continues(DELETE)
+@continues(DELETE, always_acted=True)
 def delete_reply(turn: Turn, token: tokens.Token) -> str:
     tokens.use(turn.program.db, token.token, turn.now)
-    word = " ".join(turn.first_line.lower().strip(" .!").split())
-    if word not in YES_WORDS:
+    if not says_yes(turn.first_line):
         turn.answer("delete-cancelled")
         return "kept"
     membership.erase(turn.program, turn.sender, turn.now, load_cadence(turn.program.config.rules))
