@@ -244,7 +244,7 @@ def test_export_attaches_participants_and_partnerships(program):
 
 
 def test_broadcast_reaches_everyone_taking_part_with_one_click_unsubscribe(program):
-    Person(program, DEE).say("PAUSE", expect="paused")
+    Person(program, DEE).say_and_confirm("PAUSE", "paused")
     _, result = confirm(
         Person(program, COORDINATOR),
         "BROADCAST Webinar on 20 March\nDear all,\n\nJoin us on 20 March.\n\nThe coordinators",

@@ -82,7 +82,8 @@ def test_returners_are_invited_sign_up_again_and_never_meet_a_former_partner(mat
     tick(matched, END)
     daemon = daemon_at(matched, "2026-07-05T09:00:00Z")
     try:
-        again = Person(daemon, ANN, "Ann Okafor").say("AGAIN", expect="signup-again")
+        # Signing up again someone whose term ended needs proof of the address: a YES.
+        again = Person(daemon, ANN, "Ann Okafor").say_and_confirm("AGAIN", "signup-again")
         assert "You are signed up for Round 2" in again.get_content()
         assert "Country: Nigeria (NG)" in again.get_content()
     finally:
@@ -98,9 +99,11 @@ def test_returners_are_invited_sign_up_again_and_never_meet_a_former_partner(mat
     daemon = daemon_at(matched, "2026-07-17T10:00:00Z")
     try:
         for address, name, *_ in PEOPLE[1:]:
-            Person(daemon, address, name).reply(
-                inbox(matched, address, "round-open")[0], "AGAIN", expect="signup-again"
+            person = Person(daemon, address, name)
+            asked = person.reply(
+                inbox(matched, address, "round-open")[0], "AGAIN", expect="change-confirm"
             )
+            person.reply(asked, "YES", expect="signup-again")
     finally:
         daemon.stop()
     result = run_cli(matched, "match", MAILFLOW_NOW="2026-07-20T09:00:00Z")
