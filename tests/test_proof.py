@@ -12,6 +12,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from tests.conftest import compose, form_text
+from tests.test_coordinator_proof import DOMAIN, dns, keys, signed  # noqa: F401 (fixtures)
 from tests.test_limits import delivered, ingest, templates
 from tests.test_tick import tick
 
@@ -252,3 +253,21 @@ def test_a_coordinators_autoresponder_loop_ends_within_ten_messages(home):
     sent = templates(home, COORDINATOR)
     assert len(sent) <= 10, sent
     assert sent[-1] == "rate-limited"
+
+
+# --- Proof by a trusted DKIM signature ---------------------------------------------------
+
+
+def test_a_trusted_dkim_signature_proves_the_address_and_the_change_is_made_at_once(
+    home,
+    dns,  # noqa: F811 (the fixtures of test_coordinator_proof)
+    keys,  # noqa: F811
+):
+    pat = "pat@program.example.org"  # the domain the test DNS publishes a key for
+    apply_as(home, pat)
+    trust = {"MAILFLOW_TRUST_DKIM": "1", "MAILFLOW_DKIM_RESOLVER": dns.address}
+    _, raw = signed("UPDATE\nTime zone: Lagos", keys[DOMAIN][0], sender=pat)
+    assert ingest(home, [email.message_from_bytes(raw)], **trust)[0].endswith("updated")
+    assert row(home, "SELECT time_zone FROM participants WHERE email = ?", pat) == ("Africa/Lagos",)
+    # Unsigned, the same From is asked about first.
+    assert forged(home, pat, "PAUSE").endswith("change-confirm")
