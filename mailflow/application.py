@@ -14,7 +14,7 @@ import logging
 from datetime import timedelta
 
 from mailflow import commands, form, participants, tokens
-from mailflow.conversation import Turn, continues, says_yes
+from mailflow.conversation import Turn, answered_lately, continues, says_yes, stranger
 from mailflow.countries import country_name
 from mailflow.rounds import accepting
 from mailflow.store import iso
@@ -146,7 +146,14 @@ def form_reply(turn: Turn, token: tokens.Token) -> str:
 
 
 def cold_form(turn: Turn) -> str:
-    """A filled form without a reply address of ours: check it, then ask the sender to confirm."""
+    """A filled form without a reply address of ours: check it, then ask the sender to confirm.
+    Both answers quote the form, and the From may be forged: to a stranger, one a day."""
+    if stranger(turn) and any(
+        answered_lately(turn, template)
+        for template in ("application-confirm", "application-problems")
+    ):
+        log.info("message %d: a cold form already answered to this stranger today", turn.row_id)
+        return "ignored:cold-form-today"
     answers = form.read_answers(turn.message.reply)
     profile, problems = form.validate(answers, turn.program.choices)
     if problems:

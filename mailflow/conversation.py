@@ -185,7 +185,8 @@ def answered_lately(turn: Turn, template: str) -> bool:
     return found.fetchone() is not None
 
 
-def _stranger(turn: Turn) -> bool:
+def stranger(turn: Turn) -> bool:
+    """Nobody we hold a record for: no participant, no coordinator."""
     from mailflow import coordination
 
     return participants.find(turn.program.db, turn.sender) is None and not coordination.find(turn)
@@ -194,7 +195,7 @@ def _stranger(turn: Turn) -> bool:
 def answer_stranger_once(turn: Turn, template: str) -> str:
     """`template` in its fixed wording (nothing they wrote, not even their name); to a
     stranger at most once a day, so that forged mail can't make the program a reflector."""
-    if _stranger(turn) and answered_lately(turn, template):
+    if stranger(turn) and answered_lately(turn, template):
         log.info("message %d: %s already sent to this stranger today", turn.row_id, template)
         return f"ignored:{template}-today"
     turn.answer(template, anonymous=True)

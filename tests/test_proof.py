@@ -206,6 +206,17 @@ def test_token_expired_to_a_stranger_is_fixed_and_once_a_day(home):
     assert "Pills" not in answer.as_string()
 
 
+def test_a_cold_form_quoting_a_forgers_text_reaches_a_stranger_once_a_day(home):
+    spam = [
+        compose("target@example.com", form_text(about_me=f"Cheap pills at spam.example {n}"))
+        for n in range(3)
+    ]
+    outcomes = ingest(home, spam)
+    assert outcomes[0].endswith("application-confirm")
+    assert outcomes[1:] == ["form:ignored:cold-form-today"] * 2
+    assert len(delivered(home, "target@example.com")) == 1
+
+
 # --- M10: a forger silencing the person's own STOP and erasure -------------------------------
 
 
