@@ -83,6 +83,9 @@ SHAPES: dict[str, str] = {
     "numbers": _run("1. "),
     # Encoded words that never end: the email package's decoder rescans the line from each.
     "encoded-words": _run("=?a?q?x "),
+    # Distinct lines that may be Zoho's "---- On … wrote ----" (each is read on its own):
+    # the pattern that read them was cubic in a line's 400 characters.
+    "dash-wrapped-lines": "\n".join(f"-- On {n}" + "\t" * 380 + "x-" for n in range(2500)),
 }
 
 
@@ -182,7 +185,16 @@ READERS: dict[str, tuple[Callable[..., object], tuple[str, ...]]] = {
     ),
     "trim.trim_reply": (
         lambda text, **_: trim.trim_reply(text),
-        (*LINE, *LINES, "quote-marks", "dashes", "at-signs", "asterisks", "numbers"),
+        (
+            *LINE,
+            *LINES,
+            "quote-marks",
+            "dashes",
+            "at-signs",
+            "asterisks",
+            "numbers",
+            "dash-wrapped-lines",
+        ),
     ),
     "survey.read_survey": (
         lambda text, **_: survey.read_survey(text),
