@@ -43,9 +43,13 @@ _WORDS = sorted(
 )
 
 
+ANSWER_CHARACTERS = 300
+
+
 def read_answer(line: str) -> int | None:
     """1-4 from "1", "1.", "(2) some", "#3", "Regular contact!", "no word"; None otherwise."""
-    text = line.strip().lower()
+    # The answer is a number or a short phrase at the start: a megabyte of line is not read.
+    text = line[:ANSWER_CHARACTERS].strip().lower()
     number = re.match(r"^[#(\[]?\s*([1-4])(?![0-9])", text)
     if number:
         return int(number.group(1))

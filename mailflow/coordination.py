@@ -30,7 +30,7 @@ from mailflow import commands, coordinators, parse, signatures, tokens
 from mailflow.commands import Command
 from mailflow.compose import Attachment
 from mailflow.config import parse_time
-from mailflow.conversation import Turn, continues
+from mailflow.conversation import Turn, continues, says_yes
 from mailflow.store import iso, transaction
 
 log = logging.getLogger(__name__)
@@ -353,9 +353,8 @@ def confirmed(turn: Turn, token: tokens.Token) -> str:
     coordinator = find(turn)
     if coordinator is None:  # removed since the preview
         return refuse(turn, "CONFIRM")
-    word = turn.first_line.upper().strip(" .!")
     written = token.payload.get("orders", [])
-    if word not in ("CONFIRM", "YES"):
+    if not says_yes(turn.first_line):
         # Anything but a clear yes changes nothing; a coordinator who meant yes writes again.
         results = [(order["line"], "Not carried out.") for order in written]
         for order in written:

@@ -40,7 +40,7 @@ from mailflow import (
     wishes,
 )
 from mailflow import config as configuration
-from mailflow.commands import coordinator as _coordinator  # noqa: F401  (registers them)
+from mailflow.commands import coordinator as _coordinator  # registers them; ROUND
 from mailflow.commands import participant as _participant  # noqa: F401
 from mailflow.program import Program
 from tests.conftest import PROGRAM
@@ -85,6 +85,9 @@ SHAPES: dict[str, str] = {
     "encoded-words": _run("=?a?q?x "),
     # Distinct lines that may be Zoho's "---- On … wrote ----" (each is read on its own):
     # the pattern that read them was cubic in a line's 400 characters.
+    # Repeated keywords of a ROUND line: lazy groups between them backtracked polynomially
+    # (16 KB took a minute).
+    "round-keywords": _run("OPEN a CLOSE b "),
     "dash-wrapped-lines": "\n".join(f"-- On {n}" + "\t" * 380 + "x-" for n in range(2500)),
 }
 
@@ -232,6 +235,10 @@ READERS: dict[str, tuple[Callable[..., object], tuple[str, ...]]] = {
             (PROGRAM,),
         ),
         HEADER,
+    ),
+    "coordinator.read_round_line": (
+        lambda text, **_: _coordinator.read_round_line(text),
+        ("round-keywords", *LINE),
     ),
     "parse.message_ids": (lambda text, **_: parse.message_ids(text), HEADER),
     "parse.address": (lambda text, **_: parse.address(text), HEADER),
