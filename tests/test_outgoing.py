@@ -41,8 +41,19 @@ def test_answers_are_small_plain_text(ann):
 
 
 def test_a_display_name_cannot_inject_a_header(daemon):
+    # A line break encoded in the From name is a parse defect: no sender, so no answer at
+    # all (L3), let alone one with a Bcc.
     raw = (
         "From: =?utf-8?q?Eve=0D=0ABcc=3A_victim=40elsewhere=2Eexample?= <eve@example.net>\r\n"
+        f"To: {PROGRAM}\r\nSubject: HELP\r\n"
+        "Message-ID: <inject-from@client.test>\r\n\r\nHELP\r\n"
+    ).encode()
+    daemon.send(raw, sender="eve@example.net")
+    assert daemon.mail_for("<inject-from@client.test>") == []
+    assert daemon.query("SELECT count(*) AS n FROM outbox")[0]["n"] == 0
+    # The same trick in the Subject, from a plain From: answered, with nothing injected.
+    raw = (
+        "From: Eve <eve@example.net>\r\n"
         f"To: {PROGRAM}\r\nSubject: =?utf-8?q?help=0D=0ABcc=3A_x=40y=2Ez?=\r\n"
         "Message-ID: <inject@client.test>\r\n\r\nHELP\r\n"
     ).encode()
