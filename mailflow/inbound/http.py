@@ -132,6 +132,9 @@ class Server(ThreadingHTTPServer):
     """A thread a connection, up to `MOST_CONNECTIONS` at once."""
 
     daemon_threads = True
+    # socketserver's backlog of 5 leaves a burst of clients unanswered in the kernel (their
+    # SYNs dropped and retried) instead of answered 503 at once.
+    request_queue_size = 128
 
     def __init__(self, address, handler_class, most: int = MOST_CONNECTIONS) -> None:
         super().__init__(address, handler_class)

@@ -209,7 +209,10 @@ class Gate:
     MAILFLOW_MAX_SIZE, so their number bounds the daemon's memory. Past either, 421."""
 
     MOST = 50
-    MOST_PER_PEER = 10
+    # Behind the operator's guide's Postfix every connection comes from one peer, and
+    # Postfix opens up to default_destination_concurrency_limit (20) at once: a cap below
+    # it would answer its own mail 421 and can make Postfix suspend the destination.
+    MOST_PER_PEER = 20
 
     def __init__(self) -> None:
         self.open: dict[str, int] = {}
