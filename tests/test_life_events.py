@@ -323,7 +323,7 @@ def test_pause_and_resume_by_hand_and_a_date_that_cannot_be_read(matched):
         assert "has already passed" in past.get_content()
         assert "write RESUME" in bo.say_and_confirm("pause", "paused").get_content()
         assert status(matched, BO) == "paused"
-        welcome = bo.say("RESUME", expect="resumed")
+        welcome = bo.say_and_confirm("RESUME", "resumed")
         assert "Welcome back" in welcome.get_content() and "Dee Brown" in welcome.get_content()
         assert "was not paused" in bo.say("RESUME", expect="resumed").get_content()
     finally:

@@ -88,7 +88,7 @@ def test_a_forged_stop_stops_the_mail_but_ends_no_partnership_until_proven(match
     assert [m for m in delivered(home, CHEN) if m["X-Mailflow-Template"] == "partner-left"] == []
     answer = last(home, ANN, "optout-confirmed")
     assert "We have stopped all mail to you" in answer.get_content()
-    assert "write RESUME, or reply UNDO" in answer.get_content()
+    assert "reply UNDO to this message" in answer.get_content()
     # Scheduled mail has stopped at once: no check-in for Ann, Chen gets hers.
     tick(home, "2026-03-16T09:00:00Z")
     assert "checkin" not in templates(home, ANN) and "checkin" in templates(home, CHEN)
@@ -101,6 +101,23 @@ def test_a_forged_stop_stops_the_mail_but_ends_no_partnership_until_proven(match
     assert "left" in reply(home, answer, ANN, "YES", now="2026-03-18T10:00:00Z")
     assert status(home, ANN) == "left"
     assert "partner-left" in templates(home, CHEN)
+
+
+def test_a_forged_resume_does_not_undo_her_stop(matched):
+    home = matched
+    forged(home, ANN, "STOP", now="2026-03-10T09:00:00Z")
+    assert status(home, ANN) == "paused"
+    # A forger writes RESUME in her name: her mail must not start again unasked.
+    outcome = forged(home, ANN, "RESUME", now="2026-03-11T09:00:00Z")
+    assert outcome.endswith("change-confirm")
+    assert status(home, ANN) == "paused"
+    tick(home, "2026-03-16T09:00:00Z")
+    assert "checkin" not in templates(home, ANN)
+    asked = last(home, ANN, "change-confirm")
+    assert "end your pause" in asked.get_content()
+    # Her own YES to the question resumes it.
+    assert reply(home, asked, ANN, "YES", now="2026-03-16T10:00:00Z").endswith("resumed")
+    assert status(home, ANN) == "matched"
 
 
 def test_a_forged_pause_is_asked_about_first(matched):

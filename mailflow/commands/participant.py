@@ -186,6 +186,8 @@ def change_reply(turn: Turn, token: tokens.Token) -> str:
         return _pause(turn, me, datetime.fromisoformat(until) if until else None, proven=True)
     if action == "again":
         return _again(turn, me, proven=True)
+    if action == "resume":
+        return _resume(turn, me, proven=True)
     turn.answer("change-cancelled", {"action": action})
     return "unknown-change"
 
@@ -238,10 +240,17 @@ def _pause(turn: Turn, me: dict | None, until: datetime | None, *, proven: bool)
 
 @command("RESUME", summary="end a pause and take part again")
 def resume(turn: Turn, arguments: str) -> str:
-    me = _me(turn)
+    return _resume(turn, _me(turn), proven=turn.proven)
+
+
+def _resume(turn: Turn, me: dict | None, *, proven: bool) -> str:
     if me is None or me["status"] != "paused":
         turn.answer("resumed", {"was_paused": False, "status": me and me["status"]})
         return "not-paused"
+    if not proven:
+        # A forged RESUME would restart the mail of someone who paused, or whose STOP
+        # is waiting for its proof: a STOP is always acted on, so its undoing needs proof.
+        return _ask(turn, "resume", {}, {})
     status = membership.resume(turn.program, me, turn.now)
     turn.answer("resumed", membership.resumed_context(turn.program, me["id"], by_date=False))
     return status
