@@ -78,7 +78,13 @@ def cmd_import(config: configuration.Config, args: argparse.Namespace) -> int:
     report = roster.import_csv(program, text, program.now())
     for line in report.lines():
         print(line)
-    return 0 if not report.problems else 1
+    if not report.problems:
+        return 0
+    # The contract's one-line reason on stderr; the rows themselves are listed above.
+    row, _, what = report.problems[0]
+    more = f" (and {len(report.problems) - 1} more rows)" if len(report.problems) > 1 else ""
+    print(f"mailflow import: row {row}: {what}{more}", file=sys.stderr)
+    return 1
 
 
 def cmd_export(config: configuration.Config, args: argparse.Namespace) -> int:

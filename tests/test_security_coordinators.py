@@ -292,6 +292,8 @@ def test_a_huge_cell_is_a_problem_with_its_row_not_a_crash(home, tmp_path, progr
     result = run_cli(program.home, "import", str(path), MAILFLOW_COORDINATORS=COORDINATOR)
     assert result.returncode == 1
     assert b"Traceback" not in result.stderr
+    [reason] = result.stderr.decode().splitlines()[-1:]
+    assert reason.startswith("mailflow import: row 3: the row cannot be read")
     assert "row 3 (no email): the row cannot be read (field larger than field limit" in (
         result.stdout.decode()
     )
