@@ -389,12 +389,13 @@ LARGE = {
 
 @pytest.mark.parametrize("text", LARGE.values(), ids=LARGE.keys())
 def test_large_body_is_fast(text: str) -> None:
-    """The best of two runs, so that a busy machine does not fail the test."""
+    """CPU time, the best of two runs: a machine busy with other work (the suite's other
+    worker, another build) stretched wall time past the bound with no change here."""
     timings = []
     for _ in range(2):
-        started = time.perf_counter()
+        started = time.process_time()
         trim_reply(text)
-        timings.append(time.perf_counter() - started)
+        timings.append(time.process_time() - started)
     assert min(timings) < 1.0
 
 
