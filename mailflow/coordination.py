@@ -26,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from mailflow import commands, coordinators, parse, signatures, tokens
+from mailflow import commands, coordinators, parse, tokens
 from mailflow.commands import Command
 from mailflow.compose import Attachment
 from mailflow.config import parse_time
@@ -179,23 +179,6 @@ def _carry_out(turn: Turn, ask: Ask, order: Order, proof: str) -> str:
     return outcome
 
 
-def _dkim_proof(turn: Turn) -> str | None:
-    """'dkim:DOMAIN' when the operator trusts DKIM and the message's signature verifies
-    for its From domain and covers this message to this program, lately; else None (a
-    confirmation round trip is needed)."""
-    config = turn.program.config
-    if not config.trust_dkim:
-        return None
-    domain = signatures.verified_domain(
-        _raw(turn, turn.row_id),
-        turn.sender.rsplit("@", 1)[1],
-        signatures.key_lookup(config.dkim_resolver),
-        program_address=config.address,
-        now=turn.now,
-    )
-    return f"dkim:{domain}" if domain else None
-
-
 def _lines(turn: Turn) -> list[str]:
     lines = turn.message.reply.splitlines()
     return lines if any(line.strip() for line in lines) else [turn.message.command_subject]
@@ -233,14 +216,12 @@ def _preview_waiting(turn: Turn, name: str) -> datetime | None:
     return None
 
 
-class _Budget:
+class _Allowance:
     """What one message may still spend: PER_MESSAGE of each kind, EXPENSIVE_PER_HOUR in
     all. `refusal` says why an order may not run (None: it may, and is counted)."""
 
-    def __init__(self, turn: Turn, proof: str | None):
+    def __init__(self, turn: Turn):
         self.turn = turn
-        self.proof = proof
-        self.checked_proof = proof is not None
         self.asked: Counter[str] = Counter()
         self.spent = _spent(turn)
 
@@ -253,7 +234,8 @@ class _Budget:
         if self.asked[name] > PER_MESSAGE[name]:
             most = "one" if PER_MESSAGE[name] == 1 else f"at most {PER_MESSAGE[name]}"
             return f"{most} {name} per message; send another message for the next."
-        if len(self.spent) >= EXPENSIVE_PER_HOUR and not self._proven():
+        # A signed message of the coordinator's own is not held back by what forgers spent.
+        if len(self.spent) >= EXPENSIVE_PER_HOUR and not self.turn.proven:
             free = self.spent[len(self.spent) - EXPENSIVE_PER_HOUR] + timedelta(hours=1)
             return (
                 f"limit reached, try again after {free:%H:%M} UTC (MATCH, IMPORT, EXPORT, STATS,"
@@ -261,12 +243,6 @@ class _Budget:
             )
         self.spent.append(self.turn.now)
         return None
-
-    def _proven(self) -> bool:
-        # A signed message of the coordinator's own is not held back by what forgers spent.
-        if not self.checked_proof:
-            self.proof, self.checked_proof = _dkim_proof(self.turn), True
-        return self.proof is not None
 
 
 def handle(turn: Turn, coordinator: coordinators.Coordinator) -> str:
@@ -277,10 +253,10 @@ def handle(turn: Turn, coordinator: coordinators.Coordinator) -> str:
         turn.answer("help", context)
         record(turn, "HELP", "own address", "help sent", False)
         return "help"
-    proof = None
-    if any(order.entry and order.entry.changes for order in wanted):
-        proof = _dkim_proof(turn)
-    budget = _Budget(turn, proof)
+    # Never a reply to a token here (that is `confirmed`): the proof is a trusted signature.
+    # Looked up only when something needs it: a change, or the hourly allowance spent.
+    proof = turn.proof if any(order.entry and order.entry.changes for order in wanted) else None
+    allowance = _Allowance(turn)
     results: list[tuple[str, str]] = []
     pending: list[Order] = []
     files: list[Attachment] = []
@@ -294,7 +270,7 @@ def handle(turn: Turn, coordinator: coordinators.Coordinator) -> str:
                 record(turn, order.line, "own address", "not understood", False)
             continue
         refusal = None if proof or not order.entry.changes else _waiting(turn, order.entry.name)
-        refusal = refusal or budget.refusal(order)
+        refusal = refusal or allowance.refusal(order)
         if refusal is not None:
             results.append((order.line, f"Not done: {refusal}"))
             record(turn, order.line, "refused: limit", refusal, False)
