@@ -43,7 +43,7 @@ from pathlib import Path
 from mailflow import logs, pipeline
 from mailflow.config import Config
 from mailflow.program import Program
-from mailflow.spool import Spool, Unreadable
+from mailflow.spool import Spool, Spooled, Unreadable
 from mailflow.store import lock_file, transaction
 
 log = logging.getLogger(__name__)
@@ -192,18 +192,23 @@ def _take_one(program: Program, spool: Spool, name: str) -> tuple[int, str, str]
             spool.set_aside(name, str(error))
             return None
         head = pipeline.parsed_once(spooled.raw)
-        row_id = pipeline.receive(
-            program,
-            spooled.raw,
-            spooled.envelope_from,
-            spooled.recipients,
-            spooled.via,
-            received_at=spooled.received_at,
-            spool=name,
-            head=head,
-        )
+        row_id = _store(program, spooled, name, head)
     state, outcome, now = pipeline.settle(program, row_id, head)
     return (row_id, state, outcome) if now else None
+
+
+def _store(program: Program, spooled: Spooled, name: str, head=None) -> int:
+    """A spool file's message as a row of the store, its file's name kept with it."""
+    return pipeline.receive(
+        program,
+        spooled.raw,
+        spooled.envelope_from,
+        spooled.recipients,
+        spooled.via,
+        received_at=spooled.received_at,
+        spool=name,
+        head=head,
+    )
 
 
 def sweep(program: Program, current: Current, *, tried: bool = False) -> int:
@@ -249,15 +254,7 @@ def blame(program: Program, spool: Spool, current: Current, doing: Doing) -> Non
         spool.set_aside(name, str(error))
         return
     with current.on("store", name), transaction(program.db):
-        row_id = pipeline.receive(
-            program,
-            spooled.raw,
-            spooled.envelope_from,
-            spooled.recipients,
-            spooled.via,
-            received_at=spooled.received_at,
-            spool=name,
-        )
+        row_id = _store(program, spooled, name)
         program.db.execute(
             "UPDATE messages SET attempts = 1, timeouts = ? WHERE id = ?",
             [int(doing.timed_out), row_id],
