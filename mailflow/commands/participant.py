@@ -104,16 +104,7 @@ def leave_now(turn: Turn, me: dict | None = None, *, proven: bool) -> str:
         return "already-left" if me else "unknown"
     if not proven:
         membership.hold_all_mail(turn.program, me, turn.now)
-        turn.answer(
-            "optout-confirmed",
-            {
-                "known": True,
-                "already": False,
-                "pending": True,
-                "partnership": participants.partnership(turn.program.db, me["id"]),
-            },
-            token_purpose=STOP_CONFIRM,
-        )
+        _ask_to_prove_stop(turn, me)
         return "mail-stopped (until the STOP is proven)"
     outcome = membership.leave(turn.program, me, turn.now, load_cadence(turn.program.config.rules))
     turn.answer("optout-confirmed", {"known": True, "already": False})
@@ -135,28 +126,27 @@ def stop_reply(turn: Turn, token: tokens.Token) -> str:
     word = " ".join(turn.first_line.lower().strip(" .!").split())
     me = _me(turn)
     if word in UNDO_WORDS:
-        if me is None or me["status"] != "paused":
-            turn.answer("resumed", {"was_paused": False, "status": me and me["status"]})
-            return "not-paused"
-        membership.resume(turn.program, me, turn.now)
-        turn.answer("resumed", membership.resumed_context(turn.program, me["id"], by_date=False))
-        return "stop-undone"
-    if word in LEAVE_WORDS:
+        outcome = _resume(turn, me, proven=True)
+        return outcome if outcome == "not-paused" else "stop-undone"
+    if word in LEAVE_WORDS or me is None or me["status"] == "left":
         return leave_now(turn, me, proven=True)
-    if me is None or me["status"] == "left":
-        return leave_now(turn, me, proven=True)
+    _ask_to_prove_stop(turn, me, unclear=True)
+    return "stop-unclear"
+
+
+def _ask_to_prove_stop(turn: Turn, me: dict, *, unclear: bool = False) -> None:
+    """The answer to a STOP waiting for its proof: mail has stopped; a reply finishes it."""
     turn.answer(
         "optout-confirmed",
         {
             "known": True,
             "already": False,
             "pending": True,
-            "unclear": True,
+            "unclear": unclear,
             "partnership": participants.partnership(turn.program.db, me["id"]),
         },
         token_purpose=STOP_CONFIRM,
     )
-    return "stop-unclear"
 
 
 def _ask(turn: Turn, action: str, context: dict, payload: dict) -> str:
