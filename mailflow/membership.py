@@ -483,19 +483,6 @@ def _traces(email: str, me: dict | None) -> Traces:
     return Traces(tuple(sorted(words, key=len, reverse=True)))
 
 
-def mail_text(raw: bytes) -> str:
-    """A mail's headers and parts decoded, as a reader sees them."""
-    try:
-        message = email.message_from_bytes(raw, policy=email.policy.default)
-        pieces = []
-        for name, value in message.items():
-            pieces.append(f"{name}: {value}")
-        pieces.extend(_decoded(part) for part in message.walk() if not part.is_multipart())
-        return "\n".join(pieces)
-    except Exception:  # damaged mail: what it says plainly is all there is to read
-        return raw.decode("utf-8", "replace")
-
-
 def _decoded(part: email.message.Message) -> str:
     content = part.get_payload(decode=True) or b""
     try:
@@ -518,10 +505,7 @@ def redacted_mail(raw: bytes, traces: Traces) -> bytes:
     ]
     kept = email.message.EmailMessage()
     for name, value in message.items():
-        if name.lower().startswith("content-") or name.lower() in (
-            "mime-version",
-            "dkim-signature",
-        ):
+        if name.lower().startswith("content-") or name.lower() in DROPPED_HEADERS:
             continue
         try:
             kept[name] = traces.scrub(str(value))
