@@ -78,14 +78,18 @@ def _deliver_maildir(folder: Path, row_id: int, created_at: str, raw: bytes) -> 
     # Not Path.glob, which compiles a pattern for every name it is given.
     if os.path.exists(new) or any(entry.startswith(name) for entry in os.listdir(cur)):
         return  # written before a crash: never a second copy
-    temporary = os.path.join(folder, "tmp", name)
-    # Readable by the owner only, whatever the umask of the process that delivers.
+    _write(os.path.join(folder, "tmp", name), new, raw)
+
+
+def _write(temporary: str | Path, final: str | Path, raw: bytes) -> None:
+    """Maildir's discipline: written whole in tmp/, fsynced, then renamed into place.
+    Readable by the owner only, whatever the umask of the process that delivers."""
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with open(descriptor, "wb") as handle:
         handle.write(raw)
         handle.flush()
         os.fsync(handle.fileno())
-    os.rename(temporary, new)
+    os.rename(temporary, final)
 
 
 # The last word to someone whose data was deleted: once it is out, nothing of it is kept.
@@ -159,13 +163,7 @@ def _scrub(db: sqlite_utils.Database, config: Config) -> None:
             if kept is None or not kept[0]:
                 os.unlink(entry.path)
                 continue
-            temporary = config.outbox / "tmp" / entry.name
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with open(descriptor, "wb") as handle:
-                handle.write(kept[0])
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.rename(temporary, entry.path)
+            _write(config.outbox / "tmp" / entry.name, entry.path, kept[0])
     with transaction(db):
         done = "UPDATE settings SET value = '[]' WHERE key = ? AND value = ?"
         db.execute(done, [SCRUB, found[0]])
