@@ -40,6 +40,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def listening(port: int) -> bool:
+    """Something accepts connections on 127.0.0.1:`port`."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
 def environment(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILFLOW_")}
     env.update(MAILFLOW_HOME=str(home), MAILFLOW_ADDRESS=PROGRAM, MAILFLOW_NOW=NOW)

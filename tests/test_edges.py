@@ -19,6 +19,7 @@ from tests.conftest import (
     body,
     form_text,
     free_port,
+    listening,
     run_cli,
     start_daemon,
     until,
@@ -82,7 +83,7 @@ def serving_web(home, timeout: str):
         MAILFLOW_HTTP_LISTEN=f"127.0.0.1:{port}",
         MAILFLOW_HTTP_TIMEOUT=timeout,
     )
-    until(lambda: connectable(port), "the one-click endpoint to listen")
+    until(lambda: listening(port), "the one-click endpoint to listen")
     return running, port
 
 
@@ -98,14 +99,6 @@ def patient_web(home):
     running, port = serving_web(home, "30")
     yield running, port
     running.stop()
-
-
-def connectable(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 def answer(port: int, request: bytes, then: bytes = b"") -> bytes:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import time
 
-from tests.conftest import PROGRAM, WAIT, compose, start_daemon, until, wire
+from tests.conftest import PROGRAM, WAIT, compose, listening, start_daemon, until, wire
 
 
 def handler_pid(home) -> int:
@@ -35,14 +34,6 @@ def alive(pid: int) -> bool:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:  # reaped meanwhile: no such file, or no such process
-        return False
-
-
-def listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
         return False
 
 
