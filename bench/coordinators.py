@@ -2,7 +2,7 @@
 
 STATS (figures, text and chart) and BROADCAST over N participants on a real SQLite store:
 the schema from the real code path (opening a `Program` applies `migrations/`), the rows
-from bulk SQL, the commands through the same `coordination.Ask` a coordinator's message
+from bulk SQL, the commands through the same `Ask` a coordinator's message
 builds. BROADCAST's cost is the time one message's handling holds the store's write lock.
 Measures, never fixes.
 """
@@ -17,12 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from mailflow import config, coordinators, pipeline, stats
-from mailflow.commands import coordinator as commands
-from mailflow.conversation import Turn
-from mailflow.coordination import Ask
-from mailflow.parse import parse
+from mailflow import config, pipeline
+from mailflow.conversation.coordinator import commands
+from mailflow.conversation.coordinator.ask import Ask
+from mailflow.conversation.turn import Turn
+from mailflow.model import coordinators, stats
 from mailflow.program import Program
+from mailflow.read.parse import parse
 from mailflow.store import transaction
 
 COUNTRIES = ["KE", "NG", "SE", "DE", "JP", "BR", "CA", "AU", "IN", "ZA", "GH", "US"]

@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from functools import cache
 from zoneinfo import ZoneInfo
 
-from mailflow.countries import country_name
+from mailflow.app.roster import COLUMNS
 from mailflow.matching import Applicant, Matching, Weights, match
-from mailflow.roster import COLUMNS
+from mailflow.read.countries import country_name
 
 # The moment offsets are taken at: the benchmark's MAILFLOW_NOW (southern summer time).
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

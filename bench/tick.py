@@ -42,12 +42,12 @@ from pathlib import Path
 
 from bench import exit_problem, markdown_table, run_child
 from mailflow import config as configuration
-from mailflow.cadence import Cadence, load_cadence
-from mailflow.compose import new_message_id
-from mailflow.countries import country_name
-from mailflow.participants import address_hash
+from mailflow.model.participants import address_hash
+from mailflow.model.rounds import add_months
 from mailflow.program import Program
-from mailflow.rounds import add_months
+from mailflow.read.countries import country_name
+from mailflow.rulebook.cadence import Cadence, load_cadence
+from mailflow.send.compose import new_message_id
 from mailflow.store import iso
 
 SEED = 2026
@@ -485,7 +485,8 @@ class Stages:
 
 def measure(scenario: Scenario, home: Path, profile: Path | None) -> dict:
     """Tick once at the scenario's `now` on the store in `home`; what it did and cost."""
-    from mailflow import endofterm, outbox, scheduler
+    from mailflow.schedule import endofterm, scheduler
+    from mailflow.send import outbox
 
     program = Program(program_config(home, scenario.now))
     base_mb = _rss_mb()

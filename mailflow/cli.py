@@ -11,10 +11,13 @@ import threading
 from pathlib import Path
 
 from mailflow import config as configuration
-from mailflow import coordinators, logs, outbox, pipeline, roster, store
-from mailflow.inbound import envelope
-from mailflow.inbound.smtp import Worker
+from mailflow import logs, pipeline, store
+from mailflow.app import roster
+from mailflow.model import coordinators
 from mailflow.program import Program
+from mailflow.receive import envelope
+from mailflow.receive.smtp import Worker
+from mailflow.send import outbox
 
 EX_TEMPFAIL = 75  # sysexits.h
 
@@ -131,7 +134,7 @@ def cmd_match(config: configuration.Config, args: argparse.Namespace) -> int:
 
 
 def cmd_tick(config: configuration.Config, args: argparse.Namespace) -> int:
-    from mailflow import scheduler
+    from mailflow.schedule import scheduler
 
     try:
         now = configuration.parse_time(args.now) if args.now else config.clock()
@@ -145,8 +148,8 @@ def cmd_tick(config: configuration.Config, args: argparse.Namespace) -> int:
 
 
 def cmd_schedule(config: configuration.Config, args: argparse.Namespace) -> int:
-    from mailflow import scheduler
-    from mailflow.cadence import load_cadence
+    from mailflow.rulebook.cadence import load_cadence
+    from mailflow.schedule import scheduler
 
     if args.days < 0:
         raise ValueError("--days must be 0 or more")
@@ -206,7 +209,7 @@ def cmd_serve(config: configuration.Config, args: argparse.Namespace) -> int:
 
 
 def cmd_poll_imap(config: configuration.Config, args: argparse.Namespace) -> int:
-    from mailflow.inbound.imap import Poller
+    from mailflow.receive.imap import Poller
 
     Program(config).close()  # migrations first, as every command, even if IMAP is down
     if args.once:

@@ -36,7 +36,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
-from mailflow.countries import country_name
+from mailflow.read.countries import country_name
 
 Progress = Callable[[str, int, int], None]
 NOT_ALLOWED = -1

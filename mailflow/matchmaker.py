@@ -12,12 +12,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from mailflow import matching, participants, rounds, wishes
-from mailflow.countries import country_name
+from mailflow import matching
+from mailflow.model import participants, rounds
 from mailflow.program import Program
-from mailflow.sending import send
+from mailflow.read import wishes
+from mailflow.read.countries import country_name
+from mailflow.read.timezones import utc_offset_minutes
+from mailflow.send.sending import send
 from mailflow.store import iso, transaction
-from mailflow.timezones import utc_offset_minutes
 
 ELIGIBLE = ("applied", "waiting")
 NOT_ELIGIBLE = {

@@ -20,9 +20,13 @@ import hashlib
 import json
 import logging
 
-from mailflow import bounces, budget, checkins, classify, conversation
-from mailflow.parse import Unreadable, parse, sender_of
+from mailflow import budget
+from mailflow.app import bounces
+from mailflow.conversation import router as conversation
+from mailflow.conversation.participant import checkins
 from mailflow.program import Program
+from mailflow.read import classify
+from mailflow.read.parse import Unreadable, parse, sender_of
 from mailflow.store import iso, transaction
 
 log = logging.getLogger(__name__)

@@ -12,10 +12,13 @@ from datetime import datetime
 
 import sqlite_utils
 
-from mailflow import coordinators, form, signatures, store
+from mailflow import store
 from mailflow.config import Config
-from mailflow.render import Renderer
-from mailflow.rounds import open_round
+from mailflow.model import coordinators
+from mailflow.model.rounds import open_round
+from mailflow.read import form
+from mailflow.send import signatures
+from mailflow.send.render import Renderer
 
 
 class Program:

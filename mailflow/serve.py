@@ -18,16 +18,17 @@ import signal
 import threading
 import time
 
-from mailflow import outbox, scheduler
 from mailflow.config import Config
-from mailflow.countries import normalise_country
-from mailflow.handling import Handling, wait_for_orphan
-from mailflow.inbound import http
-from mailflow.inbound.smtp import Worker, controller
-from mailflow.languages import normalise_language
 from mailflow.program import Program
-from mailflow.spool import Spool
-from mailflow.timezones import normalise_time_zone
+from mailflow.read.countries import normalise_country
+from mailflow.read.languages import normalise_language
+from mailflow.read.timezones import normalise_time_zone
+from mailflow.receive import http
+from mailflow.receive.handling import Handling, wait_for_orphan
+from mailflow.receive.smtp import Worker, controller
+from mailflow.receive.spool import Spool
+from mailflow.schedule import scheduler
+from mailflow.send import outbox
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def run_scheduler(config: Config, stop: threading.Event | None = None) -> None:
 
 def run_poller(config: Config, stop: threading.Event | None = None) -> None:
     """`mailflow poll-imap`: the IMAP poller alone, delivering what it queues."""
-    from mailflow.inbound.imap import Poller
+    from mailflow.receive.imap import Poller
 
     stop = stop or threading.Event()
     _stop_on_signals(stop)
@@ -120,7 +121,7 @@ def serve(
         log.info("mailflow listening on %s for %s", config.listen, config.address)
         web = http.start(worker, config.http_listen) if config.public_url else None
         if imap and config.imap_url:
-            from mailflow.inbound.imap import Poller
+            from mailflow.receive.imap import Poller
 
             # The daemon's delivery loop sends what the poller queues: the worker wakes it.
             poller = threading.Thread(

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mailflow import classify
-from mailflow.parse import parse
+from mailflow.read import classify
+from mailflow.read.parse import parse
 from tests.conftest import CORPORA, PROGRAM, Person, compose, start_daemon, until, wire
 
 SISIMAI = CORPORA / "sisimai-bounces"

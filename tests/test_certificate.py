@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pypdf import PdfReader
 
-from mailflow import certificate
-from mailflow.certificate import certificate_pdf
+from mailflow.schedule import certificate
+from mailflow.schedule.certificate import certificate_pdf
 
 TERM = {
     "program": "Open Mentors",

@@ -10,7 +10,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from mailflow.parse import parse
+from mailflow.read.parse import parse
 from tests.conftest import ANN_FORM, PROGRAM, form_text, wire
 
 SAMPLES = {

@@ -19,8 +19,8 @@ from unittest import mock
 import dkim
 import pytest
 
-from mailflow import signatures
-from mailflow.compose import new_message_id
+from mailflow.send import signatures
+from mailflow.send.compose import new_message_id
 from tests.conftest import (
     NOW,
     PROGRAM,

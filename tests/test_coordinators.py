@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mailflow import commands
-from mailflow.commands import coordinator as _registered  # noqa: F401  (registers them)
+from mailflow.conversation import commands
+from mailflow.conversation.coordinator import commands as _registered  # noqa: F401  (registers them)
 from tests.conftest import Person, body, compose, run_cli, start_daemon
 from tests.test_life_events import (
     ANN,

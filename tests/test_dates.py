@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailflow.dates import MONTHS, read_date
+from mailflow.read.dates import MONTHS, read_date
 
 NOW = datetime(2026, 11, 23, 14, 30, tzinfo=UTC)  # a Monday
 

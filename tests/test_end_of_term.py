@@ -11,9 +11,9 @@ import sqlite3
 import pypdf
 
 from mailflow import config as configuration
-from mailflow import scheduler
 from mailflow.config import parse_time
 from mailflow.program import Program
+from mailflow.schedule import scheduler
 from tests.conftest import Person, environment, run_cli
 from tests.test_life_events import ANN, BO, CHEN, daemon_at, inbox, status
 from tests.test_match_round import PEOPLE

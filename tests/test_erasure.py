@@ -220,7 +220,7 @@ def test_the_erasure_mark_is_keyed_with_the_installations_secret(daemon):
 def test_a_spool_file_is_the_owners_alone_whatever_the_umask(tmp_path):
     from datetime import UTC, datetime
 
-    from mailflow.spool import Spool
+    from mailflow.receive.spool import Spool
 
     was = os.umask(0o022)  # a process not started by the command line
     try:

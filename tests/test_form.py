@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailflow import form
-from mailflow.form import FIELDS, Problem, Profile
+from mailflow.read import form
+from mailflow.read.form import FIELDS, Problem, Profile
 
 RULES = Path(__file__).resolve().parents[1] / "rules"
 KEYS = [entry.key for entry in FIELDS]

@@ -24,25 +24,25 @@ from pathlib import Path
 
 import pytest
 
-from mailflow import (
-    checkins,
+from mailflow import config as configuration
+from mailflow import pipeline
+from mailflow.conversation import commands
+from mailflow.conversation.coordinator import commands as _coordinator  # registers them; ROUND
+from mailflow.conversation.participant import checkins
+from mailflow.conversation.participant import commands as _participant  # noqa: F401
+from mailflow.program import Program
+from mailflow.read import (
     classify,
-    commands,
     countries,
     dates,
     form,
     languages,
     parse,
-    pipeline,
     survey,
     timezones,
     trim,
     wishes,
 )
-from mailflow import config as configuration
-from mailflow.commands import coordinator as _coordinator  # registers them; ROUND
-from mailflow.commands import participant as _participant  # noqa: F401
-from mailflow.program import Program
 from tests.conftest import PROGRAM
 
 RULES = Path(__file__).resolve().parents[1] / "rules"

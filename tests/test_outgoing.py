@@ -138,7 +138,7 @@ def test_relay_delivery_retries_then_flushes(home):
 
 
 def test_with_a_dkim_key_every_mail_is_signed_for_the_program_domain(home, tmp_path):
-    from mailflow import signatures
+    from mailflow.send import signatures
     from tests.dns_stub import make_key
 
     private, public = make_key(tmp_path)
@@ -187,7 +187,7 @@ def test_a_dkim_key_that_cannot_sign_stops_the_start_with_the_reason(home, tmp_p
 def _composed(**changes) -> bytes:
     from datetime import UTC, datetime
 
-    from mailflow.compose import compose
+    from mailflow.send.compose import compose
 
     given = dict(
         template="help",

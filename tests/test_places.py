@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailflow import timezones
-from mailflow.countries import country_name, normalise_country
-from mailflow.languages import normalise_language
-from mailflow.timezones import normalise_time_zone, utc_offset_minutes
+from mailflow.read import timezones
+from mailflow.read.countries import country_name, normalise_country
+from mailflow.read.languages import normalise_language
+from mailflow.read.timezones import normalise_time_zone, utc_offset_minutes
 
 # --- countries ----------------------------------------------------------------------------
 

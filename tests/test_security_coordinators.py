@@ -17,8 +17,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-from mailflow import signatures
-from mailflow.coordinators import read_countries
+from mailflow.model.coordinators import read_countries
+from mailflow.send import signatures
 from tests import test_coordinator_proof as proof_tests
 from tests import test_coordinators as coordinator_tests
 from tests.conftest import PROGRAM, Person, compose, run_cli, wire

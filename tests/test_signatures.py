@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailflow import signatures
-from mailflow.signatures import key_lookup, sign
+from mailflow.send import signatures
+from mailflow.send.signatures import key_lookup, sign
 from tests.dns_stub import DnsStub, make_key
 
 KEY_NAME = "sel._domainkey.example.org"

@@ -12,9 +12,12 @@ from datetime import UTC, datetime
 import pytest
 from PIL import Image
 
-from mailflow import config, matchmaker, membership, roster, scheduler, stats
-from mailflow.cadence import load_cadence
+from mailflow import config, matchmaker
+from mailflow.app import membership, roster
+from mailflow.model import stats
 from mailflow.program import Program
+from mailflow.rulebook.cadence import load_cadence
+from mailflow.schedule import scheduler
 from tests.test_match_round import HEADER, PEOPLE
 
 MATCHED_AT = datetime(2026, 3, 2, 9, tzinfo=UTC)

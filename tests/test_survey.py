@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailflow.survey import SurveyAnswer, read_survey
+from mailflow.read.survey import SurveyAnswer, read_survey
 
 
 @pytest.mark.parametrize(

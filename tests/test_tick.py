@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mailflow.cadence import Cadence, latest_due, load_cadence
 from mailflow.config import parse_time
+from mailflow.rulebook.cadence import Cadence, latest_due, load_cadence
 from tests.conftest import Person, run_cli, start_daemon, until
 from tests.test_match_round import PEOPLE
 

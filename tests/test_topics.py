@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mailflow.topics import Topic, load_topics, topic_for_month
+from mailflow.rulebook.topics import Topic, load_topics, topic_for_month
 
 RULES = Path(__file__).resolve().parents[1] / "rules"
 

@@ -19,9 +19,10 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 from mailflow import config as configuration
-from mailflow import pipeline, scheduler
+from mailflow import pipeline
 from mailflow.config import parse_time
 from mailflow.program import Program
+from mailflow.schedule import scheduler
 from tests.conftest import PROGRAM, environment, run_cli
 from tests.test_match_round import roster
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mailflow import form, wishes
 from mailflow.matching import Applicant, Weights, describe, pair_scores
+from mailflow.read import form, wishes
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 

@@ -1,0 +1,225 @@
+"""The roster as CSV: bulk import of applicants and export of participants and partnerships.
+
+Import validates every row with the same rules as the emailed form and reports each bad
+row with its number and what to fix; good rows are saved even when others are not.
+Columns follow CONTRACT.md; a header row may name them in any order.
+
+Export writes cells a spreadsheet would run as a formula (starting with =, +, -, @, a tab
+or a carriage return) with a leading ' (OWASP's advice for CSV injection); import takes
+that ' off again, so an exported file imports unchanged. A country coordinator's import
+touches only participants of their countries, and tells nothing about anyone else: a row
+for someone outside them reads as a bad address does, and a country coordinator's counts
+do not tell an added person from an updated one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from mailflow.model import participants
+from mailflow.model.rounds import accepting
+from mailflow.program import Program
+from mailflow.read import form
+from mailflow.read.countries import country_name
+from mailflow.store import transaction
+
+COLUMNS = ("email", *participants.PROFILE_COLUMNS)
+EXPORT_COLUMNS = (*COLUMNS, "status", "partner_email")
+PARTNERSHIP_COLUMNS = ("round", "email_a", "email_b", "email_c", "start", "end", "status", "score")
+ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9.-]{1,252}\.[A-Za-z]{2,}$")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+BAD_ADDRESS = "the email address is missing or invalid"
+# A country coordinator's answer for a bad address and for someone who is not theirs alike.
+NOT_YOURS = "the email address is missing, invalid or not one you can import"
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    updated: int = 0
+    problems: list[tuple[int, str, str]] = field(default_factory=list)  # (row, email, what)
+    round: str = ""
+    merged: bool = False  # a country coordinator's: added and updated counted as one
+
+    def lines(self) -> list[str]:
+        counts = (
+            f"{self.added + self.updated} added or updated"
+            if self.merged
+            else f"{self.added} added, {self.updated} updated"
+        )
+        head = f"{counts}, {len(self.problems)} rows with problems (round: {self.round})"
+        return [head] + [
+            f"row {row} ({email or 'no email'}): {what}" for row, email, what in self.problems
+        ]
+
+
+def _cell(text: str) -> str:
+    """A cell as read: trimmed, and without the ' that export put before a formula."""
+    text = text.strip()
+    if len(text) > 1 and text[0] == "'" and text[1] in FORMULA_STARTS:
+        text = text[1:].strip()
+    return text
+
+
+def _rows(text: str, max_rows: int | None) -> Iterator[tuple[int, dict[str, str] | None, str]]:
+    """(row number, the row by column, '') for each row; (row number, None, what is wrong)
+    for a row that cannot be read, after which nothing more is read."""
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    columns = list(COLUMNS)
+    number, read = 0, 0
+    while True:
+        number += 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            # A cell over the csv module's field limit, or a broken quote: the rows after it
+            # can't be told apart reliably, so reading stops here.
+            yield number, None, f"the row cannot be read ({error}); rows after it were not read"
+            return
+        if not any(cell.strip() for cell in cells):
+            continue
+        cells = [_cell(cell) for cell in cells]
+        names = [cell.lower().replace(" ", "_") for cell in cells]
+        if number == 1 and "email" in names and set(names) <= set(EXPORT_COLUMNS):
+            columns = names
+            continue
+        read += 1
+        if max_rows is not None and read > max_rows:
+            yield (
+                number,
+                None,
+                f"this row and those after it were not read: one file may carry {max_rows:,}"
+                " rows; send the rest in another",
+            )
+            return
+        yield number, dict(zip(columns, cells, strict=False)), ""
+
+
+def import_csv(
+    program: Program,
+    text: str,
+    now: datetime,
+    *,
+    countries: frozenset[str] | None = None,
+    dry_run: bool = False,
+    max_rows: int | None = None,
+) -> ImportReport:
+    """Add or update applicants of the round accepting applications, in one transaction.
+
+    `countries`: only people of these countries may be imported, and only participants of
+    these countries changed (a country coordinator's IMPORT); `dry_run`: validate and
+    count, change nothing (the preview), and look up no address outside `countries`;
+    `max_rows`: rows after that many are reported, not read."""
+    db = program.db
+    report = ImportReport(merged=countries is not None)
+    bad_address = BAD_ADDRESS if countries is None else NOT_YOURS
+    with transaction(db):
+        current, _ = accepting(db, now)
+        report.round = current.name
+        for number, row, unreadable in _rows(text, max_rows):
+            if row is None:
+                report.problems.append((number, "", unreadable))
+                continue
+            email = row.get("email", "").lower()
+            if not ADDRESS.match(email):
+                report.problems.append((number, email, bad_address))
+                continue
+            answers = {key: row.get(key, "") for key in COLUMNS[1:]}
+            profile, problems = form.validate(answers, program.choices)
+            if problems:
+                what = "; ".join(f"{p.label}: {p.message}" for p in problems)
+                report.problems.append((number, email, what))
+                continue
+            assert profile is not None
+            if countries is not None:
+                if profile.country not in countries:
+                    report.problems.append((number, email, "not in one of your countries"))
+                    continue
+                existing = participants.find(db, email)
+                if existing is not None and existing["country"] not in countries:
+                    # Someone else's: refused at once, but the preview reads as for a newcomer.
+                    if not dry_run:
+                        report.problems.append((number, email, bad_address))
+                        continue
+                    existing = None
+                if existing is not None and existing["country"] != profile.country:
+                    report.problems.append(
+                        (number, email, "only a program-wide coordinator can change a country")
+                    )
+                    continue
+            if dry_run:
+                updated = participants.find(db, email) is not None
+            else:
+                participant_id, updated = participants.upsert(db, email, profile, now)
+                participants.enrol(db, participant_id, current.id, now)
+            if updated:
+                report.updated += 1
+            else:
+                report.added += 1
+    return report
+
+
+def _partners(db) -> dict[int, list[str]]:
+    """Each participant's partners in their active partnership."""
+    partners: dict[int, list[str]] = {}
+    rows = db.execute(
+        "SELECT member_a, member_b, member_c FROM partnerships WHERE state = 'active'"
+    ).fetchall()
+    emails = dict(db.execute("SELECT id, email FROM participants").fetchall())
+    for members in rows:
+        present = [m for m in members if m is not None]
+        for member in present:
+            partners[member] = [emails[o] for o in present if o != member]
+    return partners
+
+
+def export_participants(db, countries: frozenset[str] | None = None) -> Iterable[list[str]]:
+    """Everyone but erased rows; with `countries`, only the people of those countries."""
+    yield list(EXPORT_COLUMNS)
+    partners = _partners(db)
+    cursor = db.execute(
+        f"SELECT id, {', '.join(COLUMNS)}, status FROM participants"
+        " WHERE email NOT LIKE ? ORDER BY id",
+        [f"%@{participants.ERASED_DOMAIN}"],
+    )
+    for participant_id, *values in cursor:
+        record = dict(zip((*COLUMNS, "status"), values, strict=True))
+        if countries is not None and record["country"] not in countries:
+            continue
+        record["country"] = country_name(record["country"])
+        record["partner_email"] = "; ".join(partners.get(participant_id, []))
+        yield [str(record[column] or "") for column in EXPORT_COLUMNS]
+
+
+def export_partnerships(db, countries: frozenset[str] | None = None) -> Iterable[list[str]]:
+    """Every partnership; with `countries`, those with a member from one of them."""
+    yield list(PARTNERSHIP_COLUMNS)
+    cursor = db.execute(
+        "SELECT rounds.name, a.email, b.email, c.email, p.term_start, p.term_end, p.state,"
+        " p.score, a.country, b.country, c.country FROM partnerships p"
+        " JOIN rounds ON rounds.id = p.round_id"
+        " JOIN participants a ON a.id = p.member_a JOIN participants b ON b.id = p.member_b"
+        " LEFT JOIN participants c ON c.id = p.member_c ORDER BY p.id"
+    )
+    for *row, country_a, country_b, country_c in cursor:
+        if countries is not None and not {country_a, country_b, country_c} & countries:
+            continue
+        yield ["" if value is None else str(value) for value in row]
+
+
+def _safe(value: str) -> str:
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def to_csv(rows: Iterable[list[str]]) -> str:
+    """CSV for a spreadsheet: no cell can start a formula (see the module's docstring)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([_safe(c) for c in row] for row in rows)
+    return buffer.getvalue()

@@ -1,0 +1,151 @@
+"""Answers to check-ins: a reply to a `checkin` mail, read from its first line above the
+quote, as a number (1-4) or in words, and stored."""
+
+from __future__ import annotations
+
+import re
+
+from mailflow.app.alerts import alert
+from mailflow.conversation.participant.leaving import leave_now
+from mailflow.conversation.turn import Turn, continues, conversation_token
+from mailflow.model import tokens
+from mailflow.model.participants import find as find_participant
+from mailflow.rulebook.cadence import load_cadence
+from mailflow.send.sending import send
+from mailflow.store import iso
+
+MEANINGS = {
+    1: "we are in regular contact",
+    2: "we have had some contact",
+    3: "I have had no word from my partner",
+    4: "I want to leave the program",
+}
+# Longest first, so "no contact" is read before "contact".
+_WORDS = sorted(
+    [
+        ("in regular contact", 1),
+        ("regular contact", 1),
+        ("regular", 1),
+        ("some contact", 2),
+        ("a little", 2),
+        ("some", 2),
+        ("no word from my partner", 3),
+        ("no word", 3),
+        ("no contact", 3),
+        ("no reply", 3),
+        ("no answer", 3),
+        ("silent", 3),
+        ("i want to leave", 4),
+        ("leave", 4),
+    ],
+    key=lambda entry: -len(entry[0]),
+)
+
+
+ANSWER_CHARACTERS = 300
+
+
+def read_answer(line: str) -> int | None:
+    """1-4 from "1", "1.", "(2) some", "#3", "Regular contact!", "no word"; None otherwise."""
+    # The answer is a number or a short phrase at the start: a megabyte of line is not read.
+    text = line[:ANSWER_CHARACTERS].strip().lower()
+    number = re.match(r"^[#(\[]?\s*([1-4])(?![0-9])", text)
+    if number:
+        return int(number.group(1))
+    words = re.sub(r"[^\w\s]", " ", text)
+    words = " ".join(words.split())
+    for phrase, answer in _WORDS:
+        if re.search(rf"\b{re.escape(phrase)}\b", words):
+            return answer
+    return None
+
+
+def record_away(turn: Turn) -> str:
+    """An auto-reply (out of office) to a check-in: kept as such, not as an answer, so the
+    check-in stays open for when they are back. '' when it was not a reply to a check-in."""
+    _, token = conversation_token(turn)
+    if token is None or token.purpose != tokens.CHECKIN or token.address != turn.sender:
+        return ""
+    me = find_participant(turn.program.db, turn.sender)
+    if me is None:
+        return ""
+    number = token.payload["number"]
+    turn.program.db.execute(
+        "INSERT INTO away_notices (partnership_id, participant_id, number, message_row,"
+        " received_at) VALUES (?, ?, ?, ?, ?)",
+        [token.payload["partnership"], me["id"], number, turn.row_id, iso(turn.now)],
+    )
+    return f":away from check-in {number}"
+
+
+@continues(tokens.CHECKIN)
+def checkin_reply(turn: Turn, token: tokens.Token) -> str:
+    answer = read_answer(turn.first_line)
+    if answer is None:
+        # A fresh reply address for the same check-in: they may simply answer it again.
+        tokens.use(turn.program.db, token.token, turn.now)
+        turn.answer(
+            "checkin-unclear",
+            {"first_line": turn.first_line[:200], "meanings": MEANINGS},
+            token_purpose=tokens.CHECKIN,
+            payload=token.payload,
+        )
+        return "checkin-unclear"
+    tokens.use(turn.program.db, token.token, turn.now)
+    me = find_participant(turn.program.db, turn.sender)
+    partnership_id = token.payload["partnership"]
+    if me is not None:
+        turn.program.db.execute(
+            "INSERT INTO checkin_answers (partnership_id, participant_id, number, answer,"
+            " answered_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (partnership_id, participant_id, number)"
+            " DO UPDATE SET answer = excluded.answer, answered_at = excluded.answered_at",
+            [partnership_id, me["id"], token.payload["number"], answer, iso(turn.now)],
+        )
+    if answer == 4 and me is not None:
+        # "I want to leave": the same as STOP, answered with optout-confirmed; a reply to
+        # the check-in's token proves it, so the partnership ends at once.
+        return "checkin-4:" + leave_now(turn, me, proven=True)
+    nudged = []
+    if answer == 3 and me is not None:
+        nudged = _no_word(turn, me, partnership_id, token.payload["number"])
+    turn.answer("checkin-thanks", {"answer": answer, "meaning": MEANINGS[answer], "nudged": nudged})
+    return f"checkin-{answer}"
+
+
+def _no_word(turn: Turn, me: dict, partnership_id: int, number: int) -> list[str]:
+    """Nudge the silent partner(s) at once; past the rules' count of such answers in this
+    partnership, tell the coordinators. The names of those nudged."""
+    db, program = turn.program.db, turn.program
+    row = db.execute(
+        "SELECT member_a, member_b, member_c FROM partnerships WHERE id = ? AND state = 'active'",
+        [partnership_id],
+    ).fetchone()
+    if row is None:
+        return []
+    nudged = []
+    for member in [m for m in row if m is not None and m != me["id"]]:
+        partner = db.execute(
+            "SELECT email, name FROM participants WHERE id = ? AND status = 'matched'", [member]
+        ).fetchone()
+        if partner is None:
+            continue
+        send(
+            program,
+            template="partner-nudge",
+            to=partner[0],
+            name=partner[1],
+            context={"partner": me["name"], "partner_email": me["email"]},
+            key=f"nudge:{partnership_id}:{number}:{me['id']}:{member}",
+            now=turn.now,
+        )
+        nudged.append(partner[1])
+    count = db.execute(
+        "SELECT count(*) FROM checkin_answers WHERE partnership_id = ? AND answer = 3",
+        [partnership_id],
+    ).fetchone()[0]
+    threshold = load_cadence(program.config.rules).alert_no_word_answers
+    if count >= threshold:
+        detail = f"{count} answers of 'no word from my partner' so far"
+        alert(program, [(partnership_id, "no-word", "-", detail)], turn.now)
+    return nudged

@@ -1,1 +1,0 @@
-"""Receivers: thin adapters that hand raw bytes to the pipeline and answer for it."""

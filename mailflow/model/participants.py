@@ -1,0 +1,132 @@
+"""Participant records: saving a validated profile, enrolling in a round, reading back.
+
+Applying by email and `mailflow import` both save through here, so an address always has
+exactly one participant row and at most one application per round.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime
+
+import sqlite_utils
+
+from mailflow.read.form import FIELDS, Profile
+from mailflow.store import iso, records
+
+LIST_SEPARATOR = "; "
+PROFILE_COLUMNS = tuple(entry.key for entry in FIELDS)  # in form order
+ERASED_DOMAIN = "erased.invalid"  # RFC 2606: never a real address
+
+
+def upsert(
+    db: sqlite_utils.Database, email: str, profile: Profile, now: datetime
+) -> tuple[int, bool]:
+    """Insert or update the participant with this address; (id, was it an update)."""
+    record = profile.as_record()
+    existing = db.execute("SELECT id FROM participants WHERE email = ?", [email]).fetchone()
+    if existing:
+        assignments = ", ".join(f"{key} = ?" for key in record)
+        db.execute(
+            f"UPDATE participants SET {assignments}, updated_at = ? WHERE id = ?",
+            [*record.values(), iso(now), existing[0]],
+        )
+        return existing[0], True
+    columns = ", ".join(record)
+    marks = ", ".join("?" for _ in record)
+    cursor = db.execute(
+        f"INSERT INTO participants (email, {columns}, status, created_at, updated_at)"
+        f" VALUES (?, {marks}, 'applied', ?, ?)",
+        [email, *record.values(), iso(now), iso(now)],
+    )
+    return int(cursor.lastrowid), False
+
+
+def enrol(db: sqlite_utils.Database, participant_id: int, round_id: int, now: datetime) -> None:
+    """Record (or refresh) the participant's application to a round."""
+    db.execute(
+        "INSERT INTO applications (participant_id, round_id, applied_at, updated_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (participant_id, round_id)"
+        " DO UPDATE SET updated_at = excluded.updated_at",
+        [participant_id, round_id, iso(now), iso(now)],
+    )
+
+
+def select(db: sqlite_utils.Database, where: str, parameters: list) -> list[dict]:
+    """Whole participant records, in id order."""
+    return records(db.execute(f"SELECT * FROM participants WHERE {where} ORDER BY id", parameters))
+
+
+def find(db: sqlite_utils.Database, email: str) -> dict | None:
+    return next(iter(select(db, "email = ?", [email])), None)
+
+
+def by_id(db: sqlite_utils.Database, participant_id: int) -> dict | None:
+    return next(iter(select(db, "id = ?", [participant_id])), None)
+
+
+def split(value: str) -> list[str]:
+    return [item for item in (value or "").split(LIST_SEPARATOR) if item]
+
+
+def partnership(db: sqlite_utils.Database, participant_id: int) -> dict | None:
+    """The participant's active partnership: its term and the partners' names and addresses."""
+    row = db.execute(
+        "SELECT id, member_a, member_b, member_c, term_start, term_end FROM partnerships"
+        " WHERE state = 'active' AND ? IN (member_a, member_b, member_c)"
+        " ORDER BY id DESC LIMIT 1",
+        [participant_id],
+    ).fetchone()
+    if row is None:
+        return None
+    others = [m for m in row[1:4] if m is not None and m != participant_id]
+    marks = ", ".join("?" for _ in others)
+    partners = db.execute(
+        f"SELECT name, email FROM participants WHERE id IN ({marks}) ORDER BY id", others
+    ).fetchall()
+    return {
+        "partners": [{"name": name, "email": email} for name, email in partners],
+        "term_start": row[4][:10],
+        "term_end": row[5][:10],
+    }
+
+
+def address_hash(db: sqlite_utils.Database, email: str) -> str:
+    """The erasure mark of an address: an HMAC keyed with the installation's secret, so that
+    whoever has a copy of the database can't test a guessed address against it."""
+    secret = db.execute("SELECT value FROM settings WHERE key = 'message_id_secret'").fetchone()
+    return hmac.new(secret[0].encode(), _canonical(email), hashlib.sha256).hexdigest()
+
+
+def _canonical(email: str) -> bytes:
+    return email.strip().lower().encode()
+
+
+def _marks(db: sqlite_utils.Database, email: str) -> list[str]:
+    # Marks written before they were keyed are a bare SHA-256: still honoured, never written.
+    return [address_hash(db, email), hashlib.sha256(_canonical(email)).hexdigest()]
+
+
+def is_erased(db: sqlite_utils.Database, email: str) -> bool:
+    """Did the owner of this address have their data deleted? Then we never write to it."""
+    found = db.execute("SELECT 1 FROM erased WHERE address_hash IN (?, ?)", _marks(db, email))
+    return found.fetchone() is not None
+
+
+def mark_erased(db: sqlite_utils.Database, email: str, now: datetime) -> None:
+    db.execute(
+        "INSERT OR IGNORE INTO erased (address_hash, erased_at) VALUES (?, ?)",
+        [address_hash(db, email), iso(now)],
+    )
+
+
+def unerase(db: sqlite_utils.Database, email: str) -> None:
+    """They asked to take part again: the mark goes, whichever form it has."""
+    db.execute("DELETE FROM erased WHERE address_hash IN (?, ?)", _marks(db, email))
+
+
+def erased_placeholder(participant_id: int) -> str:
+    """The address an erased participant's row keeps: only its id, at a domain that can
+    never receive mail."""
+    return f"erased-{participant_id}@{ERASED_DOMAIN}"

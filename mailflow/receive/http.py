@@ -1,0 +1,159 @@
+"""One-click unsubscribe over HTTPS (RFC 8058), for mail clients' "Unsubscribe" buttons.
+
+`List-Unsubscribe` names `MAILFLOW_PUBLIC_URL/unsubscribe/TOKEN` when that is set; a
+reverse proxy with TLS forwards it to this small server on `MAILFLOW_HTTP_LISTEN`. A POST
+there is STOP for the token's address, done in the daemon's worker thread like any
+message. A GET only shows a button: link checkers and virus scanners follow links, and
+must never unsubscribe anyone.
+
+It faces the internet, so it trusts nothing a client sends: a POST needs a Content-Length
+of at most MOST_BODY (411 without one, 400 for anything else), a body that says
+`List-Unsubscribe=One-Click`, and no more than MAILFLOW_HTTP_TIMEOUT seconds between two
+reads; at most MOST_CONNECTIONS are served at once, the rest get a 503.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import logging
+import re
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from mailflow.conversation.participant import leaving
+from mailflow.receive.smtp import Worker
+
+log = logging.getLogger(__name__)
+
+PATH = re.compile(r"^/unsubscribe/([a-z2-7]{16})/?$")
+MOST_BODY = 4096
+# Connections served at once: each is a thread. Mail clients' one-click POSTs are rare and
+# quick; beyond this a client is answered 503 and closed, and no thread is started for it.
+MOST_CONNECTIONS = 32
+
+
+def unsubscribe(worker: Worker, token: str) -> bool:
+    """STOP for the address the token was issued to; False when the token is unknown."""
+    program = worker._program()
+    if not leaving.one_click(program, token, program.now()):
+        return False
+    worker.delivered.set()
+    return True
+
+
+def handler(worker: Worker) -> type[BaseHTTPRequestHandler]:
+    class Unsubscribe(BaseHTTPRequestHandler):
+        server_version = "mailflow"
+        # Seconds any read may wait: an idle or stalled client is closed, its thread freed.
+        timeout = worker.config.http_timeout
+
+        def _refuse(self, status: int, text: str) -> None:
+            self.close_connection = True  # what is left of the request is never read
+            self._reply(status, text)
+
+        def _reply(self, status: int, text: str) -> None:
+            body = text.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            match = PATH.match(self.path)
+            if not match:
+                self._reply(404, "<p>Not found.</p>")
+                return
+            action = html.escape(self.path)
+            self._reply(
+                200,
+                "<!doctype html><title>Unsubscribe</title><form method=post"
+                f' action="{action}"><input type=hidden name=List-Unsubscribe value=One-Click>'
+                "<p>Leave the program and receive no more mail from it?</p>"
+                "<button>Unsubscribe</button></form>",
+            )
+
+        def do_POST(self) -> None:
+            length = self.headers.get("Content-Length")
+            if length is None:
+                self._refuse(411, "<p>A POST here needs a Content-Length.</p>")
+                return
+            if not length.strip().isdigit() or int(length) > MOST_BODY:
+                self._refuse(400, f"<p>Content-Length must be a number from 0 to {MOST_BODY}.</p>")
+                return
+            data = self.rfile.read(int(length))
+            match = PATH.match(self.path)
+            if not match:
+                self._reply(404, "<p>Not found.</p>")
+                return
+            # RFC 8058: the POST of a one-click unsubscribe says so in its body.
+            fields = urllib.parse.parse_qs(data.decode("ascii", "replace"))
+            if fields.get("List-Unsubscribe") != ["One-Click"]:
+                self._refuse(400, "<p>This is not a one-click unsubscribe (RFC 8058).</p>")
+                return
+            done = worker.executor.submit(unsubscribe, worker, match.group(1)).result()
+            if done:
+                self._reply(200, "<p>You have left the program. No more mail will be sent.</p>")
+            else:
+                self._reply(
+                    404,
+                    "<p>This unsubscribe link is unknown or has expired. Write STOP to the"
+                    " program's address instead.</p>",
+                )
+
+        def log_message(self, template: str, *args) -> None:
+            log.info("http %s", template % args)
+
+    return Unsubscribe
+
+
+class Server(ThreadingHTTPServer):
+    """A thread a connection, up to `MOST_CONNECTIONS` at once."""
+
+    daemon_threads = True
+    # socketserver's backlog of 5 leaves a burst of clients unanswered in the kernel (their
+    # SYNs dropped and retried) instead of answered 503 at once.
+    request_queue_size = 128
+
+    def __init__(self, address, handler_class, most: int = MOST_CONNECTIONS) -> None:
+        super().__init__(address, handler_class)
+        self.slots = threading.BoundedSemaphore(most)
+
+    def process_request(self, request, client_address) -> None:
+        if not self.slots.acquire(blocking=False):
+            log.warning(
+                "one-click endpoint: 503 to %s, %d connections open",
+                client_address[0],
+                MOST_CONNECTIONS,
+            )
+            with contextlib.suppress(OSError):
+                request.sendall(BUSY)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
+BUSY = (
+    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 23\r\n"
+    b"Connection: close\r\nRetry-After: 10\r\n\r\nBusy; try again later.\n"
+)
+
+
+def start(worker: Worker, listen: str) -> ThreadingHTTPServer:
+    host, _, port = listen.rpartition(":")
+    server = Server((host, int(port)), handler(worker))
+    threading.Thread(target=server.serve_forever, name="mailflow-http", daemon=True).start()
+    log.info("one-click unsubscribe listening on %s", listen)
+    return server

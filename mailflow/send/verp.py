@@ -1,0 +1,43 @@
+"""Per-recipient return paths (VERP): `local+bounce-CODE@domain`, CODE keyed with the
+installation's secret, so a bounce names the address it is about (whatever address the
+report itself names) and nobody can forge one that names somebody else."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # named for its type only: the program is built above sending
+    from mailflow.program import Program
+
+
+PREFIX = "bounce-"
+
+
+def return_path(program: Program, recipient: str) -> str:
+    """The envelope sender for mail to `recipient`: the VERP address that names them."""
+    config = program.config
+    code = hmac.new(
+        program.secret.encode(), b"bounce:" + recipient.lower().encode(), hashlib.sha256
+    ).hexdigest()[:20]
+    program.db.execute(
+        "INSERT OR IGNORE INTO bounce_codes (code, address) VALUES (?, ?)",
+        [code, recipient.lower()],
+    )
+    return f"{config.local_part}+{PREFIX}{code}@{config.domain}"
+
+
+def addressed(program: Program, recipients: tuple[str, ...]) -> str | None:
+    """The address a bounce is about, from the VERP recipient it was sent to."""
+    config = program.config
+    start = f"{config.local_part}+{PREFIX}"
+    for recipient in recipients:
+        local, _, domain = recipient.lower().partition("@")
+        if domain == config.domain and local.startswith(start):
+            row = program.db.execute(
+                "SELECT address FROM bounce_codes WHERE code = ?", [local[len(start) :]]
+            ).fetchone()
+            if row:
+                return row[0]
+    return None
