@@ -619,11 +619,12 @@ FOOTNOTES = (
 
 
 def _version() -> str:
-    """Which mailflow/matching.py was measured: it is still changing as this runs."""
-    path = ROOT / "mailflow" / "matching.py"
-    digest = hashlib.sha1(path.read_bytes()).hexdigest()[:12]
-    changed = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(path.stat().st_mtime))
-    return f"mailflow/matching.py {digest} (modified {changed} UTC)"
+    """Which mailflow/matching/ was measured: it is still changing as this runs."""
+    paths = sorted((ROOT / "mailflow" / "matching").glob("*.py"))
+    digest = hashlib.sha1(b"".join(path.read_bytes() for path in paths)).hexdigest()[:12]
+    latest = max(path.stat().st_mtime for path in paths)
+    changed = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(latest))
+    return f"mailflow/matching/ {digest} (modified {changed} UTC)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -121,7 +121,7 @@ def _progress():
 
 
 def cmd_match(config: configuration.Config, args: argparse.Namespace) -> int:
-    from mailflow import matchmaker
+    from mailflow.matching import matchmaker
 
     program = Program(config)
     plan = matchmaker.plan(program, program.now(), progress=_progress())

@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 import pytest
 from PIL import Image
 
-from mailflow import config, matchmaker
+from mailflow import config
 from mailflow.app import membership, roster
+from mailflow.matching import matchmaker
 from mailflow.model import stats
 from mailflow.program import Program
 from mailflow.rulebook.cadence import load_cadence

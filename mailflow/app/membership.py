@@ -22,8 +22,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from mailflow import matching, matchmaker
+from mailflow import matching
 from mailflow.config import parse_time
+from mailflow.matching import matchmaker
 from mailflow.model import participants, rounds
 from mailflow.program import Program
 from mailflow.rulebook.cadence import Cadence

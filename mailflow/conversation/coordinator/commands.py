@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from mailflow import matching, matchmaker
+from mailflow import matching
 from mailflow.app import membership, roster
 from mailflow.config import parse_time
 from mailflow.conversation.commands import command, listing
 from mailflow.conversation.coordinator.ask import AUDIENCE, Ask, Refusal
+from mailflow.matching import matchmaker
 from mailflow.model import coordinators as roles
 from mailflow.model import participants, rounds, stats
 from mailflow.read import dates

@@ -1,0 +1,249 @@
+"""The graph the matching works on, and the candidate graph of large rounds.
+
+`_Graph` holds scored edges between people, every allowed pair on small rounds. On large
+ones `_candidates` scores blocks of people who share an interest, a language or a wish,
+nearest in time zone, and keeps each person's best few; `_widen` then scores those a
+quick greedy matching leaves alone against the whole round, so that no one is left out
+for want of an edge.
+
+It never reads the store or the clock, and never decides who is paired: that is `solve`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse import csr_matrix
+
+from mailflow.matching.model import NOT_ALLOWED, Progress
+from mailflow.matching.population import _Population
+
+_ALONE_PER_PERSON = 8  # when widening, edges from each person to those left alone
+_WIDENED_PAIRS = 200_000_000  # pairs scored when widening: about 8 s
+
+
+class _Graph:
+    """Symmetric weighted edges between people (indexes), as CSR, with weight lookup."""
+
+    def __init__(self, n: int, rows: np.ndarray, cols: np.ndarray, weight: np.ndarray) -> None:
+        order = np.lexsort((cols, rows))
+        self.n = n
+        self.rows, self.cols, self.weight = rows[order], cols[order], weight[order]
+        self.keys = self.rows.astype(np.int64) * n + self.cols
+        self.indptr = np.searchsorted(self.rows, np.arange(n + 1))
+
+    @classmethod
+    def dense(cls, scores: np.ndarray) -> _Graph:
+        rows, cols = np.nonzero(scores >= 0)
+        return cls(len(scores), rows, cols, scores[rows, cols])
+
+    def lookup(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Weights of the edges (a, b); NOT_ALLOWED where there is no such edge."""
+        keys = np.asarray(a, dtype=np.int64) * self.n + np.asarray(b)
+        at = np.minimum(np.searchsorted(self.keys, keys), max(len(self.keys) - 1, 0))
+        if not len(self.keys):
+            return np.full(keys.shape, NOT_ALLOWED, dtype=np.int32)
+        return np.where(self.keys[at] == keys, self.weight[at], NOT_ALLOWED)
+
+    def neighbours(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        start, end = self.indptr[i], self.indptr[i + 1]
+        return self.cols[start:end], self.weight[start:end]
+
+    def subgraph_edges(self, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        inside = keep[self.rows] & keep[self.cols]
+        return self.rows[inside], self.cols[inside], self.weight[inside]
+
+
+def _candidates(population: _Population, progress: Progress | None) -> _Graph:
+    """A sparse candidate graph for large rounds: the best few partners of each person
+    among those who share an interest, a language or a wish, nearest in time zone.
+
+    Blocking by what people share, then comparing neighbours in time zone exactly, is the
+    sorted-neighbourhood method of record linkage: cheap, and it finds the strong pairs a
+    random sample misses.
+    """
+    w = population.weights
+    size, keep = w.block_size, w.candidates
+    by_offset = np.argsort(population.offset, kind="stable")
+    rank = np.empty_like(by_offset)
+    rank[by_offset] = np.arange(len(by_offset))
+    blocks: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def nearest(seekers: np.ndarray, holders: np.ndarray) -> None:
+        """Blocks of seekers, each with the holders nearest them in time zone."""
+        seekers = seekers[np.argsort(rank[seekers], kind="stable")]
+        holders = holders[np.argsort(rank[holders], kind="stable")]
+        for start in range(0, len(seekers), size):
+            chunk = seekers[start : start + size]
+            middle = np.searchsorted(rank[holders], rank[chunk[len(chunk) // 2]])
+            low = max(0, min(middle - size // 2, len(holders) - size))
+            blocks.append((chunk, holders[low : low + size]))
+
+    def members(matrix: csr_matrix) -> list[np.ndarray]:
+        columns = matrix.tocsc()
+        return [
+            columns.indices[columns.indptr[k] : columns.indptr[k + 1]]
+            for k in range(matrix.shape[1])
+        ]
+
+    groups = members(population.interests)
+    language_bits = population.languages
+    for word in range(language_bits.shape[1]):
+        for bit in range(64):
+            mask = (language_bits[:, word] >> np.uint64(bit)) & np.uint64(1)
+            speakers = np.flatnonzero(mask)
+            if len(speakers):
+                groups.append(speakers)
+    for group in groups:
+        if len(group) <= size:
+            blocks.append((group, group))
+            continue
+        # Within a large group, each country's members look at the members from every
+        # other country nearest them in time zone: sorted by time zone alone, a window
+        # in a big country's hours would hold nobody it may be paired with.
+        countries = population.country[group]
+        for country in np.unique(countries):
+            others = group[countries != country]
+            if len(others):
+                nearest(group[countries == country], others)
+
+    for seekers, holders in zip(
+        members(population.wishes), members(population.descriptions), strict=True
+    ):
+        if len(seekers) and len(holders):
+            nearest(seekers, holders)
+
+    found = []
+    for done, (rows, cols) in enumerate(blocks):
+        found.append(_best_of_scores(rows, cols, population.score_block(rows, cols), keep))
+        if progress and done % 50 == 0:
+            progress("finding candidates", done, len(blocks))
+    if progress:
+        progress("finding candidates", len(blocks), len(blocks))
+    if not found:
+        return _Graph(population.n, *(np.zeros(0, np.int64),) * 3)
+    rows, cols, weight = (np.concatenate(part) for part in zip(*found, strict=True))
+    if not len(weight):
+        return _Graph(population.n, rows, cols, weight)
+    rows, cols = rows.astype(np.int64), cols.astype(np.int64)
+    del found
+    # Each person keeps their best `keep` (ties by index), and every kept edge both ways:
+    # edges in both directions, sorted by person, best first, as one int64 key each.
+    n = population.n
+    ranks, distinct = _weight_ranks(weight)
+    levels = len(distinct)
+    worse = (levels - 1 - ranks).astype(np.int64)
+    keys = np.concatenate([(rows * levels + worse) * n + cols, (cols * levels + worse) * n + rows])
+    del rows, cols, worse
+    keys.sort()
+    keys = keys[np.r_[True, keys[1:] != keys[:-1]]]
+    rows, rest = np.divmod(keys, levels * n)
+    worse, cols = np.divmod(rest, n)
+    del keys, rest
+    starts = np.searchsorted(rows, rows)
+    best = (np.arange(len(rows)) - starts) < keep
+    weight = distinct[levels - 1 - worse[best]]
+    return _both_ways(n, rows[best], cols[best], weight)
+
+
+def _weight_ranks(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each weight's rank among the distinct weights, and those weights in order."""
+    if len(weight) and int(weight.max()) < 1 << 22:
+        present = np.bincount(weight) > 0
+        return (np.cumsum(present) - 1)[weight], np.flatnonzero(present)
+    distinct, rank = np.unique(weight, return_inverse=True)
+    return rank.reshape(-1), distinct
+
+
+def _best_of_scores(
+    rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, keep: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The `keep` highest scores (not NOT_ALLOWED) of each row, as edges."""
+    take = min(keep, len(cols))
+    best = np.argpartition(-scores, take - 1, axis=1)[:, :take]
+    picked = np.take_along_axis(scores, best, axis=1)
+    good = picked >= 0
+    return np.repeat(rows, take).reshape(len(rows), take)[good], cols[best][good], picked[good]
+
+
+def _both_ways(n: int, rows: np.ndarray, cols: np.ndarray, weight: np.ndarray) -> _Graph:
+    rows, cols = np.concatenate([rows, cols]), np.concatenate([cols, rows])
+    weight = np.concatenate([weight, weight])
+    keys = rows * n + cols
+    _, unique = np.unique(keys, return_index=True)
+    return _Graph(n, rows[unique], cols[unique], weight[unique].astype(np.int32))
+
+
+def _greedy(graph: _Graph, nodes: np.ndarray) -> np.ndarray:
+    """A quick matching of `nodes`, best edge first: each one's partner, or -1."""
+    mate = np.full(graph.n, -1, dtype=np.int64)
+    taken = bytearray(graph.n)
+    for i in np.setdiff1d(np.arange(graph.n), nodes).tolist():
+        taken[i] = 1
+    once = np.flatnonzero(graph.rows < graph.cols)  # each edge is stored both ways
+    order = once[np.argsort(-graph.weight[once], kind="stable")]
+    for a, b in zip(graph.rows[order].tolist(), graph.cols[order].tolist(), strict=True):
+        if not taken[a] and not taken[b]:
+            taken[a] = taken[b] = 1
+            mate[a], mate[b] = b, a
+    return mate
+
+
+def _widen(
+    population: _Population,
+    graph: _Graph,
+    nodes: np.ndarray,
+    mate: np.ndarray,
+    progress: Progress | None,
+) -> _Graph:
+    """Candidates against everyone for those a matching (`mate`) leaves alone.
+
+    Blocks find each person's best partners nearby, but a round's shape can need pairs
+    no block holds: when one country brings half the applicants, everyone abroad must
+    pair with one of them, wherever they live. Scoring those left alone against the
+    whole round gives the relaxation those edges: each one's best partners, their best
+    among those who could be freed for them (alone too, or paired with someone who could
+    take another of those alone), and everyone's best few among those alone, so that one
+    more pair is in reach.
+    """
+    alone = nodes[mate[nodes] < 0]
+    if not len(alone):
+        return graph
+    # Those with the fewest candidates first, and no more than the time allows.
+    degree = np.diff(graph.indptr)[alone]
+    alone = alone[np.argsort(degree, kind="stable")][: max(1, _WIDENED_PAIRS // len(nodes))]
+    step = max(1, 8_000_000 // len(nodes))  # rows per block, about 32 MB of scores
+    chunks = [alone[start : start + step] for start in range(0, len(alone), step)]
+
+    # Someone can be freed for one of those alone when they are alone too, or when their
+    # partner may pair with another of those alone: then one more pair is two swaps away.
+    could_take = np.zeros(graph.n, dtype=bool)
+    for chunk in chunks:
+        could_take[nodes] |= population.allowed_block(chunk, nodes).any(axis=0)
+    partner = mate[nodes]
+    freeable = (partner < 0) | could_take[np.maximum(partner, 0)]
+
+    keep = population.weights.candidates
+    found = [(graph.rows, graph.cols, graph.weight)]
+    best_scores, best_alone = [], []  # for everyone, the best of those alone in each chunk
+    for done, chunk in enumerate(chunks):
+        scores = population.score_block(chunk, nodes)
+        found.append(_best_of_scores(chunk, nodes, scores, keep))
+        best = np.argmax(scores, axis=0)
+        best_scores.append(scores[best, np.arange(len(nodes))])
+        best_alone.append(chunk[best])
+        scores[:, ~freeable] = NOT_ALLOWED
+        found.append(_best_of_scores(chunk, nodes, scores, keep))
+        if progress:
+            progress("widening candidates", done, len(chunks))
+    # Everyone's best few among those alone (one per chunk at most).
+    at, chunk_at, score = _best_of_scores(
+        np.arange(len(nodes)),
+        np.arange(len(chunks)),
+        np.stack(best_scores, axis=1),
+        _ALONE_PER_PERSON,
+    )
+    found.append((nodes[at], np.stack(best_alone, axis=1)[at, chunk_at], score))
+    rows, cols, weight = (
+        np.concatenate(part).astype(np.int64) for part in zip(*found, strict=True)
+    )
+    return _both_ways(graph.n, rows, cols, weight)

@@ -1,0 +1,268 @@
+"""A round: `match` takes the stages in turn, and smaller questions on the same score.
+
+`match` keeps the pairs made by hand, defers those beyond the country cap, builds the
+graph (complete, or candidates on large rounds), solves it, grows one group of three
+for the odd one out and says why anyone is left alone. `pair_scores`, `best_partner`,
+`allowed` and `broken_rules` answer with the same score and the same hard rules.
+
+It never reads the store, the clock or a file: applicants and weights are passed in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from mailflow.matching.candidates import _candidates, _Graph, _greedy, _widen
+from mailflow.matching.model import NOT_ALLOWED, Applicant, Matching, Pair, Progress, Weights
+from mailflow.matching.population import _any_common, _Population
+from mailflow.matching.solve import _Matcher
+from mailflow.read.countries import country_name
+
+
+def _defer_by_country(people: Sequence[Applicant], cap: float) -> set[int]:
+    """Indexes beyond the cap for their country, the latest (highest id) first: the real
+    program kept one country to a fifth of a round and moved the rest to the next."""
+    counts: dict[str, int] = {}
+    for person in people:
+        counts[person.country] = counts.get(person.country, 0) + 1
+    kept = dict(counts)
+    while True:  # shrink until every country fits within the share of what remains
+        total = sum(kept.values())
+        limit = max(1, math.floor(cap * total))
+        fitted = {c: min(kept[c], limit) for c in kept}
+        if fitted == kept:
+            break
+        kept = fitted
+    deferred, seen = set(), dict.fromkeys(counts, 0)
+    for i, person in enumerate(people):
+        seen[person.country] += 1
+        if seen[person.country] > kept[person.country]:
+            deferred.add(i)
+    return deferred
+
+
+def _why_alone(population: _Population, i: int, alone_count: int) -> str:
+    others = population.allowed_block(np.array([i]), np.arange(population.n))[0]
+    if not others.any():
+        person = population.people[i]
+        abroad = population.country != population.country[i]
+        speaks = _any_common(population.languages[[i]], population.languages)[0]
+        if (abroad & speaks).any():
+            return "everyone abroad who shares a language with them has been their partner"
+        languages = ", ".join(sorted(person.languages)) or "no language given"
+        return f"no one in another country in this round speaks {languages}"
+    if alone_count == 1:
+        return "the odd one out of an odd number: first in line for a partner"
+    return "no partner who suits them was left free: first in line for a partner"
+
+
+def match(
+    applicants: Sequence[Applicant],
+    weights: Weights,
+    *,
+    former: frozenset[frozenset[int]] = frozenset(),
+    fixed: Iterable[Sequence[int]] = (),
+    country_cap: float | None = None,
+    allow_trio: bool | None = None,
+    progress: Progress | None = None,
+    dense_up_to: int | None = None,
+) -> Matching:
+    """Pair everyone who can be paired, as well as can be proven, under the hard rules.
+
+    `fixed` pairs (made by hand) are kept as given; `country_cap` defers applicants beyond
+    that share of the round from one country; the odd one out joins a group of three when
+    `allow_trio` (default: the weights' group_of_three) and a fitting pair exists.
+    """
+    # In id order, so that the same round gives the same pairs however it was listed.
+    people = sorted(applicants, key=lambda person: person.id)
+    if len({p.id for p in people}) != len(people):
+        raise ValueError("an applicant appears twice")
+    population = _Population(people, weights, former)
+    country_cap = weights.country_cap if country_cap is None else country_cap
+    allow_trio = weights.group_of_three if allow_trio is None else allow_trio
+    dense_up_to = weights.dense_up_to if dense_up_to is None else dense_up_to
+
+    pairs: list[Pair] = []
+    busy = np.zeros(population.n, dtype=bool)
+    fixed_total = 0
+    for members in fixed:
+        try:
+            indexes = [population.index[m] for m in members]
+        except KeyError as missing:
+            raise ValueError(
+                f"a pair made by hand names {missing.args[0]}, not an applicant"
+            ) from None
+        if len(set(indexes)) != len(indexes) or busy[indexes].any() or len(indexes) < 2:
+            raise ValueError(f"a pair made by hand overlaps another or itself: {tuple(members)}")
+        busy[indexes] = True
+        score = _group_score(population, indexes, hard=False)
+        fixed_total += score
+        pairs.append(_pair(population, indexes, score, by_hand=True))
+
+    deferred_idx = set()
+    if country_cap:
+        free = [i for i in range(population.n) if not busy[i]]
+        beyond = _defer_by_country([people[i] for i in free], country_cap)
+        deferred_idx = {free[k] for k in beyond}
+        busy[list(deferred_idx)] = True
+    deferred = tuple(
+        (
+            people[i].id,
+            f"more than {country_cap:.0%} of this round's applicants are from "
+            f"{country_name(people[i].country)}: first in line for the next round",
+        )
+        for i in sorted(deferred_idx)
+    )
+
+    nodes = np.flatnonzero(~busy)
+    if len(nodes) <= dense_up_to:
+        if progress:
+            progress("scoring pairs", 0, 1)
+        dense = np.full((population.n, population.n), NOT_ALLOWED, dtype=np.int32)
+        dense[np.ix_(nodes, nodes)] = population.score_block(nodes, nodes)
+        if progress:
+            progress("scoring pairs", 1, 1)
+        graph, described = _Graph.dense(dense), "complete"
+    else:
+        dense = None
+        graph = _candidates(population, progress)
+        if busy.any():
+            graph = _Graph(population.n, *graph.subgraph_edges(~busy))
+        graph = _widen(population, graph, nodes, _greedy(graph, nodes), progress)
+        described = f"sparse top-{weights.candidates}"
+    matcher = _Matcher(graph, dense, progress)
+    relaxed = matcher.solve(nodes)
+
+    firsts = nodes[(matcher.mate[nodes] > nodes)]
+    seconds = matcher.mate[firsts]
+    scores = matcher.weight(firsts, seconds).astype(np.int64)
+    total = fixed_total + int(scores.sum())
+    matched = [[a, b] for a, b in zip(firsts.tolist(), seconds.tolist(), strict=True)]
+    alone = [i for i in nodes.tolist() if matcher.mate[i] < 0]
+    grown = _group_of_three(population, alone, matched) if allow_trio and alone else None
+    if grown is not None:
+        alone.remove(grown[0])
+    for g, group in enumerate(matched):
+        score = _group_score(population, group) if grown and g == grown[1] else int(scores[g])
+        pairs.append(_pair(population, group, score))
+    unmatched = tuple((people[i].id, _why_alone(population, i, len(alone))) for i in alone)
+    pairs.sort(key=lambda pair: min(pair.members))
+    return Matching(
+        pairs=tuple(pairs),
+        unmatched=unmatched,
+        deferred=deferred,
+        total=total,
+        upper_bound=relaxed // 2 + fixed_total,
+        candidate_graph=described,
+    )
+
+
+def _group_of_three(
+    population: _Population, alone: list[int], matched: list[list[int]]
+) -> tuple[int, int] | None:
+    """Add one person left alone to the pair that suits them best, if all three share a
+    language and live in three countries. Returns (person, index of the group)."""
+    if not matched:
+        return None
+    x, y = np.array(matched).T
+    everyone = np.arange(population.n)
+    best, choice = -1, None
+    for u in alone:
+        fits = population.allowed_block(np.array([u]), everyone)[0]
+        together = np.zeros(len(x), dtype=bool)
+        languages = population.languages
+        for word in range(languages.shape[1]):
+            together |= (languages[u, word] & languages[x, word] & languages[y, word]) != 0
+        candidates = np.flatnonzero(fits[x] & fits[y] & together)
+        if not len(candidates):
+            continue
+        one = np.array([u])
+        gain = (
+            population.score_block(one, x[candidates])[0]
+            + population.score_block(one, y[candidates])[0]
+        )
+        k = int(np.argmax(gain))
+        if gain[k] > best:
+            best, choice = int(gain[k]), (u, int(candidates[k]))
+    if choice is None:
+        return None
+    u, g = choice
+    matched[g].append(u)
+    return choice
+
+
+def _group_score(population: _Population, members: Sequence[int], *, hard: bool = True) -> int:
+    """A pair's score; for three, the mean of its three pairs, what each member gets."""
+    scores = [
+        population.score(a, b, hard=hard) for i, a in enumerate(members) for b in members[i + 1 :]
+    ]
+    return round(sum(scores) / len(scores))
+
+
+def _pair(
+    population: _Population, members: Sequence[int], score: int, *, by_hand: bool = False
+) -> Pair:
+    ids = tuple(sorted(population.people[m].id for m in members))
+    order = sorted(members, key=lambda m: population.people[m].id)
+    return Pair(ids, score, population.reasons(order), by_hand)
+
+
+def pair_scores(
+    applicants: Sequence[Applicant],
+    weights: Weights,
+    *,
+    former: frozenset[frozenset[int]] = frozenset(),
+) -> dict[tuple[int, int], int]:
+    """Every allowed pair (smaller id first) with the score `match` gives it."""
+    population = _Population(list(applicants), weights, former)
+    everyone = np.arange(population.n)
+    scores = population.score_block(everyone, everyone)
+    ids = [p.id for p in population.people]
+    rows, cols = np.nonzero(np.triu(scores >= 0, k=1))
+    return {
+        (min(ids[a], ids[b]), max(ids[a], ids[b])): int(scores[a, b])
+        for a, b in zip(rows.tolist(), cols.tolist(), strict=True)
+    }
+
+
+def best_partner(
+    seeker: Applicant,
+    candidates: Sequence[Applicant],
+    weights: Weights,
+    *,
+    former: frozenset[frozenset[int]] = frozenset(),
+) -> Pair | None:
+    """The seeker's pair with the best allowed partner among `candidates`, scored and
+    explained as `match` would (a rematch in mid-term); None when none is allowed. Ties go
+    to the smallest id, the one who has waited longest."""
+    people = [seeker, *sorted(candidates, key=lambda person: person.id)]
+    if len(people) < 2:
+        return None
+    population = _Population(people, weights, former)
+    scores = population.score_block(np.array([0]), np.arange(1, population.n))[0]
+    best = int(np.argmax(scores))
+    if scores[best] < 0:
+        return None
+    return _pair(population, [0, best + 1], int(scores[best]))
+
+
+def allowed(a: Applicant, b: Applicant, former: frozenset[frozenset[int]] = frozenset()) -> bool:
+    """The hard constraints: different countries, a language in common, never partners."""
+    return a.id != b.id and not broken_rules(a, b, former)
+
+
+def broken_rules(
+    a: Applicant, b: Applicant, former: frozenset[frozenset[int]] = frozenset()
+) -> list[str]:
+    """The hard constraints a pair breaks, as a coordinator reads them (a pair by hand)."""
+    broken = []
+    if a.country == b.country:
+        broken.append("both are in the same country")
+    if not {x.casefold() for x in a.languages} & {x.casefold() for x in b.languages}:
+        broken.append("they share no language")
+    if frozenset((a.id, b.id)) in former:
+        broken.append("they were partners before")
+    return broken
