@@ -8,7 +8,7 @@ Python code at work, so that the message's savepoint is rolled back and it is
 quarantined with the reason. Python's regular expressions look at signals as they run,
 but other C code (a SQLite statement, an extension) does not, and a signal's handler can
 only run in the main thread: for those, the handling process has a watchdog in `serve`
-(`mailflow.handling`) that kills it.
+(`mailflow.receive.handling`) that kills it.
 
 It must never be armed around anything but the handling of one message: the exception
 can come from any line within.

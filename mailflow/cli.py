@@ -16,7 +16,7 @@ from mailflow.app import roster
 from mailflow.model import coordinators
 from mailflow.program import Program
 from mailflow.receive import envelope
-from mailflow.receive.smtp import Worker
+from mailflow.receive.worker import Worker
 from mailflow.send import outbox
 
 EX_TEMPFAIL = 75  # sysexits.h

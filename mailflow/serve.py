@@ -2,7 +2,7 @@
 scheduler.
 
 The daemon writes each message to the spool before its 250; the handling process
-(`mailflow.handling`, a process of its own so that it has a core of its own) stores and
+(`mailflow.receive.handling`, a process of its own so that it has a core of its own) stores and
 handles it, and at start whatever was stored but not handled before a crash. This
 thread delivers the outbox within a second of anything queued, and runs the rules
 (`tick`) at start and every minute, unless `--no-scheduler`. With MAILFLOW_IMAP_URL it
@@ -25,8 +25,9 @@ from mailflow.read.languages import normalise_language
 from mailflow.read.timezones import normalise_time_zone
 from mailflow.receive import http
 from mailflow.receive.handling import Handling, wait_for_orphan
-from mailflow.receive.smtp import Worker, controller
+from mailflow.receive.smtp import controller
 from mailflow.receive.spool import Spool
+from mailflow.receive.worker import Worker
 from mailflow.schedule import scheduler
 from mailflow.send import outbox
 

@@ -4,7 +4,7 @@ A coordinator is program-wide (no countries) or a country coordinator, who sees 
 changes only the participants of their countries. `MAILFLOW_COORDINATORS` are added at
 every start as program-wide; others are added by `COORDINATOR ADD` or the CLI. Being
 listed here says only who may ask: proof that a message really comes from them is
-`coordination`'s business.
+`conversation.coordinator.proof`'s business.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from mailflow.conversation.participant import leaving
-from mailflow.receive.smtp import Worker
+from mailflow.receive.worker import Worker
 
 log = logging.getLogger(__name__)
 

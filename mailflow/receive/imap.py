@@ -26,7 +26,7 @@ from mailflow import pipeline
 from mailflow.config import Config
 from mailflow.program import Program
 from mailflow.receive import envelope
-from mailflow.receive.smtp import Worker
+from mailflow.receive.worker import Worker
 from mailflow.send import outbox
 from mailflow.store import iso, transaction
 

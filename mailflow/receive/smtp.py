@@ -18,18 +18,14 @@ import email.policy
 import email.utils
 import logging
 import ssl
-import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
-from mailflow import pipeline
 from mailflow.config import Config
-from mailflow.program import Program
 from mailflow.receive.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -43,38 +39,6 @@ def recipient_refusal(config: Config, recipient: str) -> str | None:
     if local == config.local_part or local.startswith(config.local_part + "+"):
         return None
     return "550 5.1.1 No such mailbox here"
-
-
-class Worker:
-    """One thread, one Program, for the receivers that store and handle a message
-    themselves (the IMAP poller, the one-click unsubscribe) and wait for the outcome."""
-
-    def __init__(self, config: Config, delivered: threading.Event) -> None:
-        self.config = config
-        self.delivered = delivered
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailflow-worker")
-        self.program: Program | None = None
-
-    def _program(self) -> Program:
-        if self.program is None:
-            self.program = Program(self.config)
-        return self.program
-
-    def run(self, job, *args):
-        """`job(program, *args)` on this thread."""
-        return self.executor.submit(lambda: job(self._program(), *args)).result()
-
-    def process(self, row_id: int) -> None:
-        try:
-            pipeline.process(self._program(), row_id)
-        except Exception:  # the store itself failed: the message stays 'received' for later
-            log.exception("message %d left for the next sweep", row_id)
-        self.delivered.set()  # wake the delivery loop: the answer is in the outbox
-
-    def close(self) -> None:
-        self.executor.shutdown(wait=True)
-        if self.program is not None:
-            self.program.close()
 
 
 class Throttle:

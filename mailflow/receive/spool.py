@@ -3,7 +3,7 @@
 Like Postfix's incoming queue or Mailman 3's queue directories, it parts taking mail from
 handling it. The SMTP daemon only writes files, so it never waits for the database
 (a long IMPORT, a round's end, a slow disk commit) and never shares a core with the
-handling; the handling process (`mailflow.handling`) moves each file into the store and
+handling; the handling process (`mailflow.receive.handling`) moves each file into the store and
 handles it in one transaction, then removes the file. Maildir's discipline keeps it
 safe: a file is written in `tmp/`, fsynced, and renamed into `new/` with the directory
 fsynced, so a file in `new/` is whole, and a crash mid-write leaves only debris in

@@ -1,7 +1,7 @@
 """When the program writes on its own: the cadence of `rules/schedule.toml`, and the dates
 it gives for one partnership.
 
-Pure date arithmetic; `scheduler` applies it to the store. Coordinators edit the numbers
+Pure date arithmetic; `schedule.scheduler` applies it to the store. Coordinators edit the numbers
 without touching code, so the file is read with errors that name the key.
 """
 

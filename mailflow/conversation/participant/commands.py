@@ -2,7 +2,7 @@
 erasing one's data, are `participant.leaving`).
 
 What changes a person's data or membership (UPDATE, PAUSE, AGAIN after leaving) is done
-at once only for a proven message (see conversation); otherwise it travels in the token
+at once only for a proven message (see `conversation.turn`); otherwise it travels in the token
 of a `change-confirm` mailed to the address, and a clear YES in reply carries it out.
 STOP stays easy: unproven, it stops all scheduled mail at once (an open-ended pause) and
 its answer carries a token; a reply to that proves it and ends the partnership, and
