@@ -304,6 +304,11 @@ def start_in_process(home: Path, *options: str, **extra: str) -> InProcess:
     return running
 
 
+def program_at(home: Path, now: str, **extra: str) -> InProcess:
+    """In process at `now`, with COORDINATOR configured."""
+    return start_in_process(home, MAILFLOW_NOW=now, MAILFLOW_COORDINATORS=COORDINATOR, **extra)
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "var"
