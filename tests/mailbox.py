@@ -88,3 +88,13 @@ def delivered(home: Path, address: str) -> list[EmailMessage]:
 
 def templates(home: Path, address: str) -> list[str]:
     return [m["X-Mailflow-Template"] for m in delivered(home, address)]
+
+
+def attachments(message: EmailMessage) -> dict[str, bytes]:
+    return {
+        part.get_filename(): part.get_payload(decode=True) for part in message.iter_attachments()
+    }
+
+
+def text(message: EmailMessage) -> str:
+    return message.get_body(("plain",)).get_content()

@@ -69,3 +69,10 @@ def partnerships(home: Path) -> list[tuple[str, str, str]]:
             " LEFT JOIN participants a ON a.id = p.member_a"
             " LEFT JOIN participants b ON b.id = p.member_b ORDER BY p.id"
         ).fetchall()
+
+
+def audit(home: Path) -> list[tuple]:
+    with sqlite3.connect(home / "mailflow.db") as db:
+        return db.execute(
+            "SELECT sender, command, proof, changed FROM audit ORDER BY id"
+        ).fetchall()
