@@ -20,7 +20,6 @@ copied for each test that asks for one (`matched`), or extended once a module (`
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import email
 import email.policy
@@ -91,19 +90,25 @@ def run_cli(home: Path, *args: str, stdin: bytes | None = None, **extra: str):
     )
 
 
-def tick(home: Path, now: str, **extra: str) -> str:
-    """`mailflow tick --now NOW`, which must succeed; what it printed. Its own function
-    (`cli.cmd_tick`) in this process with the CLI's settings, which spares the tests
-    starting Python and SciPy for each tick; test_tick runs the command itself too."""
+def command(home: Path, *args: str, **extra: str) -> str:
+    """`mailflow ARGS`, which must succeed; what it printed. Run by the command's own
+    function (`cli.parser`'s choice) in this process with the CLI's settings: that spares a
+    test starting Python and SciPy for each command. `run_cli` runs the real process."""
+    chosen = cli.parser().parse_args(list(args))
     config = configuration.load(environment(home, **extra), cwd=home.parent)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        assert cli.cmd_tick(config, argparse.Namespace(now=now)) == 0
+        assert chosen.run(config, chosen) == 0, f"mailflow {' '.join(args)} failed"
     return printed.getvalue()
 
 
+def tick(home: Path, now: str, **extra: str) -> str:
+    """`mailflow tick --now NOW`, in process; what it printed."""
+    return command(home, "tick", "--now", now, **extra)
+
+
 def ingest(home: Path, messages: list[EmailMessage], now: str = NOW, **env: str) -> list[str]:
-    """`mailflow ingest` of each message as a file, one run; the outcome printed for each."""
+    """`mailflow ingest` of each message as a file, one run in process; each one's outcome."""
     folder = home.parent / "in"
     folder.mkdir(parents=True, exist_ok=True)
     files = []
@@ -111,9 +116,8 @@ def ingest(home: Path, messages: list[EmailMessage], now: str = NOW, **env: str)
         path = folder / f"{len(list(folder.iterdir())):04}.eml"
         path.write_bytes(wire(message))
         files.append(str(path))
-    run = run_cli(home, "ingest", *files, MAILFLOW_NOW=now, **env)
-    assert run.returncode == 0, run.stderr.decode()
-    return [line.split(": ", 2)[2] for line in run.stdout.decode().splitlines()]
+    printed = command(home, "ingest", *files, MAILFLOW_NOW=now, **env)
+    return [line.split(": ", 2)[2] for line in printed.splitlines()]
 
 
 def until(condition, what: str, timeout: float = WAIT):

@@ -15,7 +15,7 @@ from PIL import Image
 from mailflow import config, matchmaker, membership, roster, scheduler, stats
 from mailflow.cadence import load_cadence
 from mailflow.program import Program
-from tests.test_match_round import HEADER, PEOPLE
+from tests.people import HEADER, PEOPLE
 
 MATCHED_AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
 NOW = datetime(2026, 4, 16, 9, tzinfo=UTC)

@@ -23,7 +23,7 @@ from mailflow import pipeline, scheduler
 from mailflow.config import parse_time
 from mailflow.program import Program
 from tests.conftest import PROGRAM, environment, run_cli
-from tests.test_match_round import roster
+from tests.people import roster
 
 COORDINATOR = "coord@program.example.org"
 PLACES = [
