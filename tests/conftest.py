@@ -305,7 +305,10 @@ class InProcess(Home):
 
 def start_in_process(home: Path, *options: str, **extra: str) -> InProcess:
     """The program over `home` with the daemon's settings (MAILFLOW_NOW and `extra`), and,
-    unless `--no-scheduler`, the rules run once and delivered, as `serve` does at start."""
+    unless `--no-scheduler`, the rules run once and delivered, as `serve` does at start.
+    The country, language and city tables are built first, as `serve` builds them before
+    any mail comes (once a process): the first form's handling budget is not spent on them."""
+    serve.warm_up()
     home.parent.mkdir(parents=True, exist_ok=True)
     config = configuration.load(environment(home, **extra), cwd=home.parent)
     running = InProcess(home=home, program=Program(config))
