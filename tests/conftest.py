@@ -1,19 +1,32 @@
-"""A real mailflow daemon per test: `mailflow serve` in a subprocess on a free 127.0.0.1 port,
-a fresh MAILFLOW_HOME, mail sent over real SMTP and answers read from the real Maildir.
+"""The program the tests write to, in two backends with one face, and the homes they use.
 
-Conversation tests read like the exchange they check (Salmon's RouterConversation):
+- In process (`start_in_process`, the `program` fixture; Salmon's RouterConversation): a
+  message is stored and handled the handling process's way (`pipeline.receive`, then
+  `pipeline.settle`) on a real Program over the home's SQLite file, and its answers are
+  delivered to the real Maildir at once. No daemon, no subprocess, no socket: for tests
+  of what the program answers.
+- The daemon (`start_daemon`, the `daemon` fixture): `mailflow serve` in a subprocess on a
+  free 127.0.0.1 port, mail sent over real SMTP. For tests of receiving: SMTP, the spool,
+  the handling process, crash safety, IMAP, the relay.
+
+Conversation tests read like the exchange they check:
 `reply = ann.say("APPLY", expect="application-form")`. "Nothing was sent" is checked
 without sleeping: the store says when a message is handled, and its answers are queued in
 the same transaction, so after that point the outbox rows for it are final.
+
+A matched home (eight people in four partnerships) is made once a run by the real CLI and
+copied for each test that asks for one (`matched`), or extended once a module (`prepared`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import email.utils
+import io
 import os
-import re
+import shutil
 import smtplib
 import socket
 import sqlite3
@@ -26,11 +39,22 @@ from pathlib import Path
 
 import pytest
 
+from mailflow import cli, pipeline, serve
+from mailflow import config as configuration
+from mailflow.program import Program
+from mailflow.receive.smtp import recipient_refusal
+from mailflow.send import outbox
+from mailflow.store import transaction
+from tests.dns_stub import DnsStub, make_key
+from tests.mailbox import NOW, PROGRAM, compose, outbox_row, wire
+from tests.people import COORDINATOR, KENYA, WAITING, roster, status
+from tests.signing import DOMAIN, EVIL, SELECTOR
+
+__all__ = ["NOW", "PROGRAM", "compose", "outbox_row", "wire"]  # the tests import them from here
+
 ROOT = Path(__file__).resolve().parents[1]
 CORPORA = ROOT.parent / "shared" / "corpora"
 MAILFLOW = Path(sys.executable).parent / "mailflow"
-PROGRAM = "program@example.org"
-NOW = "2026-03-02T09:00:00Z"
 WAIT = 15.0
 
 
@@ -67,15 +91,34 @@ def run_cli(home: Path, *args: str, stdin: bytes | None = None, **extra: str):
     )
 
 
-def wire(message: EmailMessage | bytes) -> bytes:
-    """The bytes a real client puts on the wire: CRLF line ends (smtplib sends bytes as is)."""
-    raw = message if isinstance(message, bytes) else message.as_bytes()
-    return re.sub(rb"\r?\n", b"\r\n", raw)
+def command(home: Path, *args: str, **extra: str) -> str:
+    """`mailflow ARGS`, which must succeed; what it printed. Run by the command's own
+    function (`cli.parser`'s choice) in this process with the CLI's settings: that spares a
+    test starting Python and SciPy for each command. `run_cli` runs the real process."""
+    chosen = cli.parser().parse_args(list(args))
+    config = configuration.load(environment(home, **extra), cwd=home.parent)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert chosen.run(config, chosen) == 0, f"mailflow {' '.join(args)} failed"
+    return printed.getvalue()
 
 
-def outbox_row(path: Path) -> int:
-    """The outbox row a Maildir file was written from (its name is STAMP.MROW.mailflow)."""
-    return int(path.name.split(".M")[1].split(".")[0])
+def tick(home: Path, now: str, **extra: str) -> str:
+    """`mailflow tick --now NOW`, in process; what it printed."""
+    return command(home, "tick", "--now", now, **extra)
+
+
+def ingest(home: Path, messages: list[EmailMessage], now: str = NOW, **env: str) -> list[str]:
+    """`mailflow ingest` of each message as a file, one run in process; each one's outcome."""
+    folder = home.parent / "in"
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for message in messages:
+        path = folder / f"{len(list(folder.iterdir())):04}.eml"
+        path.write_bytes(wire(message))
+        files.append(str(path))
+    printed = command(home, "ingest", *files, MAILFLOW_NOW=now, **env)
+    return [line.split(": ", 2)[2] for line in printed.splitlines()]
 
 
 def until(condition, what: str, timeout: float = WAIT):
@@ -89,10 +132,10 @@ def until(condition, what: str, timeout: float = WAIT):
 
 
 @dataclass
-class Daemon:
+class Home:
+    """What both backends share: the home's store and Maildir, read as the daemon's are."""
+
     home: Path
-    port: int
-    process: subprocess.Popen
 
     @property
     def maildir(self) -> Path:
@@ -106,14 +149,6 @@ class Daemon:
     def query(self, sql: str, *params) -> list[sqlite3.Row]:
         with self.db() as connection:
             return connection.execute(sql, params).fetchall()
-
-    def smtp(self) -> smtplib.SMTP:
-        return smtplib.SMTP("127.0.0.1", self.port, timeout=WAIT)
-
-    def send(self, message: EmailMessage | bytes, sender: str = "", to: list[str] | None = None):
-        raw = wire(message)
-        with self.smtp() as client:
-            return client.sendmail(sender or "bounce@example.net", to or [PROGRAM], raw)
 
     def handled(self, message_id: str) -> sqlite3.Row:
         """Wait until the message is handled; its row (state, outcome)."""
@@ -171,6 +206,20 @@ class Daemon:
 
         return until(arrived, f"answers to {message_id} in the Maildir") if wanted else []
 
+
+@dataclass
+class Daemon(Home):
+    port: int
+    process: subprocess.Popen
+
+    def smtp(self) -> smtplib.SMTP:
+        return smtplib.SMTP("127.0.0.1", self.port, timeout=WAIT)
+
+    def send(self, message: EmailMessage | bytes, sender: str = "", to: list[str] | None = None):
+        raw = wire(message)
+        with self.smtp() as client:
+            return client.sendmail(sender or "bounce@example.net", to or [PROGRAM], raw)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -210,20 +259,133 @@ def start_daemon(home: Path, *options: str, **extra: str) -> Daemon:
     return daemon
 
 
+@dataclass
+class InProcess(Home):
+    """The program without the daemon (Salmon's RouterConversation). A message said to it
+    is refused per recipient as the SMTP daemon's RCPT refuses it, else stored and handled
+    in one transaction as the handling process does (`pipeline.receive` with the message
+    parsed once, then `pipeline.settle`), and what that queued is delivered to the Maildir
+    at once, as the delivery loop would within the second. Its "now" is MAILFLOW_NOW."""
+
+    program: Program
+    open: bool = True
+
+    def send(self, message: EmailMessage | bytes, sender: str = "", to: list[str] | None = None):
+        """As smtplib's sendmail: the recipients refused; SMTPRecipientsRefused if all were."""
+        raw = wire(message)
+        refused = {}
+        for recipient in to or [PROGRAM]:
+            if refusal := recipient_refusal(self.program.config, recipient):
+                code, _, text = refusal.partition(" ")
+                refused[recipient] = (int(code), text.encode())
+        accepted = [recipient for recipient in to or [PROGRAM] if recipient not in refused]
+        if not accepted:
+            raise smtplib.SMTPRecipientsRefused(refused)
+        program = self.program
+        head = pipeline.parsed_once(raw)
+        with transaction(program.db):
+            row_id = pipeline.receive(
+                program, raw, sender or "bounce@example.net", accepted, "smtp", head=head
+            )
+            state, outcome, now = pipeline.settle(program, row_id, head)
+        if now:
+            pipeline.log_outcome(row_id, state, outcome)
+        self.deliver()
+        return refused
+
+    def deliver(self) -> None:
+        outbox.deliver(self.program.db, self.program.config, self.program.now())
+
+    def stop(self) -> None:
+        """Deliver what is due and let go of the store; a second stop does nothing."""
+        if self.open:
+            self.deliver()
+            self.program.close()
+            self.open = False
+
+
+def start_in_process(home: Path, *options: str, **extra: str) -> InProcess:
+    """The program over `home` with the daemon's settings (MAILFLOW_NOW and `extra`), and,
+    unless `--no-scheduler`, the rules run once and delivered, as `serve` does at start.
+    The country, language and city tables are built first, as `serve` builds them before
+    any mail comes (once a process): the first form's handling budget is not spent on them."""
+    serve.warm_up()
+    home.parent.mkdir(parents=True, exist_ok=True)
+    config = configuration.load(environment(home, **extra), cwd=home.parent)
+    running = InProcess(home=home, program=Program(config))
+    if "--no-scheduler" not in options:
+        serve.run_rules(running.program)
+    running.deliver()
+    return running
+
+
+def program_at(home: Path, now: str, **extra: str) -> InProcess:
+    """In process at `now`, with COORDINATOR configured."""
+    return start_in_process(home, MAILFLOW_NOW=now, MAILFLOW_COORDINATORS=COORDINATOR, **extra)
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "var"
 
 
-@pytest.fixture
-def matched(home: Path, tmp_path: Path) -> Path:
-    """Eight people in four partnerships (Ann with Chen Jing, Bo with Dee Brown, ...),
-    introduced on Monday 2 March 2026 at 09:00; the term ends on 2 July at 09:00."""
-    from tests.test_match_round import roster
-
-    assert run_cli(home, "import", str(roster(tmp_path))).returncode == 0
+@pytest.fixture(scope="session")
+def matched_template(tmp_path_factory) -> Path:
+    """Eight people in four partnerships, made once a run by the real CLI; never changed:
+    tests get a copy (`matched`), modules extend a copy (`prepared`)."""
+    folder = tmp_path_factory.mktemp("matched")
+    home = folder / "var"
+    assert run_cli(home, "import", str(roster(folder))).returncode == 0
     assert run_cli(home, "match").returncode == 0
     return home
+
+
+@pytest.fixture
+def matched(home: Path, matched_template: Path) -> Path:
+    """Eight people in four partnerships (Ann with Chen Jing, Bo with Dee Brown, ...),
+    introduced on Monday 2 March 2026 at 09:00; the term ends on 2 July at 09:00."""
+    shutil.copytree(matched_template, home)
+    return home
+
+
+@pytest.fixture(scope="module")
+def prepared(matched_template: Path, tmp_path_factory) -> Path:
+    """The matched home, and Ivo and Jo (Kenya) left waiting by round 2's matching on 3
+    March; a coordinator for Kenya and Sweden added by the CLI. Made once a module."""
+    folder = tmp_path_factory.mktemp("prepared")
+    home = folder / "var"
+    shutil.copytree(matched_template, home)
+    later = "2026-03-03T09:00:00Z"
+    path = roster(folder, WAITING)
+    assert run_cli(home, "import", str(path), MAILFLOW_NOW=later).returncode == 0
+    assert run_cli(home, "match", MAILFLOW_NOW=later).returncode == 0
+    added = run_cli(home, "coordinator", "add", KENYA, "--countries", "KE,Sweden")
+    assert added.returncode == 0, added.stderr
+    assert status(home, "ivo@lib.example.ke") == "waiting"
+    return home
+
+
+@pytest.fixture
+def coordinated(prepared: Path, tmp_path: Path):
+    """A copy of the prepared home, in process on 4 March 2026 with COORDINATOR configured
+    and one-click unsubscribe offered."""
+    home = tmp_path / "var"
+    shutil.copytree(prepared, home)
+    running = start_in_process(
+        home,
+        MAILFLOW_NOW="2026-03-04T09:00:00Z",
+        MAILFLOW_COORDINATORS=COORDINATOR,
+        MAILFLOW_PUBLIC_URL="https://mentoring.example.org",
+    )
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def program(home: Path):
+    running = start_in_process(home)
+    yield running
+    running.stop()
 
 
 @pytest.fixture
@@ -233,40 +395,33 @@ def daemon(home: Path):
     running.stop()
 
 
-def compose(
-    sender: str,
-    body: str,
-    subject: str = "",
-    to: str = PROGRAM,
-    name: str = "",
-    in_reply_to: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = email.utils.formataddr((name, sender)) if name else sender
-    message["To"] = to
-    message["Subject"] = subject
-    message["Date"] = email.utils.formatdate()
-    message["Message-ID"] = email.utils.make_msgid(domain="client.test")
-    if in_reply_to:
-        message["In-Reply-To"] = in_reply_to
-        message["References"] = in_reply_to
-    for key, value in (headers or {}).items():
-        message[key] = value
-    message.set_content(body)
-    return message
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory) -> dict[str, tuple[bytes, str]]:
+    """(private PEM, public p=) for the coordinator's domain and for an attacker's."""
+    folder = tmp_path_factory.mktemp("keys")
+    return {DOMAIN: make_key(folder), EVIL: make_key(folder)}
+
+
+@pytest.fixture
+def dns(keys):
+    records = {
+        f"{SELECTOR}._domainkey.{domain}": f"v=DKIM1; k=rsa; p={public}"
+        for domain, (_, public) in keys.items()
+    }
+    with DnsStub(records) as stub:
+        yield stub
 
 
 @dataclass
 class Person:
-    """One correspondent of the program, as a test writes it."""
+    """One correspondent of the program, as a test writes it; `program` is either backend."""
 
-    daemon: Daemon
+    program: InProcess | Daemon
     address: str
     name: str = ""
 
     def send(self, message: EmailMessage, to: str | None = None) -> EmailMessage:
-        self.daemon.send(message, sender=self.address, to=[to or str(message["To"])])
+        self.program.send(message, sender=self.address, to=[to or str(message["To"])])
         return message
 
     def say(
@@ -282,7 +437,7 @@ class Person:
         return self.expect(message, expect)
 
     def expect(self, message: EmailMessage, expect: str | list[str] | None):
-        answers = self.daemon.mail_for(message["Message-ID"])
+        answers = self.program.mail_for(message["Message-ID"])
         names = [answer["X-Mailflow-Template"] for answer in answers]
         if expect is None:
             assert names == [], f"expected no answer, got {names}"
@@ -355,10 +510,39 @@ def form_text(answers: dict[str, str] | None = None, **changes: str) -> str:
 
 
 @pytest.fixture
-def ann(daemon: Daemon) -> Person:
-    return Person(daemon, "ann@uni.example.edu", "Ann Okafor")
+def ann(program: InProcess) -> Person:
+    return Person(program, "ann@uni.example.edu", "Ann Okafor")
 
 
 @pytest.fixture
-def bob(daemon: Daemon) -> Person:
-    return Person(daemon, "bob@library.example.org", "Bob Smith")
+def bob(program: InProcess) -> Person:
+    return Person(program, "bob@library.example.org", "Bob Smith")
+
+
+# -- the handling process, seen from outside -----------------------------------------------
+
+
+def handler_pid(home) -> int:
+    """The handling process's pid, from the lock file it holds."""
+    path = home / "mailflow.db.handling-lock"
+    return until(
+        lambda: int(text) if (text := path.read_text().strip() if path.exists() else "") else None,
+        "the handling process to start",
+    )
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A process that exited but was not yet reaped by its parent is a zombie: gone.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:  # reaped meanwhile: no such file, or no such process
+        return False
+
+
+def journal(home) -> str:
+    return (home.parent / "daemon.log").read_text()

@@ -1,4 +1,5 @@
-"""Applying by email, over real SMTP: the form, its problems, proof of address, updates."""
+"""Applying by email: the form, its problems, proof of address, updates. In process, but
+for one whole application over real SMTP, which keeps the daemon's path in the exchange."""
 
 from __future__ import annotations
 
@@ -6,7 +7,15 @@ import re
 
 import pytest
 
-from tests.conftest import PROGRAM, body, form_text, run_cli, start_daemon
+from tests.conftest import (
+    PROGRAM,
+    Person,
+    body,
+    compose,
+    form_text,
+    run_cli,
+    start_in_process,
+)
 
 TOKEN_ADDRESS = re.compile(r"^program\+([a-z2-7]{16})@example\.org$")
 LABELS = (
@@ -25,8 +34,8 @@ LABELS = (
 )
 
 
-def participants(daemon):
-    return [dict(row) for row in daemon.query("SELECT * FROM participants ORDER BY id")]
+def participants(program):
+    return [dict(row) for row in program.query("SELECT * FROM participants ORDER BY id")]
 
 
 @pytest.mark.parametrize("word", ["APPLY", "join", "Sign up", "apply."])
@@ -38,28 +47,29 @@ def test_apply_sends_the_form_with_a_token_reply_address(ann, word):
         assert label in text
     assert "reply to this message" in text.lower()
     assert form["Auto-Submitted"] == "auto-replied"
-    assert participants(ann.daemon) == []
+    assert participants(ann.program) == []
 
 
 def test_apply_in_the_subject_with_an_empty_body(ann):
     ann.say("", subject="Apply", expect="application-form")
 
 
-def test_a_valid_form_replied_to_the_token_is_saved(ann):
+def test_a_valid_form_replied_to_the_token_is_saved(daemon):
+    ann = Person(daemon, "ann@uni.example.edu", "Ann Okafor")  # over SMTP, the whole way
     form = ann.say("APPLY", expect="application-form")
     received = ann.reply(form, form_text(), expect="application-received")
     text = body(received)
     assert "Country: United States (US)" in text
     assert "Time zone: America/New_York" in text
-    [saved] = participants(ann.daemon)
+    [saved] = participants(ann.program)
     assert saved["email"] == "ann@uni.example.edu"
     assert saved["country"] == "US"
     assert saved["time_zone"] == "America/New_York"
     assert saved["languages"] == "English; Spanish"
     assert saved["status"] == "applied"
-    [application] = ann.daemon.query("SELECT * FROM applications")
+    [application] = ann.program.query("SELECT * FROM applications")
     assert application["participant_id"] == saved["id"]
-    assert ann.daemon.query("SELECT name FROM rounds WHERE id = ?", application["round_id"])[0][0]
+    assert ann.program.query("SELECT name FROM rounds WHERE id = ?", application["round_id"])[0][0]
 
 
 @pytest.mark.parametrize(
@@ -77,7 +87,7 @@ def test_a_valid_form_replied_to_the_token_is_saved(ann):
 def test_countries_in_the_forms_people_write_them(ann, written, code):
     form = ann.say("APPLY", expect="application-form")
     ann.reply(form, form_text(country=written, time_zone="UTC+3"), expect="application-received")
-    assert participants(ann.daemon)[0]["country"] == code
+    assert participants(ann.program)[0]["country"] == code
 
 
 def test_every_problem_is_listed_at_once_and_only_wrong_lines_need_fixing(ann):
@@ -91,11 +101,11 @@ def test_every_problem_is_listed_at_once_and_only_wrong_lines_need_fixing(ann):
     assert "Name: Ann Okafor" in text  # the answers quoted back
     assert "Role: Reference librarian" in text
     assert TOKEN_ADDRESS.match(str(problems["Reply-To"]))
-    assert participants(ann.daemon) == []
+    assert participants(ann.program) == []
     fixed = "Country: Nigeria\nCareer stage: mid career\nTime zone: Lagos"
     received = ann.reply(problems, fixed, expect="application-received")
     assert "Country: Nigeria (NG)" in body(received)
-    [saved] = participants(ann.daemon)
+    [saved] = participants(ann.program)
     assert (saved["country"], saved["career_stage"], saved["time_zone"]) == (
         "NG",
         "mid career",
@@ -108,15 +118,15 @@ def test_a_cold_form_is_confirmed_by_reply_before_it_is_saved(ann):
     confirm = ann.say(form_text(), subject="My application", expect="application-confirm")
     assert "Name: Ann Okafor" in body(confirm)
     assert TOKEN_ADDRESS.match(str(confirm["Reply-To"]))
-    assert participants(ann.daemon) == []
+    assert participants(ann.program) == []
     ann.reply(confirm, "yes", expect="application-received")
-    assert [p["email"] for p in participants(ann.daemon)] == ["ann@uni.example.edu"]
+    assert [p["email"] for p in participants(ann.program)] == ["ann@uni.example.edu"]
 
 
 def test_a_cold_form_can_be_cancelled(ann):
     confirm = ann.say(form_text(), expect="application-confirm")
     ann.reply(confirm, "CANCEL", expect="application-cancelled")
-    assert participants(ann.daemon) == []
+    assert participants(ann.program) == []
 
 
 def test_a_forger_cannot_apply_for_someone_else(ann, bob):
@@ -124,7 +134,7 @@ def test_a_forger_cannot_apply_for_someone_else(ann, bob):
     # a token he never received is refused, and nothing is saved for anyone.
     confirm = ann.say(form_text(), expect="application-confirm")
     bob.reply(confirm, "yes", expect="token-expired")
-    assert participants(ann.daemon) == []
+    assert participants(ann.program) == []
 
 
 def test_a_second_application_updates_and_never_duplicates(ann):
@@ -135,31 +145,29 @@ def test_a_second_application_updates_and_never_duplicates(ann):
         form, form_text(role="Head of research services"), expect="application-received"
     )
     assert "updated" in str(again["Subject"]).lower()
-    [saved] = participants(ann.daemon)
+    [saved] = participants(ann.program)
     assert saved["role"] == "Head of research services"
-    assert len(ann.daemon.query("SELECT * FROM applications")) == 1
+    assert len(ann.program.query("SELECT * FROM applications")) == 1
 
 
 def test_a_token_works_once(ann):
     form = ann.say("APPLY", expect="application-form")
     ann.reply(form, form_text(), expect="application-received")
     ann.reply(form, form_text(role="Archivist"), expect="token-expired")
-    assert participants(ann.daemon)[0]["role"] == "Reference librarian"
+    assert participants(ann.program)[0]["role"] == "Reference librarian"
 
 
 def test_an_unknown_token_address_is_answered(ann):
     ann.say(form_text(), to="program+aaaaaaaaaaaaaaaa@example.org", expect="token-expired")
-    assert participants(ann.daemon) == []
+    assert participants(ann.program) == []
 
 
 def test_a_token_expires_after_seven_days(home):
-    first = start_daemon(home)
-    from tests.conftest import Person
-
+    first = start_in_process(home)
     ann = Person(first, "ann@uni.example.edu")
     form = ann.say("APPLY", expect="application-form")
     first.stop()
-    later = start_daemon(home, MAILFLOW_NOW="2026-03-09T09:00:01Z")
+    later = start_in_process(home, MAILFLOW_NOW="2026-03-09T09:00:01Z")
     try:
         late = Person(later, "ann@uni.example.edu")
         late.reply(form, form_text(), expect="token-expired")
@@ -193,14 +201,12 @@ def test_only_the_text_above_the_quote_counts(ann, client):
     form = ann.say("APPLY", expect="application-form")
     text = form_text(country="Kenya", time_zone="Nairobi") + "\n\n" + QUOTES[client]
     ann.reply(form, text, quote=False, expect="application-received")
-    [saved] = participants(ann.daemon)
+    [saved] = participants(ann.program)
     assert (saved["country"], saved["time_zone"]) == ("KE", "Africa/Nairobi")
 
 
 def test_the_form_is_read_from_html_only_mail(ann):
     form = ann.say("APPLY", expect="application-form")
-    from tests.conftest import compose
-
     html = (
         "<html><body>"
         + "".join(
@@ -215,7 +221,7 @@ def test_the_form_is_read_from_html_only_mail(ann):
     message.set_content(html, subtype="html")
     ann.send(message, to=str(form["Reply-To"]))
     ann.expect(message, "application-received")
-    assert participants(ann.daemon)[0]["country"] == "GH"
+    assert participants(ann.program)[0]["country"] == "GH"
 
 
 def test_ingest_applies_the_same_way(home, tmp_path):
@@ -232,14 +238,14 @@ def test_ingest_applies_the_same_way(home, tmp_path):
 
 
 def test_an_application_after_the_window_closed_waits_for_the_next_round(ann):
-    with ann.daemon.db() as db:
+    with ann.program.db() as db:
         db.execute("UPDATE rounds SET closes_at = '2026-03-01T00:00:00+00:00' WHERE id = 1")
     form = ann.say("APPLY", expect="application-form")
     waitlisted = ann.reply(form, form_text(), expect="application-waitlisted")
     text = body(waitlisted)
     assert "Applications for Round 1 had already closed" in text
     assert "saved it for the next round, Round 2" in text
-    rounds = ann.daemon.query("SELECT id, name, state FROM rounds ORDER BY id")
+    rounds = ann.program.query("SELECT id, name, state FROM rounds ORDER BY id")
     assert [(r["name"], r["state"]) for r in rounds] == [("Round 1", "open"), ("Round 2", "open")]
-    [application] = ann.daemon.query("SELECT round_id FROM applications")
+    [application] = ann.program.query("SELECT round_id FROM applications")
     assert application["round_id"] == rounds[1]["id"]

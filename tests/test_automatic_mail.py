@@ -14,7 +14,17 @@ import pytest
 
 from mailflow.read import classify
 from mailflow.read.parse import parse
-from tests.conftest import CORPORA, PROGRAM, Person, compose, start_daemon, until, wire
+from tests.conftest import (
+    CORPORA,
+    PROGRAM,
+    Person,
+    compose,
+    start_daemon,
+    start_in_process,
+    tick,
+    until,
+    wire,
+)
 
 SISIMAI = CORPORA / "sisimai-bounces"
 BOUNCES = sorted((SISIMAI / "bsd").glob("*.eml"))
@@ -113,15 +123,13 @@ def test_a_persons_subject_is_not_taken_for_an_auto_reply(subject: str):
 
 
 def test_an_out_of_office_reply_to_a_check_in_is_recorded_not_taken_as_an_answer(matched: Path):
-    from tests.conftest import run_cli
-
-    assert run_cli(matched, "tick", "--now", "2026-03-16T09:00:00Z").returncode == 0
-    daemon = start_daemon(matched, MAILFLOW_NOW="2026-03-16T10:00:00Z")
+    tick(matched, "2026-03-16T09:00:00Z")
+    program = start_in_process(matched, MAILFLOW_NOW="2026-03-16T10:00:00Z")
     try:
-        ann = Person(daemon, "ann@uni.example.edu", "Ann Okafor")
+        ann = Person(program, "ann@uni.example.edu", "Ann Okafor")
         [checkin] = [
             m
-            for m in daemon.delivered()
+            for m in program.delivered()
             if m["X-Mailflow-Template"] == "checkin"
             and m["To"].addresses[0].addr_spec == ann.address
         ]
@@ -132,10 +140,10 @@ def test_an_out_of_office_reply_to_a_check_in_is_recorded_not_taken_as_an_answer
             headers={"Auto-Submitted": "auto-replied"},
         )
         assert away is None
-        [row] = daemon.query("SELECT * FROM away_notices")
+        [row] = program.query("SELECT * FROM away_notices")
         assert row["number"] == 1
         assert (
-            daemon.query(
+            program.query(
                 "SELECT * FROM checkin_answers WHERE participant_id = ?", row["participant_id"]
             )
             == []
@@ -144,4 +152,4 @@ def test_an_out_of_office_reply_to_a_check_in_is_recorded_not_taken_as_an_answer
         thanks = ann.reply(checkin, "1", expect="checkin-thanks")
         assert "regular contact" in thanks.get_content()
     finally:
-        daemon.stop()
+        program.stop()

@@ -21,8 +21,17 @@ import email.utils
 import os
 import signal
 
-from tests.conftest import PROGRAM, compose, run_cli, start_daemon, until, wire
-from tests.test_handling import alive, handler_pid, journal
+from tests.conftest import (
+    PROGRAM,
+    alive,
+    compose,
+    handler_pid,
+    journal,
+    run_cli,
+    start_daemon,
+    until,
+    wire,
+)
 
 LINE = "the reading room of our library opens early on weekdays for students and staff"
 

@@ -74,11 +74,11 @@ def test_html_only_mail_in_a_legacy_charset_is_turned_into_text(charset: str):
     assert parsed.reply == SAMPLES[charset]
 
 
-def test_a_form_in_koi8_r_is_answered_with_the_name_spelled_right(daemon):
+def test_a_form_in_koi8_r_is_answered_with_the_name_spelled_right(program):
     answers = dict(ANN_FORM, Name="Иван Петров", Country="Россия", **{"Time zone": "Moscow"})
     raw = message(form_text(answers), "koi8-r", "8bit")
-    daemon.send(raw, sender="ann@uni.example.edu")
-    [answer] = daemon.mail_for("<charset@client.test>")
+    program.send(raw, sender="ann@uni.example.edu")
+    [answer] = program.mail_for("<charset@client.test>")
     assert answer["X-Mailflow-Template"] == "application-confirm"
     assert "Иван Петров" in answer.get_content()
     assert "Russia" in answer.get_content()

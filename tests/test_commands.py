@@ -1,4 +1,6 @@
-"""HELP, STATUS and not-understood; automatic mail is stored but never answered."""
+"""Commands by email (HELP, STATUS, what is not understood) and the mail never answered:
+automatic mail, bounces, delivery reports. In process, but for the null envelope sender,
+which only SMTP can say."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ def test_status_shows_the_details_exactly_as_stored(ann):
     form = ann.say("APPLY", expect="application-form")
     ann.reply(form, form_text(), expect="application-received")
     text = body(ann.say("", subject="status", expect="status"))
-    [saved] = ann.daemon.query("SELECT * FROM participants")
+    [saved] = ann.program.query("SELECT * FROM participants")
     for column, label in [
         ("name", "Name"),
         ("role", "Role"),
@@ -50,7 +52,7 @@ def test_anything_else_is_not_understood_with_the_help_text(ann):
 
 def test_the_answer_goes_to_from_never_to_reply_to(ann):
     ann.say("HELP", headers={"Reply-To": "victim@elsewhere.example"}, expect="help")
-    assert {r["recipient"] for r in ann.daemon.query("SELECT * FROM outbox")} == {
+    assert {r["recipient"] for r in ann.program.query("SELECT * FROM outbox")} == {
         "ann@uni.example.edu"
     }
 
@@ -67,13 +69,13 @@ AUTOMATIC = {
 
 
 @pytest.mark.parametrize("kind", sorted(AUTOMATIC))
-def test_automatic_mail_is_stored_but_never_answered(daemon, kind):
+def test_automatic_mail_is_stored_but_never_answered(program, kind):
     message = compose("ann@uni.example.edu", "APPLY", "Out of office", headers=AUTOMATIC[kind])
-    daemon.send(message, sender="ann@uni.example.edu")
-    row = daemon.handled(message["Message-ID"])
+    program.send(message, sender="ann@uni.example.edu")
+    row = program.handled(message["Message-ID"])
     assert row["state"] == "ignored"
     assert row["raw"]
-    assert daemon.answers_to(message["Message-ID"]) == []
+    assert program.answers_to(message["Message-ID"]) == []
 
 
 def test_auto_submitted_no_is_answered(ann):
@@ -90,10 +92,10 @@ def test_null_envelope_sender_is_never_answered(daemon):
     assert daemon.answers_to(message["Message-ID"]) == []
 
 
-def test_mailer_daemon_and_delivery_reports_are_never_answered(daemon):
+def test_mailer_daemon_and_delivery_reports_are_never_answered(program):
     bounce = compose("MAILER-DAEMON@mx.example.net", "HELP", "Undelivered Mail")
-    daemon.send(bounce, sender="ann@uni.example.edu")
-    assert daemon.handled(bounce["Message-ID"])["outcome"] == (
+    program.send(bounce, sender="ann@uni.example.edu")
+    assert program.handled(bounce["Message-ID"])["outcome"] == (
         "ignored:mailer-daemon:no failed address found"
     )
     report = (
@@ -106,16 +108,16 @@ def test_mailer_daemon_and_delivery_reports_are_never_answered(daemon):
         "Final-Recipient: rfc822; ann@uni.example.edu\nAction: failed\nStatus: 5.1.1\n"
         "--b--\n"
     ).encode()
-    daemon.send(report, sender="ann@uni.example.edu")
+    program.send(report, sender="ann@uni.example.edu")
     # It names Ann, but quotes no mail of ours to her: it counts against nobody.
-    assert daemon.handled("<dsn-1@mx.example.net>")["outcome"] == (
+    assert program.handled("<dsn-1@mx.example.net>")["outcome"] == (
         "ignored:delivery-report:names nobody we write to"
     )
-    assert daemon.query("SELECT * FROM outbox") == []
+    assert program.query("SELECT * FROM outbox") == []
 
 
-def test_mail_without_a_from_is_logged_not_answered(daemon):
+def test_mail_without_a_from_is_logged_not_answered(program):
     raw = f"To: {PROGRAM}\nSubject: help\nMessage-ID: <nofrom@client.test>\n\nHELP\n".encode()
-    daemon.send(raw, sender="ann@uni.example.edu")
-    assert daemon.handled("<nofrom@client.test>")["outcome"] == "ignored:no-sender"
-    assert daemon.query("SELECT * FROM outbox") == []
+    program.send(raw, sender="ann@uni.example.edu")
+    assert program.handled("<nofrom@client.test>")["outcome"] == "ignored:no-sender"
+    assert program.query("SELECT * FROM outbox") == []

@@ -1,5 +1,5 @@
-"""How a coordinator's command is proven, end to end: a real `mailflow serve`, real SMTP,
-real DKIM signatures checked against a DNS stub on 127.0.0.1, and the audit of it all.
+"""How a coordinator's command is proven, end to end: the program in process on a real
+store, real DKIM signatures checked against a DNS stub on 127.0.0.1, and the audit of it all.
 
 The From header proves nothing: a command that changes data runs at once only when the
 operator trusts DKIM and the signature verifies for the From domain; otherwise it waits
@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import re
 import secrets
-import shutil
-from contextlib import contextmanager
 from datetime import datetime
-from unittest import mock
 
 import dkim
 import pytest
@@ -28,17 +25,13 @@ from tests.conftest import (
     body,
     compose,
     run_cli,
-    start_daemon,
+    start_in_process,
     until,
     wire,
 )
-from tests.dns_stub import DnsStub, make_key
-from tests.test_match_round import COORDINATOR, PEOPLE, roster
+from tests.people import ANN, CHEN, COORDINATOR, PEOPLE
+from tests.signing import DOMAIN, EVIL, SELECTOR, signed, signing_at
 
-DOMAIN = "program.example.org"
-EVIL = "evil.example"
-SELECTOR = "sel"
-ANN, CHEN = "ann@uni.example.edu", "chen@lib.example.cn"
 OTHER_COORDINATOR = "second@program.example.org"
 STRANGER = "stranger@elsewhere.example"
 
@@ -46,80 +39,24 @@ STRANGER = "stranger@elsewhere.example"
 # -- fixtures ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory) -> dict[str, tuple[bytes, str]]:
-    """(private PEM, public p=) for the coordinator's domain and for an attacker's."""
-    folder = tmp_path_factory.mktemp("keys")
-    return {DOMAIN: make_key(folder), EVIL: make_key(folder)}
-
-
 @pytest.fixture
-def dns(keys):
-    records = {
-        f"{SELECTOR}._domainkey.{domain}": f"v=DKIM1; k=rsa; p={public}"
-        for domain, (_, public) in keys.items()
-    }
-    with DnsStub(records) as stub:
-        yield stub
-
-
-@pytest.fixture(scope="module")
-def matched_once(tmp_path_factory):
-    """The eight of the roster in four partnerships (Ann with Chen Jing), as in conftest's
-    `matched`, made once by the real CLI; each test gets its own copy."""
-    folder = tmp_path_factory.mktemp("matched")
-    home = folder / "var"
-    assert run_cli(home, "import", str(roster(folder))).returncode == 0
-    assert run_cli(home, "match").returncode == 0
-    return home
-
-
-@pytest.fixture
-def matched_home(home, matched_once):
-    shutil.copytree(matched_once, home)
-    return home
-
-
-@pytest.fixture
-def serve(matched_home):
-    """Start the daemon (with COORDINATOR configured) with extra settings; stopped after."""
+def serve(matched):
+    """Start the program in process (with COORDINATOR configured) with extra settings on a
+    copy of the matched home; stopped after."""
     started = []
 
     def start(**settings: str):
         settings.setdefault("MAILFLOW_COORDINATORS", COORDINATOR)
-        daemon = start_daemon(matched_home, **settings)
-        started.append(daemon)
-        return daemon
+        program = start_in_process(matched, **settings)
+        started.append(program)
+        return program
 
     yield start
-    for daemon in started:
-        daemon.stop()
+    for program in started:
+        program.stop()
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-@contextmanager
-def signing_at(moment: str = NOW):
-    """dkimpy writes t= from the clock; the daemon lives at MAILFLOW_NOW, and a signature
-    from months after its "now" would be in the future for it."""
-    stamp = datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp()
-    with mock.patch.object(dkim.time, "time", return_value=stamp):
-        yield
-
-
-def signed(
-    text: str,
-    key: bytes,
-    domain: str = DOMAIN,
-    selector: str = SELECTOR,
-    sender: str = COORDINATOR,
-) -> tuple[str, bytes]:
-    """(Message-ID, the exact CRLF bytes to send) of a message signed as a provider signs."""
-    message = compose(sender, text, "Programme admin", name="Carla Coordinator")
-    with signing_at():
-        raw = signatures.sign(wire(message), selector, domain, key)
-    return str(message["Message-ID"]), raw
 
 
 def partnership_states(daemon, address: str) -> list[str]:
@@ -183,11 +120,11 @@ def assert_ended(daemon) -> None:
 
 
 def test_a_dkim_signed_command_runs_at_once(serve, dns, keys):
-    daemon = serve(MAILFLOW_TRUST_DKIM="1", MAILFLOW_DKIM_RESOLVER=dns.address)
+    program = serve(MAILFLOW_TRUST_DKIM="1", MAILFLOW_DKIM_RESOLVER=dns.address)
     message_id, raw = signed(f"END {ANN}", keys[DOMAIN][0])
-    daemon.send(raw, sender=COORDINATOR, to=[PROGRAM])
+    program.send(raw, sender=COORDINATOR, to=[PROGRAM])
 
-    mails = daemon.mail_for(message_id)
+    mails = program.mail_for(message_id)
     assert [m["X-Mailflow-Template"] for m in mails] == ["command-result"]
     result = mails[0]
     assert recipient(result) == COORDINATOR
@@ -195,35 +132,35 @@ def test_a_dkim_signed_command_runs_at_once(serve, dns, keys):
     text = body(result)
     assert f"DKIM signature ({DOMAIN}) proved it came from you" in text
     assert "Ended the partnership of Ann Okafor" in text and "Chen Jing" in text
-    assert queued(daemon, "command-confirm") == []
-    assert daemon.query("SELECT * FROM tokens WHERE purpose = 'coordinator-confirm'") == []
-    assert_ended(daemon)
-    assert audit(daemon) == [(COORDINATOR, f"END {ANN}", f"dkim:{DOMAIN}", 1)]
+    assert queued(program, "command-confirm") == []
+    assert program.query("SELECT * FROM tokens WHERE purpose = 'coordinator-confirm'") == []
+    assert_ended(program)
+    assert audit(program) == [(COORDINATOR, f"END {ANN}", f"dkim:{DOMAIN}", 1)]
 
     # The same signed bytes again (a replay) are a duplicate: nothing runs twice.
-    daemon.send(raw, sender=COORDINATOR, to=[PROGRAM])
+    program.send(raw, sender=COORDINATOR, to=[PROGRAM])
     until(
-        lambda: len(daemon.query("SELECT * FROM messages WHERE duplicate_of IS NOT NULL")) == 1,
+        lambda: len(program.query("SELECT * FROM messages WHERE duplicate_of IS NOT NULL")) == 1,
         "the replay to be stored as a duplicate",
     )
-    assert len(queued(daemon, "partnership-ended")) == 2
-    assert len(queued(daemon, "command-result")) == 1
-    assert len(audit(daemon)) == 1
+    assert len(queued(program, "partnership-ended")) == 2
+    assert len(queued(program, "command-result")) == 1
+    assert len(audit(program)) == 1
 
     # A replay under a fresh Message-ID put on top: signatures.sign() signs Message-ID once
     # more than it occurs, so the added header breaks the signature and nothing is proven.
     replay = b"Message-ID: <replay-1@attacker.example>\r\n" + raw
-    daemon.send(replay, sender="mallory@evil.example", to=[PROGRAM])
-    mails = daemon.mail_for("<replay-1@attacker.example>")
+    program.send(replay, sender="mallory@evil.example", to=[PROGRAM])
+    mails = program.mail_for("<replay-1@attacker.example>")
     assert [m["X-Mailflow-Template"] for m in mails] == ["command-result"]
     assert "DKIM" not in body(mails[0]) and "not in a partnership" in body(mails[0])
-    assert len(queued(daemon, "partnership-ended")) == 2
-    assert [row[2] for row in audit(daemon)] == [f"dkim:{DOMAIN}", "own address"]
-    assert [row[3] for row in audit(daemon)] == [1, 0]
+    assert len(queued(program, "partnership-ended")) == 2
+    assert [row[2] for row in audit(program)] == [f"dkim:{DOMAIN}", "own address"]
+    assert [row[3] for row in audit(program)] == [1, 0]
 
 
 def test_a_captured_signed_command_cannot_be_replayed_under_a_new_message_id(serve, dns, keys):
-    daemon = serve(MAILFLOW_TRUST_DKIM="1", MAILFLOW_DKIM_RESOLVER=dns.address)
+    program = serve(MAILFLOW_TRUST_DKIM="1", MAILFLOW_DKIM_RESOLVER=dns.address)
     message = compose(COORDINATOR, "BROADCAST Meetup\nThe meetup is on Friday.", "News")
     raw = wire(message)
     # Signed as most providers sign (Gmail among them): each header once, none oversigned.
@@ -236,22 +173,22 @@ def test_a_captured_signed_command_cannot_be_replayed_under_a_new_message_id(ser
             include_headers=[b"from", b"to", b"subject", b"date", b"message-id", b"mime-version"],
         )
     raw = header + raw
-    daemon.send(raw, sender=COORDINATOR, to=[PROGRAM])
-    assert [m["X-Mailflow-Template"] for m in daemon.mail_for(message["Message-ID"])] == [
+    program.send(raw, sender=COORDINATOR, to=[PROGRAM])
+    assert [m["X-Mailflow-Template"] for m in program.mail_for(message["Message-ID"])] == [
         "command-result"
     ]
-    assert len(queued(daemon, "broadcast")) == 8
+    assert len(queued(program, "broadcast")) == 8
 
     # Anyone holding a copy (a Bcc, a forwarded message, a mail log) replays it later.
     replay = b"Message-ID: <replay-2@attacker.example>\r\n" + raw
-    daemon.send(replay, sender="mallory@evil.example", to=[PROGRAM])
+    program.send(replay, sender="mallory@evil.example", to=[PROGRAM])
     # The signature does not cover the new Message-ID: no proof, so the coordinator is
     # asked to confirm, and nothing is sent twice.
-    [asked] = daemon.mail_for("<replay-2@attacker.example>")
+    [asked] = program.mail_for("<replay-2@attacker.example>")
     assert asked["X-Mailflow-Template"] == "command-confirm"
     assert asked["To"].addresses[0].addr_spec == COORDINATOR
-    assert len(queued(daemon, "broadcast")) == 8
-    assert [row[3] for row in audit(daemon)] == [1, 0]
+    assert len(queued(program, "broadcast")) == 8
+    assert [row[3] for row in audit(program)] == [1, 0]
 
 
 # -- 2. a signature that proves nothing falls back to a confirmation -----------------------
@@ -281,12 +218,12 @@ def wrong_key(keys) -> tuple[str, bytes]:
 
 
 def test_a_signature_that_proves_nothing_asks_for_confirmation(serve, dns, keys):
-    daemon = serve(MAILFLOW_TRUST_DKIM="1", MAILFLOW_DKIM_RESOLVER=dns.address)
+    program = serve(MAILFLOW_TRUST_DKIM="1", MAILFLOW_DKIM_RESOLVER=dns.address)
     for forge in (tampered, foreign, unpublished, wrong_key):
         message_id, raw = forge(keys)
-        daemon.send(raw, sender=COORDINATOR, to=[PROGRAM])
+        program.send(raw, sender=COORDINATOR, to=[PROGRAM])
 
-        mails = daemon.mail_for(message_id)
+        mails = program.mail_for(message_id)
         assert [m["X-Mailflow-Template"] for m in mails] == ["command-confirm"], forge.__name__
         confirm = mails[0]
         assert recipient(confirm) == COORDINATOR
@@ -294,14 +231,14 @@ def test_a_signature_that_proves_nothing_asks_for_confirmation(serve, dns, keys)
         assert re.fullmatch(r"program\+[a-z2-7]{16}@example\.org", reply_to)
         assert "Nothing has changed yet" in body(confirm)
         assert "DKIM" not in body(confirm)
-        assert_untouched(daemon)
-        assert queued(daemon, "command-result") == [], forge.__name__
-    assert [proof for _, _, proof, _ in audit(daemon)] == ["awaiting confirmation"] * 4
-    assert "bo@lib.example.se" in audit(daemon)[0][1]  # the tampered body is what was asked
+        assert_untouched(program)
+        assert queued(program, "command-result") == [], forge.__name__
+    assert [proof for _, _, proof, _ in audit(program)] == ["awaiting confirmation"] * 4
+    assert "bo@lib.example.se" in audit(program)[0][1]  # the tampered body is what was asked
 
 
 def test_a_valid_signature_is_not_trusted_unless_the_operator_says_so(serve, dns, keys):
-    daemon = serve(MAILFLOW_DKIM_RESOLVER=dns.address)  # MAILFLOW_TRUST_DKIM unset
+    program = serve(MAILFLOW_DKIM_RESOLVER=dns.address)  # MAILFLOW_TRUST_DKIM unset
     message_id, raw = signed(f"END {ANN}", keys[DOMAIN][0])
     lookup = signatures.key_lookup(dns.address)
     moment = datetime.fromisoformat(NOW.replace("Z", "+00:00"))
@@ -309,20 +246,20 @@ def test_a_valid_signature_is_not_trusted_unless_the_operator_says_so(serve, dns
         signatures.verified_domain(raw, DOMAIN, lookup, program_address=PROGRAM, now=moment)
         == DOMAIN
     )
-    daemon.send(raw, sender=COORDINATOR, to=[PROGRAM])
+    program.send(raw, sender=COORDINATOR, to=[PROGRAM])
 
-    mails = daemon.mail_for(message_id)
+    mails = program.mail_for(message_id)
     assert [m["X-Mailflow-Template"] for m in mails] == ["command-confirm"]
     assert recipient(mails[0]) == COORDINATOR
-    assert_untouched(daemon)
-    assert audit(daemon) == [(COORDINATOR, f"END {ANN}", "awaiting confirmation", 0)]
+    assert_untouched(program)
+    assert audit(program) == [(COORDINATOR, f"END {ANN}", "awaiting confirmation", 0)]
 
     # The coordinator still can: their reply to the token carries it out.
-    result = Person(daemon, COORDINATOR).reply(mails[0], "CONFIRM", expect="command-result")
+    result = Person(program, COORDINATOR).reply(mails[0], "CONFIRM", expect="command-result")
     assert "DKIM" not in body(result)
     assert "Ended the partnership of Ann Okafor" in body(result)
-    assert_ended(daemon)
-    assert audit(daemon)[-1] == (COORDINATOR, f"END {ANN}", "confirmed by reply", 1)
+    assert_ended(program)
+    assert audit(program)[-1] == (COORDINATOR, f"END {ANN}", "confirmed by reply", 1)
 
 
 # -- 3. a forged From without a signature ------------------------------------------------
@@ -331,27 +268,27 @@ def test_a_valid_signature_is_not_trusted_unless_the_operator_says_so(serve, dns
 def test_a_forged_from_changes_nothing_until_the_real_coordinator_confirms(serve, dns, keys):
     # Trust in DKIM is on and the coordinator's key is published: an unsigned message
     # still proves nothing.
-    daemon = serve(MAILFLOW_TRUST_DKIM="1", MAILFLOW_DKIM_RESOLVER=dns.address)
+    program = serve(MAILFLOW_TRUST_DKIM="1", MAILFLOW_DKIM_RESOLVER=dns.address)
     forged = compose(COORDINATOR, f"END {ANN}", "admin")
-    daemon.send(forged, sender="mallory@evil.example", to=[PROGRAM])
-    mails = daemon.mail_for(forged["Message-ID"])
+    program.send(forged, sender="mallory@evil.example", to=[PROGRAM])
+    mails = program.mail_for(forged["Message-ID"])
     assert [m["X-Mailflow-Template"] for m in mails] == ["command-confirm"]
     confirm = mails[0]
     assert recipient(confirm) == COORDINATOR  # not the envelope sender, not a Reply-To
     assert "someone may have written in your name" in body(confirm)
-    assert_untouched(daemon)
+    assert_untouched(program)
 
     # A guessed token address: token-expired, to the address the forger wrote as From.
     guess = compose(COORDINATOR, "CONFIRM", "Re: admin", to="program+abcdefghijklmnop@example.org")
-    daemon.send(guess, sender="mallory@evil.example", to=["program+abcdefghijklmnop@example.org"])
-    mails = daemon.mail_for(guess["Message-ID"])
+    program.send(guess, sender="mallory@evil.example", to=["program+abcdefghijklmnop@example.org"])
+    mails = program.mail_for(guess["Message-ID"])
     assert [m["X-Mailflow-Template"] for m in mails] == ["token-expired"]
     assert recipient(mails[0]) == COORDINATOR
-    assert_untouched(daemon)
+    assert_untouched(program)
 
     # Guessed Message-IDs in In-Reply-To: one random, one keyed as the program keys its
     # own but without its secret. Neither ties the reply to the conversation.
-    row = daemon.handled(forged["Message-ID"])["id"]
+    row = program.handled(forged["Message-ID"])["id"]
     guesses = [
         f"<{secrets.token_hex(16)}.mailflow@example.org>",
         new_message_id("example.org", f"answer:{row}:0:command-confirm"),
@@ -359,20 +296,20 @@ def test_a_forged_from_changes_nothing_until_the_real_coordinator_confirms(serve
     assert confirm["Message-ID"] not in guesses
     for guessed in guesses:
         reply = compose(COORDINATOR, "CONFIRM", "Re: admin", in_reply_to=guessed)
-        daemon.send(reply, sender="mallory@evil.example", to=[PROGRAM])
-        mails = daemon.mail_for(reply["Message-ID"])
+        program.send(reply, sender="mallory@evil.example", to=[PROGRAM])
+        mails = program.mail_for(reply["Message-ID"])
         assert [m["X-Mailflow-Template"] for m in mails] == ["command-result"]
         assert recipient(mails[0]) == COORDINATOR
         assert "Not understood" in body(mails[0])
         assert "Ended" not in body(mails[0])
-    assert_untouched(daemon)
-    assert not confirm_token_used(daemon)
+    assert_untouched(program)
+    assert not confirm_token_used(program)
 
     # Only the coordinator's own reply to the confirm's Reply-To carries it out.
-    result = Person(daemon, COORDINATOR).reply(confirm, "CONFIRM", expect="command-result")
+    result = Person(program, COORDINATOR).reply(confirm, "CONFIRM", expect="command-result")
     assert "Ended the partnership of Ann Okafor" in body(result)
-    assert_ended(daemon)
-    proofs = [proof for _, _, proof, _ in audit(daemon)]
+    assert_ended(program)
+    proofs = [proof for _, _, proof, _ in audit(program)]
     assert proofs == ["awaiting confirmation", "own address", "own address", "confirmed by reply"]
 
 
@@ -383,8 +320,8 @@ SECRETS = [value for person in PEOPLE for value in (person[0], person[1], *perso
 
 
 def test_a_stranger_asking_a_coordinators_command_is_refused_and_told_nothing(serve):
-    daemon = serve()
-    stranger = Person(daemon, STRANGER)
+    program = serve()
+    stranger = Person(program, STRANGER)
     lines = ["STATS", "FIND ann", "EXPORT", "MATCH"]
     for line in lines:
         refused = stranger.say(line, expect="command-refused")
@@ -394,10 +331,10 @@ def test_a_stranger_asking_a_coordinators_command_is_refused_and_told_nothing(se
         for value in SECRETS:
             assert not re.search(rf"\b{re.escape(value)}\b", text, re.IGNORECASE), (line, value)
         assert not re.search(r"\d", text), text  # no figure of any kind
-    assert audit(daemon) == [(STRANGER, line, "refused: not a coordinator", 0) for line in lines]
-    assert queued(daemon, "command-result") == queued(daemon, "command-confirm") == []
-    assert_untouched(daemon)
-    assert len(daemon.query("SELECT * FROM partnerships")) == 4
+    assert audit(program) == [(STRANGER, line, "refused: not a coordinator", 0) for line in lines]
+    assert queued(program, "command-result") == queued(program, "command-confirm") == []
+    assert_untouched(program)
+    assert len(program.query("SELECT * FROM partnerships")) == 4
 
 
 # -- 5. the operator's CLI -----------------------------------------------------------------
@@ -439,14 +376,14 @@ def test_the_cli_adds_lists_and_removes_coordinators(home):
 
 
 def test_audit_lists_who_how_and_what_in_order(serve):
-    daemon = serve()
-    coordinator = Person(daemon, COORDINATOR)
+    program = serve()
+    coordinator = Person(program, COORDINATOR)
     coordinator.say("STATS", expect="command-result")
     confirm = coordinator.say(f"END {ANN}", expect="command-confirm")
-    Person(daemon, STRANGER).say("MATCH", expect="command-refused")
+    Person(program, STRANGER).say("MATCH", expect="command-refused")
     coordinator.reply(confirm, "CONFIRM", expect="command-result")
 
-    done = run_cli(daemon.home, "audit")
+    done = run_cli(program.home, "audit")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.decode().splitlines()
     assert lines[-1] == "4 command(s) shown"
@@ -467,15 +404,15 @@ def test_audit_lists_who_how_and_what_in_order(serve):
 
 
 def test_a_confirm_token_works_once_and_only_for_its_coordinator(serve):
-    daemon = serve(MAILFLOW_COORDINATORS=f"{COORDINATOR},{OTHER_COORDINATOR}")
-    coordinator = Person(daemon, COORDINATOR)
-    other = Person(daemon, OTHER_COORDINATOR)
+    program = serve(MAILFLOW_COORDINATORS=f"{COORDINATOR},{OTHER_COORDINATOR}")
+    coordinator = Person(program, COORDINATOR)
+    other = Person(program, OTHER_COORDINATOR)
     confirm = coordinator.say(f"END {ANN}", expect="command-confirm")
 
     # Another coordinator (trusted, but not the one asked) can't use this token.
     other.reply(confirm, "CONFIRM", expect="token-expired")
-    assert_untouched(daemon)
-    assert not confirm_token_used(daemon)
+    assert_untouched(program)
+    assert not confirm_token_used(program)
 
     first = compose(
         COORDINATOR,
@@ -485,25 +422,25 @@ def test_a_confirm_token_works_once_and_only_for_its_coordinator(serve):
         in_reply_to=confirm["Message-ID"],
     )
     coordinator.send(first)
-    assert [m["X-Mailflow-Template"] for m in daemon.mail_for(first["Message-ID"])] == [
+    assert [m["X-Mailflow-Template"] for m in program.mail_for(first["Message-ID"])] == [
         "command-result"
     ]
-    assert_ended(daemon)
+    assert_ended(program)
 
     # The very same message again is a duplicate; a second CONFIRM finds the token used.
     coordinator.send(first)
     until(
-        lambda: daemon.query("SELECT * FROM messages WHERE duplicate_of IS NOT NULL"),
+        lambda: program.query("SELECT * FROM messages WHERE duplicate_of IS NOT NULL"),
         "the resent CONFIRM to be stored as a duplicate",
     )
     coordinator.reply(confirm, "CONFIRM", expect="token-expired")
     other.reply(confirm, "CONFIRM", expect="token-expired")
 
-    assert confirm_token_used(daemon)
-    assert partnership_states(daemon, ANN) == ["dissolved"]
-    assert len(queued(daemon, "partnership-ended")) == 2
-    assert queued(daemon, "command-result") == [COORDINATOR]
-    assert [row for row in audit(daemon) if row[3]] == [
+    assert confirm_token_used(program)
+    assert partnership_states(program, ANN) == ["dissolved"]
+    assert len(queued(program, "partnership-ended")) == 2
+    assert queued(program, "command-result") == [COORDINATOR]
+    assert [row for row in audit(program) if row[3]] == [
         (COORDINATOR, f"END {ANN}", "confirmed by reply", 1)
     ]
 

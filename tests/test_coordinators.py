@@ -1,84 +1,34 @@
-"""Coordinators run the program by email, over real SMTP: a conversation for each command,
-several commands in one message, country coordinators kept to their countries, and the
-audit. Forged senders and DKIM are in test_coordinator_proof.py."""
+"""Coordinators run the program by email: a conversation for each command, several
+commands in one message, country coordinators kept to their countries, and the audit. In
+process, on conftest's `coordinated` program (four partnerships, Ivo and Jo waiting, a
+coordinator for Kenya and Sweden). Forged senders and DKIM are in test_coordinator_proof.py."""
 
 from __future__ import annotations
 
 import csv
 import io
 import re
-import shutil
 import sqlite3
 from email.message import EmailMessage
-from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from mailflow.conversation import commands
-from mailflow.conversation.coordinator import commands as _registered  # noqa: F401  (registers them)
-from tests.conftest import Person, body, compose, run_cli, start_daemon
-from tests.test_life_events import (
+from tests.conftest import Person, body, compose, run_cli
+from tests.mailbox import attachments, inbox, text
+from tests.people import (
     ANN,
     BO,
     CHEN,
     COORDINATOR,
     DEE,
-    WAITING,
-    inbox,
+    HEADER,
+    IVO,
+    KENYA,
+    audit,
     partnerships,
     status,
 )
-from tests.test_match_round import HEADER, PEOPLE, roster
-
-KENYA = "kc@program.example.org"  # coordinates Kenya and Sweden
-IVO = "ivo@lib.example.ke"
-NOW = "2026-03-04T09:00:00Z"
-
-
-def start(home: Path, **extra: str):
-    return start_daemon(
-        home,
-        MAILFLOW_NOW=NOW,
-        MAILFLOW_COORDINATORS=COORDINATOR,
-        MAILFLOW_PUBLIC_URL="https://mentoring.example.org",
-        **extra,
-    )
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory) -> Path:
-    """Four partnerships, Ivo and Jo (Kenya) waiting; a program-wide coordinator and one
-    for Kenya and Sweden. Built once (two imports and two matchings), copied per test."""
-    folder = tmp_path_factory.mktemp("prepared")
-    home = folder / "var"
-    for people, now in ((PEOPLE, "2026-03-02T09:00:00Z"), (WAITING, "2026-03-03T09:00:00Z")):
-        path = roster(folder, people)
-        assert run_cli(home, "import", str(path), MAILFLOW_NOW=now).returncode == 0
-        assert run_cli(home, "match", MAILFLOW_NOW=now).returncode == 0
-    added = run_cli(home, "coordinator", "add", KENYA, "--countries", "KE,Sweden")
-    assert added.returncode == 0, added.stderr
-    assert status(home, IVO) == "waiting"
-    return home
-
-
-@pytest.fixture
-def program(prepared: Path, tmp_path: Path):
-    home = tmp_path / "var"
-    shutil.copytree(prepared, home)
-    daemon = start(home)
-    yield daemon
-    daemon.stop()
-
-
-def attachments(message: EmailMessage) -> dict[str, bytes]:
-    return {
-        part.get_filename(): part.get_payload(decode=True) for part in message.iter_attachments()
-    }
-
-
-def text(message: EmailMessage) -> str:
-    return message.get_body(("plain",)).get_content()
 
 
 def confirm(person: Person, lines: str, **options) -> tuple[EmailMessage, EmailMessage]:
@@ -88,15 +38,8 @@ def confirm(person: Person, lines: str, **options) -> tuple[EmailMessage, EmailM
     return preview, person.reply(preview, "CONFIRM", expect="command-result")
 
 
-def audit(home: Path) -> list[tuple]:
-    with sqlite3.connect(home / "mailflow.db") as db:
-        return db.execute(
-            "SELECT sender, command, proof, changed FROM audit ORDER BY id"
-        ).fetchall()
-
-
-def test_help_lists_every_coordinator_command_from_the_registry(program):
-    answer = Person(program, COORDINATOR).say("HELP", expect="help")
+def test_help_lists_every_coordinator_command_from_the_registry(coordinated):
+    answer = Person(coordinated, COORDINATOR).say("HELP", expect="help")
     usages = [entry.usage for entry in commands.listing("coordinator")]
     assert len(usages) >= 14
     for usage in usages:
@@ -105,8 +48,8 @@ def test_help_lists_every_coordinator_command_from_the_registry(program):
     assert "up to 50 commands" in body(answer) and "30 times an hour" in body(answer)
 
 
-def test_stats_answers_at_once_with_figures_and_a_chart(program):
-    answer = Person(program, COORDINATOR).say("STATS", expect="command-result")
+def test_stats_answers_at_once_with_figures_and_a_chart(coordinated):
+    answer = Person(coordinated, COORDINATOR).say("STATS", expect="command-result")
     figures = text(answer)
     assert "Participants                          10" in figures
     assert "matched                              8" in figures
@@ -114,11 +57,11 @@ def test_stats_answers_at_once_with_figures_and_a_chart(program):
     assert "Kenya" in figures and "Africa" in figures
     chart = Image.open(io.BytesIO(attachments(answer)["stats.png"]))
     assert chart.format == "PNG" and chart.width <= 600
-    assert audit(program.home) == [(COORDINATOR, "STATS", "own address", 0)]
+    assert audit(coordinated.home) == [(COORDINATOR, "STATS", "own address", 0)]
 
 
-def test_several_commands_run_in_order_and_what_is_not_understood_is_named(program):
-    answer = Person(program, COORDINATOR).say(
+def test_several_commands_run_in_order_and_what_is_not_understood_is_named(coordinated):
+    answer = Person(coordinated, COORDINATOR).say(
         "FIND palaeography\nPLEASE SEND EVERYTHING\nFIND Kenya", expect="command-result"
     )
     sections = re.split(r"^> ", text(answer), flags=re.MULTILINE)[1:]
@@ -133,52 +76,52 @@ def test_several_commands_run_in_order_and_what_is_not_understood_is_named(progr
     assert "2 found" in sections[2] and "Jo Otieno" in sections[2] and "Ann" not in sections[2]
 
 
-def test_end_then_pair_by_hand(program):
-    coordinator = Person(program, COORDINATOR)
+def test_end_then_pair_by_hand(coordinated):
+    coordinator = Person(coordinated, COORDINATOR)
     preview, result = confirm(coordinator, f"END {ANN}")
     assert "Ends the partnership of Ann Okafor" in text(preview)
     assert "Ended the partnership" in text(result)
-    assert status(program.home, ANN) == status(program.home, CHEN) == "waiting"
-    assert [m["Subject"] for m in inbox(program.home, CHEN, "partnership-ended")] == [
+    assert status(coordinated.home, ANN) == status(coordinated.home, CHEN) == "waiting"
+    assert [m["Subject"] for m in inbox(coordinated.home, CHEN, "partnership-ended")] == [
         "Your partnership has ended"
     ]
     # Ann and Chen were partners: a pair by hand says so, and is made as asked.
     preview, result = confirm(coordinator, f"PAIR {ANN} {IVO}")
     assert "Pairs Ann Okafor" in text(preview) and "until 2026-07-03" in text(preview)
     assert "Paired Ann Okafor" in text(result)
-    assert ("active", ANN, IVO) in partnerships(program.home)
-    intro = inbox(program.home, IVO, "match-intro")[-1]
+    assert ("active", ANN, IVO) in partnerships(coordinated.home)
+    intro = inbox(coordinated.home, IVO, "match-intro")[-1]
     assert "Ann Okafor <ann@uni.example.edu>" in text(intro)
-    assert status(program.home, IVO) == "matched"
+    assert status(coordinated.home, IVO) == "matched"
     refused = coordinator.say(f"PAIR {ANN} {BO}", expect="command-result")
     assert "Not possible: Ann Okafor" in text(refused) and "already in a partnership" in text(
         refused
     )
 
 
-def test_rematch_ends_a_partnership_and_finds_the_best_person_waiting(program):
-    coordinator = Person(program, COORDINATOR)
+def test_rematch_ends_a_partnership_and_finds_the_best_person_waiting(coordinated):
+    coordinator = Person(coordinated, COORDINATOR)
     preview, result = confirm(coordinator, f"REMATCH {ANN}")
     assert "Ends the partnership with Chen Jing" in text(preview)
     assert "New partner: Ivo Mwangi" in text(preview)  # palaeography, like Ann
     assert "Ann Okafor <ann@uni.example.edu> (Nigeria) is now with Ivo Mwangi" in text(result)
-    assert ("dissolved", ANN, CHEN) in partnerships(program.home)
-    assert ("active", ANN, IVO) in partnerships(program.home)
-    assert len(inbox(program.home, ANN, "rematch-intro")) == 1
-    assert len(inbox(program.home, CHEN, "partnership-ended")) == 1
-    assert inbox(program.home, CHEN, "rematch-intro") == []
-    assert status(program.home, CHEN) == "waiting"
+    assert ("dissolved", ANN, CHEN) in partnerships(coordinated.home)
+    assert ("active", ANN, IVO) in partnerships(coordinated.home)
+    assert len(inbox(coordinated.home, ANN, "rematch-intro")) == 1
+    assert len(inbox(coordinated.home, CHEN, "partnership-ended")) == 1
+    assert inbox(coordinated.home, CHEN, "rematch-intro") == []
+    assert status(coordinated.home, CHEN) == "waiting"
 
 
-def test_round_schedules_the_next_round_and_its_term_starts_on_start(program, tmp_path):
-    coordinator = Person(program, COORDINATOR)
+def test_round_schedules_the_next_round_and_its_term_starts_on_start(coordinated, tmp_path):
+    coordinator = Person(coordinated, COORDINATOR)
     line = "ROUND Spring 2027 OPEN 1 Feb 2027 CLOSE 28 Feb 2027 START 1 Mar 2027 END 1 Jul 2027"
     preview, result = confirm(coordinator, line)
     assert "Schedules Round 3 as Spring 2027" in text(preview)
     assert "applications 2027-02-01 to 2027-02-28; term from 2027-03-01 to 2027-07-01" in text(
         result
     )
-    with sqlite3.connect(program.home / "mailflow.db") as db:
+    with sqlite3.connect(coordinated.home / "mailflow.db") as db:
         row = db.execute(
             "SELECT name, opens_at, closes_at, match_at, term_end FROM rounds WHERE state = 'open'"
         ).fetchall()
@@ -193,16 +136,16 @@ def test_round_schedules_the_next_round_and_its_term_starts_on_start(program, tm
     ]
 
 
-def test_a_round_with_dates_out_of_order_is_named_and_changes_nothing(program):
-    answer = Person(program, COORDINATOR).say(
+def test_a_round_with_dates_out_of_order_is_named_and_changes_nothing(coordinated):
+    answer = Person(coordinated, COORDINATOR).say(
         "ROUND Later OPEN 1 May 2027 CLOSE 1 Apr 2027 START 2 May 2027", expect="command-result"
     )
     assert "Not possible: the dates must come in order" in text(answer)
-    with sqlite3.connect(program.home / "mailflow.db") as db:
+    with sqlite3.connect(coordinated.home / "mailflow.db") as db:
         assert db.execute("SELECT count(*) FROM rounds WHERE name = 'Later'").fetchone() == (0,)
 
 
-def test_import_previews_each_row_then_adds_the_good_ones(program):
+def test_import_previews_each_row_then_adds_the_good_ones(coordinated):
     rows = [
         HEADER,
         "kim@lib.example.kr,Kim Min,South Korea,Librarian,academic,early career,metadata,"
@@ -216,24 +159,24 @@ def test_import_previews_each_row_then_adds_the_good_ones(program):
     message.add_attachment(
         "\n".join(rows).encode(), maintype="text", subtype="csv", filename="spring.csv"
     )
-    coordinator = Person(program, COORDINATOR)
+    coordinator = Person(coordinated, COORDINATOR)
     preview = coordinator.expect(coordinator.send(message), "command-confirm")
     assert "spring.csv: Would be: 2 added, 0 updated, 1 rows with problems" in text(preview)
     assert "row 4 (bad-address): the email address is missing or invalid" in text(preview)
-    assert status(program.home, "kim@lib.example.kr") is None
+    assert status(coordinated.home, "kim@lib.example.kr") is None
     result = coordinator.reply(preview, "CONFIRM", expect="command-result")
     assert "spring.csv: 2 added, 0 updated, 1 rows with problems" in text(result)
-    assert status(program.home, "kim@lib.example.kr") == "applied"
-    assert status(program.home, "lea@lib.example.fr") == "applied"
+    assert status(coordinated.home, "kim@lib.example.kr") == "applied"
+    assert status(coordinated.home, "lea@lib.example.fr") == "applied"
 
 
-def test_import_without_a_csv_says_what_to_attach(program):
-    answer = Person(program, COORDINATOR).say("IMPORT", expect="command-result")
+def test_import_without_a_csv_says_what_to_attach(coordinated):
+    answer = Person(coordinated, COORDINATOR).say("IMPORT", expect="command-result")
     assert "Not possible: attach the CSV file" in text(answer)
 
 
-def test_export_attaches_participants_and_partnerships(program):
-    answer = Person(program, COORDINATOR).say("EXPORT", expect="command-result")
+def test_export_attaches_participants_and_partnerships(coordinated):
+    answer = Person(coordinated, COORDINATOR).say("EXPORT", expect="command-result")
     files = attachments(answer)
     people = list(csv.DictReader(io.StringIO(files["participants.csv"].decode())))
     assert len(people) == 10
@@ -243,14 +186,14 @@ def test_export_attaches_participants_and_partnerships(program):
     assert len(pairs) == 4 and {pairs[0]["email_a"], pairs[0]["email_b"]} == {ANN, CHEN}
 
 
-def test_broadcast_reaches_everyone_taking_part_with_one_click_unsubscribe(program):
-    Person(program, DEE).say_and_confirm("PAUSE", "paused")
+def test_broadcast_reaches_everyone_taking_part_with_one_click_unsubscribe(coordinated):
+    Person(coordinated, DEE).say_and_confirm("PAUSE", "paused")
     _, result = confirm(
-        Person(program, COORDINATOR),
+        Person(coordinated, COORDINATOR),
         "BROADCAST Webinar on 20 March\nDear all,\n\nJoin us on 20 March.\n\nThe coordinators",
     )
     assert "Sent 'Webinar on 20 March' to 9 participants" in text(result)
-    sent = [m for m in program.delivered() if m["X-Mailflow-Template"] == "broadcast"]
+    sent = [m for m in coordinated.delivered() if m["X-Mailflow-Template"] == "broadcast"]
     assert len(sent) == 9
     assert DEE not in {m["To"].addresses[0].addr_spec for m in sent}
     one = sent[0]
@@ -262,9 +205,9 @@ def test_broadcast_reaches_everyone_taking_part_with_one_click_unsubscribe(progr
     assert one["Auto-Submitted"] == "auto-generated"
 
 
-def test_coordinator_add_and_remove_by_mail(program):
-    coordinator = Person(program, COORDINATOR)
-    newcomer = Person(program, "amy@program.example.org")
+def test_coordinator_add_and_remove_by_mail(coordinated):
+    coordinator = Person(coordinated, COORDINATOR)
+    newcomer = Person(coordinated, "amy@program.example.org")
     newcomer.say("STATS", expect="command-refused")
     confirm(coordinator, "COORDINATOR ADD amy@program.example.org South Africa Ghana")
     answer = newcomer.say("STATS", expect="command-result")
@@ -278,8 +221,8 @@ def test_coordinator_add_and_remove_by_mail(program):
     assert "is the last program-wide coordinator" in text(last)
 
 
-def test_a_country_coordinator_sees_and_changes_only_their_countries(program):
-    kenya = Person(program, KENYA)
+def test_a_country_coordinator_sees_and_changes_only_their_countries(coordinated):
+    kenya = Person(coordinated, KENYA)
     figures = text(kenya.say("STATS", expect="command-result"))
     assert "Participants                           3" in figures  # Ivo, Jo, Bo
     assert "Nigeria" not in figures
@@ -293,7 +236,7 @@ def test_a_country_coordinator_sees_and_changes_only_their_countries(program):
     assert f"Not possible: no participant in your countries has the address {ANN}" in answer
     assert "only a program-wide coordinator can match a round" in answer
     assert "only a program-wide coordinator can schedule rounds" in answer
-    assert ("active", ANN, CHEN) in partnerships(program.home)
+    assert ("active", ANN, CHEN) in partnerships(coordinated.home)
     files = attachments(kenya.say("EXPORT", expect="command-result"))
     emails = [
         row["email"] for row in csv.DictReader(io.StringIO(files["participants.csv"].decode()))
@@ -302,28 +245,28 @@ def test_a_country_coordinator_sees_and_changes_only_their_countries(program):
     # In their countries, they act as any coordinator does.
     _, result = confirm(kenya, f"END {BO}")
     assert "Ended the partnership of Bo Lind" in text(result)
-    assert status(program.home, DEE) == "waiting"
-    trail = [row for row in audit(program.home) if row[0] == KENYA]
+    assert status(coordinated.home, DEE) == "waiting"
+    trail = [row for row in audit(coordinated.home) if row[0] == KENYA]
     assert (KENYA, f"END {ANN}", "own address", 0) in trail
     assert (KENYA, f"END {BO}", "confirmed by reply", 1) in trail
 
 
-def test_a_country_coordinators_broadcast_reaches_only_their_countries(program):
-    _, result = confirm(Person(program, KENYA), "BROADCAST\nA meetup in Nairobi.")
+def test_a_country_coordinators_broadcast_reaches_only_their_countries(coordinated):
+    _, result = confirm(Person(coordinated, KENYA), "BROADCAST\nA meetup in Nairobi.")
     assert "to 3 participants" in text(result)
     sent = {
         m["To"].addresses[0].addr_spec
-        for m in program.delivered()
+        for m in coordinated.delivered()
         if m["X-Mailflow-Template"] == "broadcast"
     }
     assert sent == {BO, IVO, "jo@lib.example.ke"}
 
 
-def test_the_audit_lists_who_did_what_and_how_it_was_proven(program):
-    coordinator = Person(program, COORDINATOR)
+def test_the_audit_lists_who_did_what_and_how_it_was_proven(coordinated):
+    coordinator = Person(coordinated, COORDINATOR)
     confirm(coordinator, f"FIND ann\nEND {BO}")
-    Person(program, "mallory@evil.example").say("EXPORT", expect="command-refused")
-    listing = run_cli(program.home, "audit").stdout.decode().splitlines()
+    Person(coordinated, "mallory@evil.example").say("EXPORT", expect="command-refused")
+    listing = run_cli(coordinated.home, "audit").stdout.decode().splitlines()
     assert listing[-1] == "4 command(s) shown"
     assert "[own address]  -  FIND ann" in listing[0]
     assert "[awaiting confirmation]  -  END bo@lib.example.se" in listing[1]
@@ -331,9 +274,9 @@ def test_the_audit_lists_who_did_what_and_how_it_was_proven(program):
     assert "mallory@evil.example  [refused: not a coordinator]  -  EXPORT" in listing[3]
 
 
-def test_a_coordinator_who_takes_part_uses_the_participants_commands_too(program):
-    run_cli(program.home, "coordinator", "add", BO)  # Bo, matched with Dee, coordinates too
-    bo = Person(program, BO)
+def test_a_coordinator_who_takes_part_uses_the_participants_commands_too(coordinated):
+    run_cli(coordinated.home, "coordinator", "add", BO)  # Bo, matched with Dee, coordinates too
+    bo = Person(coordinated, BO)
     assert "Dee Brown" in text(bo.say("STATUS", expect="status"))
     assert "Participants" in text(bo.say("STATS", expect="command-result"))
     assert "You are a coordinator" in text(bo.say("HELP", expect="help"))

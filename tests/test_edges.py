@@ -39,14 +39,14 @@ def apply(person: Person, form: str) -> None:
     person.reply(asked, form, expect="application-received")
 
 
-def test_a_partners_words_are_quoted_in_the_introduction(daemon, home):
-    mallory = Person(daemon, "mallory@lib.example.ke", "Mallory Odhiambo")
+def test_a_partners_words_are_quoted_in_the_introduction(program, home):
+    mallory = Person(program, "mallory@lib.example.ke", "Mallory Odhiambo")
     # About me's later lines are continuation lines, indented as the form asks.
     about = "\n  ".join(HOSTILE_ABOUT.splitlines())
     apply(mallory, form_text(Name="Mallory Odhiambo", Country="Kenya", About_me=about))
-    bob = Person(daemon, "bob@library.example.org", "Bob Smith")
+    bob = Person(program, "bob@library.example.org", "Bob Smith")
     apply(bob, form_text(Name="Bob Smith"))
-    saved = daemon.query("SELECT about_me FROM participants WHERE email = ?", mallory.address)
+    saved = program.query("SELECT about_me FROM participants WHERE email = ?", mallory.address)
     assert "IMPORTANT NOTICE FROM THE PROGRAM" in saved[0]["about_me"]
     assert run_cli(home, "match").returncode == 0
     intros = [

@@ -1,6 +1,6 @@
 """The end of a term: the partnership ends, everyone who finished it gets term-ended, a
 survey they answer by reply and a certificate with a PDF; later an invitation to the next
-round, and AGAIN brings a returner back, never to a former partner."""
+round, and AGAIN brings a returner back, never to a former partner. In process."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ from mailflow import config as configuration
 from mailflow.config import parse_time
 from mailflow.program import Program
 from mailflow.schedule import scheduler
-from tests.conftest import Person, environment, run_cli
-from tests.test_life_events import ANN, BO, CHEN, daemon_at, inbox, status
-from tests.test_match_round import PEOPLE
-from tests.test_tick import tick
+from tests.conftest import Person, environment, program_at, run_cli, tick
+from tests.mailbox import inbox
+from tests.people import ANN, BO, CHEN, PEOPLE, status
 
 END = "2026-07-02T09:00:00Z"  # four months after the introductions of 2 March, 09:00
 
@@ -52,21 +51,21 @@ def test_at_the_end_of_the_term_everyone_gets_term_ended_a_survey_and_a_certific
 
 def test_the_survey_is_answered_by_reply_and_stored(matched):
     tick(matched, END)
-    daemon = daemon_at(matched, "2026-07-03T09:00:00Z")
+    program = program_at(matched, "2026-07-03T09:00:00Z")
     try:
-        ann = Person(daemon, ANN, "Ann Okafor")
+        ann = Person(program, ANN, "Ann Okafor")
         [survey] = inbox(matched, ANN, "survey")
         thanks = ann.reply(survey, "5, yes\nIt was lovely to talk to Chen.", expect="survey-thanks")
         assert "Rating: 5" in thanks.get_content()
         assert "Would sign up again: yes" in thanks.get_content()
         assert "Write AGAIN whenever you are ready" in thanks.get_content()
-        chen = Person(daemon, CHEN, "Chen Jing")
+        chen = Person(program, CHEN, "Chen Jing")
         [survey] = inbox(matched, CHEN, "survey")
         partial = chen.reply(survey, "Rating: 3", expect="survey-thanks")
         assert "To add what is missing" in partial.get_content()
         chen.reply(partial, "Again: no\nComment: too busy this year", expect="survey-thanks")
     finally:
-        daemon.stop()
+        program.stop()
     with sqlite3.connect(matched / "mailflow.db") as db:
         rows = db.execute(
             "SELECT q.email, s.rating, s.again, s.comment FROM survey_answers s"
@@ -80,14 +79,14 @@ def test_the_survey_is_answered_by_reply_and_stored(matched):
 
 def test_returners_are_invited_sign_up_again_and_never_meet_a_former_partner(matched):
     tick(matched, END)
-    daemon = daemon_at(matched, "2026-07-05T09:00:00Z")
+    program = program_at(matched, "2026-07-05T09:00:00Z")
     try:
         # Signing up again someone whose term ended needs proof of the address: a YES.
-        again = Person(daemon, ANN, "Ann Okafor").say_and_confirm("AGAIN", "signup-again")
+        again = Person(program, ANN, "Ann Okafor").say_and_confirm("AGAIN", "signup-again")
         assert "You are signed up for Round 2" in again.get_content()
         assert "Country: Nigeria (NG)" in again.get_content()
     finally:
-        daemon.stop()
+        program.stop()
     assert status(matched, ANN) == "applied"
     assert "round-open" not in tick(matched, "2026-07-15T09:00:00Z")
     assert "round-open: 7" in tick(matched, "2026-07-16T09:00:00Z")
@@ -96,16 +95,16 @@ def test_returners_are_invited_sign_up_again_and_never_meet_a_former_partner(mat
     assert "Round 2 is now accepting applications" in invitation.get_content()
     assert "nothing due" in tick(matched, "2026-07-17T09:00:00Z")  # once per round
 
-    daemon = daemon_at(matched, "2026-07-17T10:00:00Z")
+    program = program_at(matched, "2026-07-17T10:00:00Z")
     try:
         for address, name, *_ in PEOPLE[1:]:
-            person = Person(daemon, address, name)
+            person = Person(program, address, name)
             asked = person.reply(
                 inbox(matched, address, "round-open")[0], "AGAIN", expect="change-confirm"
             )
             person.reply(asked, "YES", expect="signup-again")
     finally:
-        daemon.stop()
+        program.stop()
     result = run_cli(matched, "match", MAILFLOW_NOW="2026-07-20T09:00:00Z")
     assert result.returncode == 0, result.stderr.decode()
     with sqlite3.connect(matched / "mailflow.db") as db:

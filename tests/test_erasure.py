@@ -190,7 +190,8 @@ def delivery_report(verp: str, failed: str) -> bytes:
 # --- L5: for the owner's eyes only --------------------------------------------------------
 
 
-def test_the_store_the_spool_and_the_maildir_are_the_owners_alone(daemon, ann):
+def test_the_store_the_spool_and_the_maildir_are_the_owners_alone(daemon):
+    ann = Person(daemon, "ann@uni.example.edu", "Ann Okafor")  # over SMTP: the spool is used
     ann.say("APPLY", expect="application-form")
     daemon.idle()
     home = daemon.home
@@ -203,18 +204,18 @@ def test_the_store_the_spool_and_the_maildir_are_the_owners_alone(daemon, ann):
         assert mode & 0o077 == 0, f"{path.relative_to(home)} is {oct(mode)}"
 
 
-def test_the_erasure_mark_is_keyed_with_the_installations_secret(daemon):
-    person = Person(daemon, ZELDA, NAME)
+def test_the_erasure_mark_is_keyed_with_the_installations_secret(program):
+    person = Person(program, ZELDA, NAME)
     ask = person.say("DELETE MY DATA", expect="delete-confirm")
     target = email.utils.parseaddr(str(ask["Reply-To"]))[1]
     person.send(compose(ZELDA, "YES", "Re: x", to=target, in_reply_to=ask["Message-ID"]), to=target)
-    until(lambda: daemon.query("SELECT * FROM erased"), "the erasure")
-    [(mark,)] = [tuple(row) for row in daemon.query("SELECT address_hash FROM erased")]
+    until(lambda: program.query("SELECT * FROM erased"), "the erasure")
+    [(mark,)] = [tuple(row) for row in program.query("SELECT address_hash FROM erased")]
     assert mark != hashlib.sha256(ZELDA.encode()).hexdigest()
     assert ZELDA not in mark and len(mark) == 64
     # Still never written to again.
     message = person.send(compose(ZELDA, "STATUS"))
-    assert daemon.handled(message["Message-ID"])["outcome"] == "ignored:erased"
+    assert program.handled(message["Message-ID"])["outcome"] == "ignored:erased"
 
 
 def test_a_spool_file_is_the_owners_alone_whatever_the_umask(tmp_path):

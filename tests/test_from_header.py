@@ -1,7 +1,7 @@
-"""The From header, read as RFC 5322 and a DMARC check upstream read it (review L3), over
-real SMTP to a real `mailflow serve`: a From that is not exactly one clear mailbox (the
-coordinator's address before an attacker's angle address, two mailboxes, the header given
-twice, a quoted name folded over two lines) is no sender at all: nothing is answered to
+"""The From header, read as RFC 5322 and a DMARC check upstream read it (review L3), by the
+program in process, the bytes as a forger wrote them: a From that is not exactly one clear
+mailbox (the coordinator's address before an attacker's angle address, two mailboxes, the
+header given twice, a quoted name folded over two lines) is no sender at all: nothing is answered to
 either reading, nothing done in the coordinator's name, and the message is recorded as
 set aside. One reading gives both the stored sender and the answer address, so a display
 name over 998 characters no longer stores no sender while it is answered.
@@ -13,17 +13,18 @@ import email.utils
 
 import pytest
 
-from tests.conftest import PROGRAM, start_daemon
+from tests.conftest import PROGRAM, start_in_process
 
 COORDINATOR = "coord@example.org"
 ATTACKER = "attacker@evil.example"
 
 
 @pytest.fixture
-def coordinated(home):
-    daemon = start_daemon(home, MAILFLOW_COORDINATORS=COORDINATOR)
-    yield daemon
-    daemon.stop()
+def configured(home):
+    """In process, with COORDINATOR configured."""
+    program = start_in_process(home, MAILFLOW_COORDINATORS=COORDINATOR)
+    yield program
+    program.stop()
 
 
 def raw_message(from_lines: list[str], body: str) -> tuple[bytes, str]:
@@ -34,8 +35,8 @@ def raw_message(from_lines: list[str], body: str) -> tuple[bytes, str]:
     return text.encode("utf-8"), message_id
 
 
-def sent_to(daemon, message_id: str) -> list[str]:
-    return [row["recipient"] for row in daemon.answers_to(message_id)]
+def sent_to(program, message_id: str) -> list[str]:
+    return [row["recipient"] for row in program.answers_to(message_id)]
 
 
 @pytest.mark.parametrize(
@@ -51,42 +52,42 @@ def sent_to(daemon, message_id: str) -> list[str]:
     ids=["angle-address-after", "two-mailboxes", "two-from-headers", "quoted-and-second"],
 )
 def test_a_from_naming_the_coordinator_among_others_acts_in_nobodys_name(
-    coordinated, from_lines: list[str]
+    configured, from_lines: list[str]
 ):
     raw, message_id = raw_message(from_lines, f"COORDINATOR ADD helper@{ATTACKER.split('@')[1]}")
-    coordinated.send(raw, sender=ATTACKER)
-    row = coordinated.handled(message_id)
+    configured.send(raw, sender=ATTACKER)
+    row = configured.handled(message_id)
     assert (row["state"], row["outcome"]) == ("ignored", "ignored:no-sender")
     assert row["sender"] is None
-    assert sent_to(coordinated, message_id) == []  # no command-confirm, to anybody
-    assert coordinated.query("SELECT * FROM outbox") == []
-    assert not coordinated.query(
+    assert sent_to(configured, message_id) == []  # no command-confirm, to anybody
+    assert configured.query("SELECT * FROM outbox") == []
+    assert not configured.query(
         "SELECT * FROM coordinators WHERE email LIKE ?", f"%{ATTACKER.split('@')[1]}"
     )
 
 
-def test_a_quoted_name_folded_over_two_lines_gets_no_answer_anywhere(coordinated):
+def test_a_quoted_name_folded_over_two_lines_gets_no_answer_anywhere(configured):
     # Lenient readers see a second address, x@y.z, in the second line of the fold.
     raw, message_id = raw_message(['From: "Eve\\"', ' Bcc: x@y.z" <eve@example.net>'], "HELP")
-    coordinated.send(raw, sender="eve@example.net")
-    row = coordinated.handled(message_id)
+    configured.send(raw, sender="eve@example.net")
+    row = configured.handled(message_id)
     assert (row["state"], row["outcome"]) == ("ignored", "ignored:no-sender")
     assert row["sender"] is None
-    assert sent_to(coordinated, message_id) == []
-    assert coordinated.query("SELECT * FROM outbox WHERE recipient = 'x@y.z'") == []
+    assert sent_to(configured, message_id) == []
+    assert configured.query("SELECT * FROM outbox WHERE recipient = 'x@y.z'") == []
 
 
-def test_a_display_name_over_998_characters_stores_the_sender_it_answers(coordinated):
+def test_a_display_name_over_998_characters_stores_the_sender_it_answers(configured):
     name = "Ann " + "Okafor" * 200  # 1,204 characters
     raw, message_id = raw_message([f'From: "{name}" <ann@uni.example.edu>'], "HELP")
-    coordinated.send(raw, sender="ann@uni.example.edu")
-    row = coordinated.handled(message_id)
+    configured.send(raw, sender="ann@uni.example.edu")
+    row = configured.handled(message_id)
     assert row["sender"] == "ann@uni.example.edu"
-    assert sent_to(coordinated, message_id) == ["ann@uni.example.edu"]
+    assert sent_to(configured, message_id) == ["ann@uni.example.edu"]
     # The repeated-text rule counts by the stored sender: it sees these messages too.
     again, again_id = raw_message([f'From: "{name}" <ann@uni.example.edu>'], "HELP")
-    coordinated.send(again, sender="ann@uni.example.edu")
-    assert coordinated.handled(again_id)["sender"] == "ann@uni.example.edu"
+    configured.send(again, sender="ann@uni.example.edu")
+    assert configured.handled(again_id)["sender"] == "ann@uni.example.edu"
 
 
 @pytest.mark.parametrize(
@@ -98,9 +99,9 @@ def test_a_display_name_over_998_characters_stores_the_sender_it_answers(coordin
         "From: joe@example.net (Joe Public)",
     ],
 )
-def test_ordinary_from_headers_are_still_answered(coordinated, from_line: str):
+def test_ordinary_from_headers_are_still_answered(configured, from_line: str):
     raw, message_id = raw_message([from_line], "HELP")
-    coordinated.send(raw, sender="joe@example.net")
-    row = coordinated.handled(message_id)
+    configured.send(raw, sender="joe@example.net")
+    row = configured.handled(message_id)
     assert row["sender"] == "joe@example.net"
-    assert sent_to(coordinated, message_id) == ["joe@example.net"]
+    assert sent_to(configured, message_id) == ["joe@example.net"]

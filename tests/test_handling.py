@@ -12,33 +12,18 @@ import os
 import signal
 import time
 
-from tests.conftest import PROGRAM, WAIT, compose, listening, start_daemon, until, wire
-
-
-def handler_pid(home) -> int:
-    """The handling process's pid, from the lock file it holds."""
-    path = home / "mailflow.db.handling-lock"
-    return until(
-        lambda: int(text) if (text := path.read_text().strip() if path.exists() else "") else None,
-        "the handling process to start",
-    )
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A process that exited but was not yet reaped by its parent is a zombie: gone.
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:  # reaped meanwhile: no such file, or no such process
-        return False
-
-
-def journal(home) -> str:
-    return (home.parent / "daemon.log").read_text()
+from tests.conftest import (
+    PROGRAM,
+    WAIT,
+    alive,
+    compose,
+    handler_pid,
+    journal,
+    listening,
+    start_daemon,
+    until,
+    wire,
+)
 
 
 def test_a_killed_handling_process_is_replaced_and_nothing_waits_for_ever(home):

@@ -1,6 +1,7 @@
-"""Life events by mail, over real SMTP: leaving (STOP, answer 4, List-Unsubscribe), the
-partner told and rematched, pausing and resuming, UPDATE, DELETE MY DATA, and what the
-rules engine does about unanswered check-ins and silent partners."""
+"""Life events by mail: leaving (STOP, answer 4, List-Unsubscribe), the partner told and
+rematched, pausing and resuming, UPDATE, DELETE MY DATA, and what the rules engine does
+about unanswered check-ins and silent partners. In process, but for the one-click
+unsubscribe, which the daemon's web endpoint takes."""
 
 from __future__ import annotations
 
@@ -12,46 +13,29 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Person, compose, free_port, run_cli, start_daemon, until
-from tests.test_match_round import PEOPLE, roster
-from tests.test_tick import mails, scheduled, tick
-
-ANN, CHEN = "ann@uni.example.edu", "chen@lib.example.cn"
-BO, DEE = "bo@lib.example.se", "dee@lib.example.au"
-COORDINATOR = "coord@program.example.org"
-# Round 2: two people from one country, who cannot be paired with each other and wait.
-WAITING = [
-    ("ivo@lib.example.ke", "Ivo Mwangi", "Kenya", "academic", "palaeography; archives", "Nairobi"),
-    ("jo@lib.example.ke", "Jo Otieno", "Kenya", "public", "makerspaces", "Nairobi"),
-]
-
-
-def to(message) -> str:
-    return message["To"].addresses[0].addr_spec
-
-
-def inbox(home: Path, address: str, template: str | None = None) -> list:
-    return [
-        m
-        for m in mails(home)
-        if to(m) == address and (template is None or m["X-Mailflow-Template"] == template)
-    ]
-
-
-def status(home: Path, address: str) -> str | None:
-    with sqlite3.connect(home / "mailflow.db") as db:
-        row = db.execute("SELECT status FROM participants WHERE email = ?", [address]).fetchone()
-    return row[0] if row else None
-
-
-def partnerships(home: Path) -> list[tuple[str, str, str]]:
-    """(state, first member's email, second member's email) of every partnership."""
-    with sqlite3.connect(home / "mailflow.db") as db:
-        return db.execute(
-            "SELECT p.state, a.email, b.email FROM partnerships p"
-            " LEFT JOIN participants a ON a.id = p.member_a"
-            " LEFT JOIN participants b ON b.id = p.member_b ORDER BY p.id"
-        ).fetchall()
+from tests.conftest import (
+    Person,
+    compose,
+    free_port,
+    program_at,
+    run_cli,
+    start_daemon,
+    tick,
+    until,
+)
+from tests.mailbox import inbox, scheduled, to
+from tests.people import (
+    ANN,
+    BO,
+    CHEN,
+    COORDINATOR,
+    DEE,
+    PEOPLE,
+    WAITING,
+    partnerships,
+    roster,
+    status,
+)
 
 
 @pytest.fixture
@@ -66,24 +50,20 @@ def with_waiting(matched, tmp_path):
     return matched
 
 
-def daemon_at(home: Path, now: str, **extra: str):
-    return start_daemon(home, MAILFLOW_NOW=now, MAILFLOW_COORDINATORS=COORDINATOR, **extra)
-
-
 # --- Leaving -----------------------------------------------------------------------------
 
 
 def test_stop_confirms_tells_the_partner_and_rematches_them_with_someone_waiting(with_waiting):
     home = with_waiting
-    daemon = daemon_at(home, "2026-03-10T09:00:00Z")
+    program = program_at(home, "2026-03-10T09:00:00Z")
     try:
-        ann = Person(daemon, ANN, "Ann Okafor")
+        ann = Person(program, ANN, "Ann Okafor")
         # The From line proves nothing: STOP stops the mail at once and the reply proves it.
         confirmed = ann.say_and_confirm("STOP", "optout-confirmed", confirm="optout-confirmed")
         assert "You have left" in confirmed.get_content()
         assert confirmed["Auto-Submitted"] == "auto-replied"
     finally:
-        daemon.stop()
+        program.stop()
     assert status(home, ANN) == "left"
     left = inbox(home, CHEN, "partner-left")
     assert len(left) == 1 and "Ann Okafor has left" in left[0]["Subject"]
@@ -110,13 +90,13 @@ def test_stop_confirms_tells_the_partner_and_rematches_them_with_someone_waiting
 
 
 def test_when_nobody_waits_the_partner_is_told_and_waits_for_the_next_round(matched):
-    daemon = daemon_at(matched, "2026-03-10T09:00:00Z")
+    program = program_at(matched, "2026-03-10T09:00:00Z")
     try:
-        Person(daemon, CHEN, "Chen Jing").say_and_confirm(
+        Person(program, CHEN, "Chen Jing").say_and_confirm(
             "Unsubscribe", "optout-confirmed", confirm="optout-confirmed"
         )
     finally:
-        daemon.stop()
+        program.stop()
     [left] = inbox(matched, ANN, "partner-left")
     assert "Nobody is waiting for a partner just now" in left.get_content()
     assert "matched in Round 2" in left.get_content()
@@ -132,16 +112,16 @@ def test_when_nobody_waits_the_partner_is_told_and_waits_for_the_next_round(matc
 
 
 def test_stop_twice_and_stop_from_a_stranger_are_answered_plainly(matched):
-    daemon = daemon_at(matched, "2026-03-10T09:00:00Z")
+    program = program_at(matched, "2026-03-10T09:00:00Z")
     try:
-        ann = Person(daemon, ANN, "Ann Okafor")
+        ann = Person(program, ANN, "Ann Okafor")
         ann.say_and_confirm("LEAVE", "optout-confirmed", confirm="optout-confirmed")
         again = ann.say("opt out", expect="optout-confirmed")
         assert "You had already left" in again.get_content()
-        stranger = Person(daemon, "who@else.example.net").say("STOP", expect="optout-confirmed")
+        stranger = Person(program, "who@else.example.net").say("STOP", expect="optout-confirmed")
         assert "We hold no application from who@else.example.net" in stranger.get_content()
     finally:
-        daemon.stop()
+        program.stop()
     assert len(inbox(matched, CHEN, "partner-left")) == 1
 
 
@@ -157,15 +137,15 @@ def test_scheduled_mail_carries_list_unsubscribe_and_writing_to_it_is_stop(match
     assert topic["List-Unsubscribe"] == header
     # Answers to a person's own message carry none.
     target = header.strip("<>").removeprefix("mailto:")
-    daemon = daemon_at(matched, "2026-04-02T09:00:00Z")
+    program = program_at(matched, "2026-04-02T09:00:00Z")
     try:
-        bo = Person(daemon, BO, "Bo Lind")
+        bo = Person(program, BO, "Bo Lind")
         message = compose(BO, "", "unsubscribe", to=target)
         bo.send(message, to=target)
         [confirmed] = bo.expect(message, ["optout-confirmed"])
         assert "List-Unsubscribe" not in confirmed
     finally:
-        daemon.stop()
+        program.stop()
     assert status(matched, BO) == "left"
     assert len(inbox(matched, DEE, "partner-left")) == 1
 
@@ -190,18 +170,18 @@ def checkin_for(home: Path, address: str, number: int = 1):
 
 def test_answer_three_nudges_the_partner_and_a_second_alerts_the_coordinators(matched):
     tick(matched, "2026-03-16T09:00:00Z")
-    daemon = daemon_at(matched, "2026-03-17T09:00:00Z")
+    program = program_at(matched, "2026-03-17T09:00:00Z")
     try:
-        ann = Person(daemon, ANN, "Ann Okafor")
+        ann = Person(program, ANN, "Ann Okafor")
         thanks = ann.reply(checkin_for(matched, ANN), "3", expect="checkin-thanks")
         assert "We have sent Chen Jing a friendly note" in thanks.get_content()
         [nudge] = inbox(matched, CHEN, "partner-nudge")
         assert "Ann Okafor <ann@uni.example.edu> told us" in nudge.get_content()
         assert inbox(matched, COORDINATOR) == []
-        chen = Person(daemon, CHEN, "Chen Jing")
+        chen = Person(program, CHEN, "Chen Jing")
         chen.reply(checkin_for(matched, CHEN), "no word from Ann either", expect="checkin-thanks")
     finally:
-        daemon.stop()
+        program.stop()
     [alert] = inbox(matched, COORDINATOR, "partner-silent-alert")
     text = alert.get_content()
     assert "Ann Okafor <ann@uni.example.edu>, Nigeria" in text
@@ -213,24 +193,24 @@ def test_answer_three_nudges_the_partner_and_a_second_alerts_the_coordinators(ma
 
 def test_answer_four_is_leaving(matched):
     tick(matched, "2026-03-16T09:00:00Z")
-    daemon = daemon_at(matched, "2026-03-17T09:00:00Z")
+    program = program_at(matched, "2026-03-17T09:00:00Z")
     try:
-        Person(daemon, ANN, "Ann Okafor").reply(
+        Person(program, ANN, "Ann Okafor").reply(
             checkin_for(matched, ANN), "4", expect="optout-confirmed"
         )
     finally:
-        daemon.stop()
+        program.stop()
     assert status(matched, ANN) == "left"
     assert len(inbox(matched, CHEN, "partner-left")) == 1
 
 
 def test_one_reminder_goes_to_those_who_did_not_answer(matched):
     tick(matched, "2026-03-16T09:00:00Z")
-    daemon = daemon_at(matched, "2026-03-18T09:00:00Z")
+    program = program_at(matched, "2026-03-18T09:00:00Z")
     try:
-        Person(daemon, ANN).reply(checkin_for(matched, ANN), "1", expect="checkin-thanks")
+        Person(program, ANN).reply(checkin_for(matched, ANN), "1", expect="checkin-thanks")
     finally:
-        daemon.stop()
+        program.stop()
     assert "checkin-reminder" not in tick(matched, "2026-03-21T08:59:00Z")
     assert "checkin-reminder: 7" in tick(matched, "2026-03-21T09:00:00Z")
     reminders = scheduled(matched, "checkin-reminder")
@@ -239,11 +219,11 @@ def test_one_reminder_goes_to_those_who_did_not_answer(matched):
     assert "check-in 1" in bo["Subject"] and "only reminder" in bo.get_content()
     assert "nothing due" in tick(matched, "2026-03-25T09:00:00Z")
     # A reply to the reminder counts as the answer to that check-in.
-    daemon = daemon_at(matched, "2026-03-25T10:00:00Z")
+    program = program_at(matched, "2026-03-25T10:00:00Z")
     try:
-        Person(daemon, BO).reply(bo, "2", expect="checkin-thanks")
+        Person(program, BO).reply(bo, "2", expect="checkin-thanks")
     finally:
-        daemon.stop()
+        program.stop()
     with sqlite3.connect(matched / "mailflow.db") as db:
         assert db.execute(
             "SELECT a.number, a.answer FROM checkin_answers a JOIN participants q"
@@ -254,15 +234,15 @@ def test_one_reminder_goes_to_those_who_did_not_answer(matched):
 
 def test_coordinators_hear_of_a_partnership_where_nobody_answers_for_three_weeks(matched):
     tick(matched, "2026-03-16T09:00:00Z")
-    daemon = daemon_at(matched, "2026-03-17T09:00:00Z")
+    program = program_at(matched, "2026-03-17T09:00:00Z")
     try:
-        Person(daemon, BO).reply(checkin_for(matched, BO), "1", expect="checkin-thanks")
+        Person(program, BO).reply(checkin_for(matched, BO), "1", expect="checkin-thanks")
     finally:
-        daemon.stop()
+        program.stop()
     env = {"MAILFLOW_COORDINATORS": COORDINATOR}
 
     def alerts_after(now: str) -> list:
-        assert run_cli(matched, "tick", "--now", now, **env).returncode == 0
+        tick(matched, now, **env)
         return inbox(matched, COORDINATOR, "partner-silent-alert")
 
     assert alerts_after("2026-04-06T08:59:00Z") == []
@@ -288,14 +268,14 @@ def test_coordinators_hear_of_a_partnership_where_nobody_answers_for_three_weeks
 
 
 def test_pause_until_a_date_holds_everything_back_until_then(matched):
-    daemon = daemon_at(matched, "2026-03-10T09:00:00Z")
+    program = program_at(matched, "2026-03-10T09:00:00Z")
     try:
-        bo = Person(daemon, BO, "Bo Lind")
+        bo = Person(program, BO, "Bo Lind")
         paused = bo.say_and_confirm("PAUSE until 20 April", "paused")
         assert "paused until 2026-04-20" in paused.get_content()
         assert "Dee Brown" in paused.get_content()  # the partnership goes on
     finally:
-        daemon.stop()
+        program.stop()
     assert status(matched, BO) == "paused"
     tick(matched, "2026-03-16T09:00:00Z")
     assert BO not in {to(m) for m in scheduled(matched, "checkin")}
@@ -313,9 +293,9 @@ def test_pause_until_a_date_holds_everything_back_until_then(matched):
 
 
 def test_pause_and_resume_by_hand_and_a_date_that_cannot_be_read(matched):
-    daemon = daemon_at(matched, "2026-03-10T09:00:00Z")
+    program = program_at(matched, "2026-03-10T09:00:00Z")
     try:
-        bo = Person(daemon, BO, "Bo Lind")
+        bo = Person(program, BO, "Bo Lind")
         wrong = bo.say("PAUSE until I feel better", expect="paused")
         assert 'We could not read a date in "PAUSE until I feel better"' in wrong.get_content()
         assert status(matched, BO) == "matched"
@@ -327,7 +307,7 @@ def test_pause_and_resume_by_hand_and_a_date_that_cannot_be_read(matched):
         assert "Welcome back" in welcome.get_content() and "Dee Brown" in welcome.get_content()
         assert "was not paused" in bo.say("RESUME", expect="resumed").get_content()
     finally:
-        daemon.stop()
+        program.stop()
     assert status(matched, BO) == "matched"
 
 
@@ -335,9 +315,9 @@ def test_pause_and_resume_by_hand_and_a_date_that_cannot_be_read(matched):
 
 
 def test_update_changes_only_the_lines_written_and_shows_the_result(matched):
-    daemon = daemon_at(matched, "2026-03-10T09:00:00Z")
+    program = program_at(matched, "2026-03-10T09:00:00Z")
     try:
-        bo = Person(daemon, BO, "Bo Lind")
+        bo = Person(program, BO, "Bo Lind")
         done = bo.say_and_confirm(
             "UPDATE\nTime zone: Europe/Berlin\nInterests: makerspaces; open access; games",
             "updated",
@@ -351,7 +331,7 @@ def test_update_changes_only_the_lines_written_and_shows_the_result(matched):
         empty = bo.say("UPDATE", expect="updated")
         assert "Time zone: Europe/Berlin" in empty.get_content()  # the example given
     finally:
-        daemon.stop()
+        program.stop()
     with sqlite3.connect(matched / "mailflow.db") as db:
         row = db.execute(
             "SELECT time_zone, interests, country FROM participants WHERE email = ?", [BO]
@@ -363,9 +343,9 @@ def test_update_changes_only_the_lines_written_and_shows_the_result(matched):
 
 
 def test_delete_my_data_asks_then_erases_all_but_a_hash_and_never_writes_again(matched):
-    daemon = daemon_at(matched, "2026-03-10T09:00:00Z")
+    program = program_at(matched, "2026-03-10T09:00:00Z")
     try:
-        bo = Person(daemon, BO, "Bo Lind")
+        bo = Person(program, BO, "Bo Lind")
         ask = bo.say("DELETE MY DATA", expect="delete-confirm")
         assert "leave your partnership with Dee Brown" in ask.get_content()
         kept = bo.reply(ask, "no thanks", expect="delete-cancelled")
@@ -381,10 +361,10 @@ def test_delete_my_data_asks_then_erases_all_but_a_hash_and_never_writes_again(m
         assert kept is not None
         # From now on: silence, whatever they write (but APPLY).
         message = bo.send(compose(BO, "STATUS"))
-        assert daemon.handled(message["Message-ID"])["outcome"] == "ignored:erased"
-        assert daemon.answers_to(message["Message-ID"]) == []
+        assert program.handled(message["Message-ID"])["outcome"] == "ignored:erased"
+        assert program.answers_to(message["Message-ID"]) == []
     finally:
-        daemon.stop()
+        program.stop()
     with sqlite3.connect(matched / "mailflow.db") as db:
         assert db.execute("SELECT count(*) FROM participants WHERE email = ?", [BO]).fetchone() == (
             0,
@@ -418,28 +398,28 @@ def unless_gone(look, *args):
 
 
 def test_again_while_in_a_partnership_waits_for_the_end_of_the_term(matched):
-    daemon = daemon_at(matched, "2026-03-10T09:00:00Z")
+    program = program_at(matched, "2026-03-10T09:00:00Z")
     try:
-        said = Person(daemon, BO).say("AGAIN", expect="signup-again")
+        said = Person(program, BO).say("AGAIN", expect="signup-again")
         assert "You are in a partnership with Dee Brown until 2026-07-02" in said.get_content()
-        form = Person(daemon, "new@lib.example.org").say("REJOIN", expect="application-form")
+        form = Person(program, "new@lib.example.org").say("REJOIN", expect="application-form")
         assert form is not None
     finally:
-        daemon.stop()
+        program.stop()
     assert status(matched, BO) == "matched"
 
 
 def test_the_address_a_reply_goes_to_is_the_from_address(matched):
     """A forged Reply-To never receives anything: STOP's answer goes to the From address."""
-    daemon = daemon_at(matched, "2026-03-10T09:00:00Z")
+    program = program_at(matched, "2026-03-10T09:00:00Z")
     try:
-        bo = Person(daemon, BO)
+        bo = Person(program, BO)
         message = compose(BO, "STOP", headers={"Reply-To": "thief@evil.example"})
         bo.send(message)
         [answer] = bo.expect(message, ["optout-confirmed"])
         assert email.utils.parseaddr(answer["To"])[1] == BO
     finally:
-        daemon.stop()
+        program.stop()
 
 
 def test_one_click_unsubscribe_is_a_post_and_a_get_changes_nothing(matched):
@@ -448,7 +428,9 @@ def test_one_click_unsubscribe_is_a_post_and_a_get_changes_nothing(matched):
         "MAILFLOW_PUBLIC_URL": "https://mf.example",
         "MAILFLOW_HTTP_LISTEN": f"127.0.0.1:{port}",
     }
-    daemon = daemon_at(matched, "2026-03-16T09:00:00Z", **public)
+    daemon = start_daemon(
+        matched, MAILFLOW_NOW="2026-03-16T09:00:00Z", MAILFLOW_COORDINATORS=COORDINATOR, **public
+    )
     try:
         until(lambda: inbox(matched, BO, "checkin"), "the first check-in")
         [checkin] = inbox(matched, BO, "checkin")

@@ -2,8 +2,9 @@
 `rate-limited` notice and silence; an autoresponder that sets no header stops within a few
 messages, even when it answers through reply tokens; coordinators get ten times the limit.
 
-Mail goes in through `mailflow ingest` (the path an MTA's pipe takes), several messages a
-run, and time moves with MAILFLOW_NOW.
+Mail goes in through `mailflow ingest` (the path an MTA's pipe takes), its function run in
+process (conftest's `ingest`), several messages a run, and time moves with MAILFLOW_NOW.
+The flood of one envelope sender is the SMTP daemon's to slow, so that test keeps it.
 """
 
 from __future__ import annotations
@@ -18,36 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROGRAM, compose, outbox_row, run_cli, start_daemon, wire
+from tests.conftest import PROGRAM, compose, ingest, run_cli, start_daemon, wire
+from tests.mailbox import delivered, templates
 
 ANN = "ann@uni.example.edu"
-NOW = "2026-03-02T09:00:00Z"
 OUT_OF_OFFICE = "I am away until Monday with no access to email. For urgent matters call the desk."
-
-
-def ingest(home: Path, messages: list[EmailMessage], now: str = NOW, **env: str) -> list[str]:
-    """Each message as a file, one run; the outcome printed for each."""
-    folder = home.parent / "in"
-    folder.mkdir(parents=True, exist_ok=True)
-    files = []
-    for message in messages:
-        path = folder / f"{len(list(folder.iterdir())):04}.eml"
-        path.write_bytes(wire(message))
-        files.append(str(path))
-    run = run_cli(home, "ingest", *files, MAILFLOW_NOW=now, **env)
-    assert run.returncode == 0, run.stderr.decode()
-    return [line.split(": ", 2)[2] for line in run.stdout.decode().splitlines()]
-
-
-def delivered(home: Path, to: str) -> list[EmailMessage]:
-    folder = home / "outbox" / "new"
-    files = sorted(folder.glob("*"), key=outbox_row) if folder.exists() else []
-    mails = [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in files]
-    return [m for m in mails if m["To"].addresses[0].addr_spec == to]
-
-
-def templates(home: Path, to: str) -> list[str]:
-    return [m["X-Mailflow-Template"] for m in delivered(home, to)]
 
 
 def stored(home: Path, sender: str) -> int:

@@ -1,5 +1,5 @@
 """A round's matching end to end: the operator's `mailflow match`, a coordinator's MATCH and
-CONFIRM over real SMTP, and the introductions each partner receives."""
+CONFIRM (in process), and the introductions each partner receives."""
 
 from __future__ import annotations
 
@@ -7,41 +7,8 @@ import re
 
 import pytest
 
-from tests.conftest import Person, body, run_cli, start_daemon
-
-HEADER = (
-    "email,name,country,role,library_type,career_stage,interests,languages,time_zone,"
-    "contact_methods,contact_frequency,about_me,partner_wishes"
-)
-PEOPLE = [
-    (
-        "ann@uni.example.edu",
-        "Ann Okafor",
-        "Nigeria",
-        "academic",
-        "palaeography; open access",
-        "Lagos",
-    ),
-    ("bo@lib.example.se", "Bo Lind", "Sweden", "public", "makerspaces; open access", "Stockholm"),
-    ("chen@lib.example.cn", "Chen Jing", "China", "academic", "palaeography; metadata", "Shanghai"),
-    ("dee@lib.example.au", "Dee Brown", "Australia", "public", "makerspaces; outreach", "Sydney"),
-    ("eli@lib.example.br", "Eli Costa", "Brazil", "school", "reading; outreach", "Sao Paulo"),
-    ("fay@lib.example.ca", "Fay Roy", "Canada", "school", "reading; metadata", "Toronto"),
-    ("gus@lib.example.de", "Gus Weber", "Germany", "special", "law; archives", "Berlin"),
-    ("hana@lib.example.jp", "Hana Sato", "Japan", "special", "law; archives", "Tokyo"),
-]
-COORDINATOR = "coord@program.example.org"
-
-
-def roster(tmp_path, people=PEOPLE):
-    path = tmp_path / "round.csv"
-    rows = [HEADER] + [
-        f'{email},{name},{country},Librarian,{kind},early career,"{interests}",English,{zone},'
-        f"email,monthly,I work in a library.,"
-        for email, name, country, kind, interests, zone in people
-    ]
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return path
+from tests.conftest import Person, body, run_cli, start_in_process
+from tests.people import COORDINATOR, PEOPLE, roster
 
 
 def test_dry_run_previews_and_changes_nothing(home, tmp_path):
@@ -105,49 +72,50 @@ def test_the_odd_one_out_is_told(home, tmp_path):
 
 
 @pytest.fixture
-def coordinated(home, tmp_path):
+def imported(home, tmp_path):
+    """The roster imported, not matched; in process with COORDINATOR configured."""
     assert run_cli(home, "import", str(roster(tmp_path))).returncode == 0
-    daemon = start_daemon(home, MAILFLOW_COORDINATORS=COORDINATOR)
-    yield daemon
-    daemon.stop()
+    program = start_in_process(home, MAILFLOW_COORDINATORS=COORDINATOR)
+    yield program
+    program.stop()
 
 
-def test_a_coordinator_previews_then_confirms_the_matching(coordinated):
-    coordinator = Person(coordinated, COORDINATOR, "Coordinator")
+def test_a_coordinator_previews_then_confirms_the_matching(imported):
+    coordinator = Person(imported, COORDINATOR, "Coordinator")
     confirm = coordinator.say("MATCH", expect="command-confirm")
     text = body(confirm)
     assert "Nothing has changed yet" in text
     assert "pairs: 4" in text
     assert re.search(r"quality: \d+\.\d%", text)
-    assert coordinated.query("SELECT * FROM partnerships") == []
+    assert imported.query("SELECT * FROM partnerships") == []
     result = coordinator.reply(confirm, "CONFIRM", expect="command-result")
     assert "Round 1 matched: 4 partnerships" in body(result)
-    assert len(coordinated.query("SELECT * FROM partnerships")) == 4
-    intros = coordinated.query("SELECT recipient FROM outbox WHERE template = 'match-intro'")
+    assert len(imported.query("SELECT * FROM partnerships")) == 4
+    intros = imported.query("SELECT recipient FROM outbox WHERE template = 'match-intro'")
     assert len(intros) == 8
 
 
-def test_only_the_coordinator_can_confirm_and_cancel_changes_nothing(coordinated):
-    coordinator = Person(coordinated, COORDINATOR)
-    forger = Person(coordinated, "mallory@evil.example")
+def test_only_the_coordinator_can_confirm_and_cancel_changes_nothing(imported):
+    coordinator = Person(imported, COORDINATOR)
+    forger = Person(imported, "mallory@evil.example")
     confirm = coordinator.say("MATCH", expect="command-confirm")
     forger.reply(confirm, "CONFIRM", expect="token-expired")
-    assert coordinated.query("SELECT * FROM partnerships") == []
+    assert imported.query("SELECT * FROM partnerships") == []
     cancelled = coordinator.reply(confirm, "CANCEL", expect="command-result")
     assert "nothing was changed" in body(cancelled)
-    assert coordinated.query("SELECT * FROM partnerships") == []
+    assert imported.query("SELECT * FROM partnerships") == []
     coordinator.reply(confirm, "CONFIRM", expect="token-expired")  # single use
-    assert coordinated.query("SELECT * FROM partnerships") == []
+    assert imported.query("SELECT * FROM partnerships") == []
 
 
-def test_match_from_a_participant_is_refused_and_shows_nothing(coordinated):
-    refused = Person(coordinated, "ann@uni.example.edu").say("MATCH", expect="command-refused")
+def test_match_from_a_participant_is_refused_and_shows_nothing(imported):
+    refused = Person(imported, "ann@uni.example.edu").say("MATCH", expect="command-refused")
     assert "nothing was done" in body(refused)
     assert "Chen" not in body(refused) and "pairs:" not in body(refused)
-    assert coordinated.query("SELECT * FROM partnerships") == []
+    assert imported.query("SELECT * FROM partnerships") == []
 
 
-def test_coordinators_get_their_own_help(coordinated):
-    text = body(Person(coordinated, COORDINATOR).say("HELP", expect="help"))
+def test_coordinators_get_their_own_help(imported):
+    text = body(Person(imported, COORDINATOR).say("HELP", expect="help"))
     assert "You are a coordinator" in text
     assert "MATCH" in text

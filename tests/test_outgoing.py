@@ -40,7 +40,7 @@ def test_answers_are_small_plain_text(ann):
     assert b"<html" not in raw.lower()
 
 
-def test_a_display_name_cannot_inject_a_header(daemon):
+def test_a_display_name_cannot_inject_a_header(program):
     # A line break encoded in the From name is a parse defect: no sender, so no answer at
     # all (L3), let alone one with a Bcc.
     raw = (
@@ -48,20 +48,20 @@ def test_a_display_name_cannot_inject_a_header(daemon):
         f"To: {PROGRAM}\r\nSubject: HELP\r\n"
         "Message-ID: <inject-from@client.test>\r\n\r\nHELP\r\n"
     ).encode()
-    daemon.send(raw, sender="eve@example.net")
-    assert daemon.mail_for("<inject-from@client.test>") == []
-    assert daemon.query("SELECT count(*) AS n FROM outbox")[0]["n"] == 0
+    program.send(raw, sender="eve@example.net")
+    assert program.mail_for("<inject-from@client.test>") == []
+    assert program.query("SELECT count(*) AS n FROM outbox")[0]["n"] == 0
     # The same trick in the Subject, from a plain From: answered, with nothing injected.
     raw = (
         "From: Eve <eve@example.net>\r\n"
         f"To: {PROGRAM}\r\nSubject: =?utf-8?q?help=0D=0ABcc=3A_x=40y=2Ez?=\r\n"
         "Message-ID: <inject@client.test>\r\n\r\nHELP\r\n"
     ).encode()
-    daemon.send(raw, sender="eve@example.net")
-    [answer] = daemon.mail_for("<inject@client.test>")
+    program.send(raw, sender="eve@example.net")
+    [answer] = program.mail_for("<inject@client.test>")
     assert answer["Bcc"] is None
     assert answer["To"].addresses[0].addr_spec == "eve@example.net"
-    [stored] = daemon.query("SELECT raw FROM outbox")
+    [stored] = program.query("SELECT raw FROM outbox")
     head = stored["raw"].split(b"\r\n\r\n", 1)[0]
     assert not re.search(rb"(?im)^bcc:", head)
     names = [line.split(b":", 1)[0] for line in head.split(b"\r\n") if not line[:1].isspace()]
@@ -83,13 +83,13 @@ def test_a_display_name_cannot_inject_a_header(daemon):
     )
 
 
-def test_non_ascii_names_and_text_survive(daemon):
+def test_non_ascii_names_and_text_survive(program):
     raw = (
         "From: =?utf-8?q?Zo=C3=AB_K=C3=B6nig?= <zoe@example.de>\r\n"
         f"To: {PROGRAM}\r\nSubject: help\r\nMessage-ID: <zoe@client.test>\r\n\r\nHELP\r\n"
     ).encode()
-    daemon.send(raw, sender="zoe@example.de")
-    [answer] = daemon.mail_for("<zoe@client.test>")
+    program.send(raw, sender="zoe@example.de")
+    [answer] = program.mail_for("<zoe@client.test>")
     assert answer["To"].addresses[0].display_name == "Zoë König"
     assert "Hello Zoë König" in answer.get_content()
 

@@ -1,6 +1,6 @@
 """Acting in a name needs proof of that name (issue 16, review findings M1, M2, M3, M7,
-M10, M11): each test replays the review's attack through `mailflow ingest`, a forged
-`From:` and nothing else, and checks that nothing changed, what was mailed to the
+M10, M11): each test replays the review's attack through `mailflow ingest` (its function, in
+process), a forged `From:` and nothing else, and checks that nothing changed, what was mailed to the
 address's owner instead, and that the owner's own reply still works."""
 
 from __future__ import annotations
@@ -11,14 +11,12 @@ import sqlite3
 from email.message import EmailMessage
 from pathlib import Path
 
-from tests.conftest import compose, form_text
-from tests.test_coordinator_proof import DOMAIN, dns, keys, signed  # noqa: F401 (fixtures)
-from tests.test_limits import delivered, ingest, templates
-from tests.test_tick import tick
+from tests.conftest import compose, form_text, ingest, tick
+from tests.mailbox import delivered, templates
+from tests.people import ANN, CHEN, COORDINATOR
+from tests.signing import DOMAIN, signed
 
-ANN, CHEN = "ann@uni.example.edu", "chen@lib.example.cn"
 ALICE = "alice@example.net"
-COORDINATOR = "coord@program.example.org"
 
 
 def reply(home: Path, to_mail: EmailMessage, sender: str, text: str, now: str = "") -> str:
@@ -288,8 +286,8 @@ def test_a_coordinators_autoresponder_loop_ends_within_ten_messages(home):
 
 def test_a_trusted_dkim_signature_proves_the_address_and_the_change_is_made_at_once(
     home,
-    dns,  # noqa: F811 (the fixtures of test_coordinator_proof)
-    keys,  # noqa: F811
+    dns,
+    keys,
 ):
     pat = "pat@program.example.org"  # the domain the test DNS publishes a key for
     apply_as(home, pat)

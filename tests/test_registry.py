@@ -14,7 +14,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from tests.conftest import ROOT, environment, run_cli, wire
-from tests.test_life_events import ANN, inbox
+from tests.mailbox import inbox
+from tests.people import ANN
 
 PACKAGE = ROOT / "mailflow"
 

@@ -19,7 +19,7 @@ from mailflow.model import stats
 from mailflow.program import Program
 from mailflow.rulebook.cadence import load_cadence
 from mailflow.schedule import scheduler
-from tests.test_match_round import HEADER, PEOPLE
+from tests.people import HEADER, PEOPLE
 
 MATCHED_AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
 NOW = datetime(2026, 4, 16, 9, tzinfo=UTC)

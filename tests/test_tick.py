@@ -3,8 +3,6 @@ they fall due, once, and `mailflow schedule` shows what is coming."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import sqlite3
 from pathlib import Path
 
@@ -12,32 +10,18 @@ import pytest
 
 from mailflow.config import parse_time
 from mailflow.rulebook.cadence import Cadence, latest_due, load_cadence
-from tests.conftest import Person, run_cli, start_daemon, until
-from tests.test_match_round import PEOPLE
+from tests.conftest import Person, run_cli, start_daemon, start_in_process, tick, until
+from tests.mailbox import scheduled
+from tests.people import PEOPLE
 
 RULES = Path(__file__).resolve().parents[1] / "rules"
 
 
-def mails(home: Path) -> list[email.message.EmailMessage]:
-    folder = home / "outbox" / "new"
-    return [
-        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        for path in sorted(folder.iterdir())
-    ]
-
-
-def scheduled(home: Path, template: str) -> list[email.message.EmailMessage]:
-    return [m for m in mails(home) if m["X-Mailflow-Template"] == template]
-
-
-def tick(home: Path, now: str) -> str:
-    result = run_cli(home, "tick", "--now", now)
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode()
-
-
 def test_nothing_is_sent_before_the_first_check_in_is_due(matched):
-    assert "nothing due" in tick(matched, "2026-03-15T23:59:00Z")
+    # The command itself, in a process of its own; the other tests call its function.
+    result = run_cli(matched, "tick", "--now", "2026-03-15T23:59:00Z")
+    assert result.returncode == 0, result.stderr.decode()
+    assert "nothing due" in result.stdout.decode()
     assert scheduled(matched, "checkin") == [] and scheduled(matched, "topic") == []
 
 
@@ -193,10 +177,10 @@ def test_serve_runs_the_rules_on_its_own(matched):
     assert len(scheduled(matched, "checkin")) == 8
 
 
-def answer_checkin(daemon, person: Person, text: str, expect: str):
+def answer_checkin(program, person: Person, text: str, expect: str):
     checkin = next(
         m
-        for m in scheduled(daemon.home, "checkin")
+        for m in scheduled(program.home, "checkin")
         if m["To"].addresses[0].addr_spec == person.address
     )
     return person.reply(checkin, text, expect=expect)
@@ -213,10 +197,11 @@ def answers(home: Path) -> dict[str, int]:
 
 @pytest.fixture
 def checked_in(matched):
-    daemon = start_daemon(matched, MAILFLOW_NOW="2026-03-16T09:00:00Z")
+    """In process on 16 March, whose start runs the rules as `serve`'s does."""
+    program = start_in_process(matched, MAILFLOW_NOW="2026-03-16T09:00:00Z")
     until(lambda: len(scheduled(matched, "checkin")) == 8, "the first check-ins")
-    yield daemon
-    daemon.stop()
+    yield program
+    program.stop()
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from mailflow.config import parse_time
 from mailflow.program import Program
 from mailflow.schedule import scheduler
 from tests.conftest import PROGRAM, environment, run_cli
-from tests.test_match_round import roster
+from tests.people import roster
 
 COORDINATOR = "coord@program.example.org"
 PLACES = [
