@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from mailflow.conversation import commands
-from mailflow.conversation.coordinator import commands as _registered  # noqa: F401  (registers them)
+from mailflow.conversation import coordinator as _registered  # noqa: F401  (registers them)
 from tests.conftest import Person, body, compose, run_cli, start_daemon
 from tests.test_life_events import (
     ANN,

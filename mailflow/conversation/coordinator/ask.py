@@ -1,16 +1,20 @@
-"""What a coordinator's command is given (`Ask`), and how it says no (`Refusal`).
+"""What a coordinator's command is given (`Ask`), how it says no (`Refusal`), and who and
+what a coordinator may touch.
 
-The commands (`coordinator.commands`) and the proof and audit around them
-(`coordinator.proof`) both use these; neither imports the other for them.
+The commands (one module per family in this folder) and the proof and audit around them
+(`coordinator.proof`) all use these; none imports another for them, and this module never
+imports a command module back.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mailflow.app import membership, roster
 from mailflow.conversation.turn import Turn
-from mailflow.model import coordinators
+from mailflow.model import coordinators, participants
 from mailflow.read import parse
+from mailflow.read.countries import country_name
 from mailflow.send.compose import Attachment
 
 AUDIENCE = "coordinator"  # the registry's name for coordinators' commands
@@ -55,3 +59,46 @@ def _raw(turn: Turn, row_id: int) -> bytes:
     """The stored bytes of a message (b"" once it is gone)."""
     row = turn.program.db.execute("SELECT raw FROM messages WHERE id = ?", [row_id]).fetchone()
     return row[0] if row else b""
+
+
+# --- Who and what a coordinator may touch -----------------------------------------------
+
+
+def only_program_wide(ask: Ask, what: str) -> None:
+    """Refused unless the coordinator coordinates the whole program."""
+    if not ask.coordinator.program_wide:
+        raise Refusal(
+            f"only a program-wide coordinator can {what}; you coordinate {ask.coordinator.scope()}."
+        )
+
+
+def email_address(text: str) -> str:
+    """The address written, as stored; refused if it is not one."""
+    address = text.strip().strip("<>").lower()
+    if not roster.ADDRESS.match(address):
+        raise Refusal(f"{text.strip() or 'nothing'!r} is not an email address.")
+    return address
+
+
+def person(ask: Ask, text: str) -> dict:
+    """The participant with this address, if the coordinator may see them."""
+    address = email_address(text)
+    found = participants.find(ask.db, address)
+    if found is None or not ask.coordinator.covers(found["country"]):
+        whose = "" if ask.coordinator.program_wide else " in your countries"
+        raise Refusal(f"no participant{whose} has the address {address}.")
+    return found
+
+
+def who(record: dict) -> str:
+    """A participant as a coordinator reads them: name, address and country."""
+    return f"{record['name']} <{record['email']}> ({country_name(record['country'])})"
+
+
+def partners_of(ask: Ask, record: dict) -> tuple[membership.Partnership | None, list[dict]]:
+    """The active partnership of a participant, and the other members of it."""
+    partnership = membership.active_partnership(ask.program, record["id"])
+    if partnership is None:
+        return None, []
+    others = [participants.by_id(ask.db, m) for m in partnership.members if m != record["id"]]
+    return partnership, [o for o in others if o is not None]

@@ -1,0 +1,230 @@
+"""Coordinators' commands on partnerships: MATCH, REMATCH, PAIR and END.
+
+Each has a `preview` that checks everything it can before it is confirmed, so a coordinator
+learns of a mistake before replying CONFIRM; the command checks again when it runs, since
+the program may have moved on in between. A country coordinator touches only the
+participants of their countries; MATCH is for program-wide coordinators only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from mailflow import matching
+from mailflow.app import membership
+from mailflow.config import parse_time
+from mailflow.conversation.commands import command
+from mailflow.conversation.coordinator.ask import (
+    AUDIENCE,
+    Ask,
+    Refusal,
+    only_program_wide,
+    partners_of,
+    person,
+    who,
+)
+from mailflow.matching import matchmaker
+from mailflow.model import participants, rounds
+from mailflow.send.sending import send
+from mailflow.store import iso
+
+
+def _match_preview(ask: Ask) -> str:
+    only_program_wide(ask, "match a round")
+    try:
+        plan = matchmaker.plan(ask.program, ask.now)
+    except ValueError as mistake:  # rules/matching.toml or regions.toml written wrongly
+        raise Refusal(f"the matching rules need fixing first: {mistake}") from None
+    return matchmaker.preview_text(ask.program, plan)
+
+
+@command(
+    "MATCH",
+    audience=AUDIENCE,
+    changes=True,
+    preview=_match_preview,
+    summary="preview the matching of the round; reply CONFIRM to carry it out",
+)
+def match(ask: Ask) -> str:
+    only_program_wide(ask, "match a round")
+    plan = matchmaker.plan(ask.program, ask.now)
+    return matchmaker.carry_out(ask.program, plan, ask.now, made_by=ask.sender)
+
+
+def _rematch_check(ask: Ask) -> tuple[dict, membership.Partnership | None, list[dict]]:
+    me = person(ask, ask.arguments)
+    partnership, partners = partners_of(ask, me)
+    if partnership is None and me["status"] != "waiting":
+        raise Refusal(f"{who(me)} is {me['status']}, neither in a partnership nor waiting.")
+    if partnership is None and _running_term(ask) is None:
+        raise Refusal(f"no round's term is running: {who(me)} will be matched in the next round.")
+    return me, partnership, partners
+
+
+def _rematch_preview(ask: Ask) -> str:
+    me, _, partners = _rematch_check(ask)
+    waiting = participants.select(ask.db, "status = 'waiting' AND id != ?", [me["id"]])
+    seeker, *candidates = matchmaker.applicants(ask.program, [me, *waiting], ask.now)
+    best = matching.best_partner(
+        seeker,
+        candidates,
+        matching.load_weights(ask.program.config.rules),
+        former=matchmaker.former_partners(ask.program),
+    )
+    lines = []
+    if partners:
+        names = " and ".join(who(p) for p in partners)
+        lines.append(f"Ends the partnership with {names}, who will wait for the next round.")
+    if best is None:
+        lines.append("Nobody waiting fits now: they will wait for the next round.")
+    else:
+        newcomer = next(w for w in waiting if w["id"] in best.members)
+        lines.append(f"New partner: {who(newcomer)}, score {best.score}.")
+    return " ".join(lines)
+
+
+@command(
+    "REMATCH",
+    usage="REMATCH address",
+    audience=AUDIENCE,
+    changes=True,
+    preview=_rematch_preview,
+    summary="end this person's partnership and match them with the best person waiting",
+)
+def rematch(ask: Ask) -> str:
+    me, partnership, partners = _rematch_check(ask)
+    why = f"rematched by coordinator {ask.sender}"
+    if partnership is not None:
+        membership.dissolve(ask.program, partnership.id, why, ask.now)
+        for partner in partners:
+            _set_waiting(ask, partner, "rematch")
+    else:
+        round_id, term_end = _running_term(ask)  # type: ignore[misc]  # checked above
+        partnership = membership.Partnership(0, round_id, (), ask.now, term_end, ask.now)
+    newcomer = membership.rematch(ask.program, me, partnership, ask.now)
+    if newcomer is None:
+        nxt = _set_waiting(ask, me, "no-one-waiting")
+        return f"{who(me)}: nobody waiting fits, so they wait for {nxt}."
+    return f"{who(me)} is now with {who(newcomer)}; both were introduced."
+
+
+def _pair_check(ask: Ask) -> tuple[list[dict], matching.Pair, list[str]]:
+    words = ask.arguments.replace(",", " ").split()
+    if len(words) != 2:
+        raise Refusal("write two addresses: PAIR first@example.org second@example.org.")
+    people = [person(ask, word) for word in words]
+    if people[0]["id"] == people[1]["id"]:
+        raise Refusal("those are the same person.")
+    for record in people:
+        if record["status"] == "matched":
+            raise Refusal(f"{who(record)} is already in a partnership: END or REMATCH first.")
+        if record["status"] not in ("applied", "waiting", "completed"):
+            raise Refusal(f"{who(record)} is {record['status']}.")
+    applicants = matchmaker.applicants(ask.program, people, ask.now)
+    former = matchmaker.former_partners(ask.program)
+    weights = matching.load_weights(ask.program.config.rules)
+    ids = [record["id"] for record in people]
+    result = matching.match(applicants, weights, former=former, fixed=[ids], country_cap=0)
+    return people, result.pairs[0], matching.broken_rules(*applicants, former)
+
+
+def _pair_preview(ask: Ask) -> str:
+    people, pair, notes = _pair_check(ask)
+    running = _running_term(ask)
+    term = f"until {iso(running[1])[:10]}" if running else "for a new term starting now"
+    warning = f" Note: {'; '.join(notes)}; they are paired anyway, as you ask." if notes else ""
+    return f"Pairs {who(people[0])} with {who(people[1])}, score {pair.score}, {term}.{warning}"
+
+
+@command(
+    "PAIR",
+    usage="PAIR address address",
+    audience=AUDIENCE,
+    changes=True,
+    preview=_pair_preview,
+    summary="make these two partners by hand and introduce them",
+)
+def pair(ask: Ask) -> str:
+    people, made, _ = _pair_check(ask)
+    running = _running_term(ask)
+    if running:
+        round_id, end = running
+    else:
+        round_id = rounds.to_match(ask.db, ask.now).id
+        end = rounds.add_months(ask.now, rounds.term_months(ask.program.config.rules))
+    partnership_id = membership.add_partnership(
+        ask.program, round_id, made, end, ask.sender, ask.now
+    )
+    matchmaker.introduce(
+        ask.program,
+        partnership_id,
+        made,
+        {record["id"]: record for record in people},
+        rounds.get(ask.db, round_id).name,
+        ask.now,
+        end,
+        ask.now,
+        matching.load_weights(ask.program.config.rules).waking_hours,
+    )
+    return (
+        f"Paired {who(people[0])} with {who(people[1])} until {iso(end)[:10]}; both were"
+        " introduced."
+    )
+
+
+def _end_check(ask: Ask) -> tuple[dict, membership.Partnership, list[dict]]:
+    me = person(ask, ask.arguments)
+    partnership, partners = partners_of(ask, me)
+    if partnership is None:
+        raise Refusal(f"{who(me)} is not in a partnership ({me['status']}).")
+    return me, partnership, partners
+
+
+def _end_preview(ask: Ask) -> str:
+    me, _, partners = _end_check(ask)
+    everyone = " and ".join(who(p) for p in [me, *partners])
+    return f"Ends the partnership of {everyone}; they will wait for the next round."
+
+
+@command(
+    "END",
+    usage="END address",
+    audience=AUDIENCE,
+    changes=True,
+    preview=_end_preview,
+    summary="end this person's partnership; its members wait for the next round",
+)
+def end(ask: Ask) -> str:
+    me, partnership, partners = _end_check(ask)
+    membership.dissolve(ask.program, partnership.id, f"ended by coordinator {ask.sender}", ask.now)
+    nxt = ""
+    for record in [me, *partners]:
+        nxt = _set_waiting(ask, record, "ended")
+    everyone = " and ".join(who(p) for p in [me, *partners])
+    return f"Ended the partnership of {everyone}; they wait for {nxt} and were told."
+
+
+def _running_term(ask: Ask) -> tuple[int, datetime] | None:
+    """(round id, term end) of the latest round whose term is running."""
+    row = ask.db.execute(
+        "SELECT id, term_end FROM rounds WHERE state = 'matched' AND term_end > ?"
+        " ORDER BY term_end DESC, id DESC LIMIT 1",
+        [iso(ask.now)],
+    ).fetchone()
+    return (row[0], parse_time(row[1])) if row else None
+
+
+def _set_waiting(ask: Ask, record: dict, why: str) -> str:
+    """Out of a partnership by a coordinator's hand: they wait for the next round, and are
+    told. Returns the round they wait for."""
+    nxt = membership.wait_for_next_round(ask.program, record, ask.now)
+    send(
+        ask.program,
+        template="partnership-ended",
+        to=record["email"],
+        name=record["name"],
+        context={"why": why, "next_round": nxt.name},
+        key=f"partnership-ended:{ask.source_row}:{ask.turn.row_id}:{record['id']}",
+        now=ask.now,
+    )
+    return nxt.name
