@@ -8,11 +8,8 @@ participants of their countries; MATCH is for program-wide coordinators only.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from mailflow import matching
 from mailflow.app import membership
-from mailflow.config import parse_time
 from mailflow.conversation.commands import command
 from mailflow.conversation.coordinator.ask import (
     AUDIENCE,
@@ -56,7 +53,7 @@ def _rematch_check(ask: Ask) -> tuple[dict, membership.Partnership | None, list[
     partnership, partners = partners_of(ask, me)
     if partnership is None and me["status"] != "waiting":
         raise Refusal(f"{who(me)} is {me['status']}, neither in a partnership nor waiting.")
-    if partnership is None and _running_term(ask) is None:
+    if partnership is None and rounds.running_term(ask.db, ask.now) is None:
         raise Refusal(f"no round's term is running: {who(me)} will be matched in the next round.")
     return me, partnership, partners
 
@@ -99,7 +96,7 @@ def rematch(ask: Ask) -> str:
         for partner in partners:
             _set_waiting(ask, partner, "rematch")
     else:
-        round_id, term_end = _running_term(ask)  # type: ignore[misc]  # checked above
+        round_id, term_end = rounds.running_term(ask.db, ask.now)  # type: ignore[misc]  # checked above
         partnership = membership.Partnership(0, round_id, (), ask.now, term_end, ask.now)
     newcomer = membership.rematch(ask.program, me, partnership, ask.now)
     if newcomer is None:
@@ -130,7 +127,7 @@ def _pair_check(ask: Ask) -> tuple[list[dict], matching.Pair, list[str]]:
 
 def _pair_preview(ask: Ask) -> str:
     people, pair, notes = _pair_check(ask)
-    running = _running_term(ask)
+    running = rounds.running_term(ask.db, ask.now)
     term = f"until {iso(running[1])[:10]}" if running else "for a new term starting now"
     warning = f" Note: {'; '.join(notes)}; they are paired anyway, as you ask." if notes else ""
     return f"Pairs {who(people[0])} with {who(people[1])}, score {pair.score}, {term}.{warning}"
@@ -146,7 +143,7 @@ def _pair_preview(ask: Ask) -> str:
 )
 def pair(ask: Ask) -> str:
     people, made, _ = _pair_check(ask)
-    running = _running_term(ask)
+    running = rounds.running_term(ask.db, ask.now)
     if running:
         round_id, end = running
     else:
@@ -202,16 +199,6 @@ def end(ask: Ask) -> str:
         nxt = _set_waiting(ask, record, "ended")
     everyone = " and ".join(who(p) for p in [me, *partners])
     return f"Ended the partnership of {everyone}; they wait for {nxt} and were told."
-
-
-def _running_term(ask: Ask) -> tuple[int, datetime] | None:
-    """(round id, term end) of the latest round whose term is running."""
-    row = ask.db.execute(
-        "SELECT id, term_end FROM rounds WHERE state = 'matched' AND term_end > ?"
-        " ORDER BY term_end DESC, id DESC LIMIT 1",
-        [iso(ask.now)],
-    ).fetchone()
-    return (row[0], parse_time(row[1])) if row else None
 
 
 def _set_waiting(ask: Ask, record: dict, why: str) -> str:

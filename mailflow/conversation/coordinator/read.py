@@ -17,7 +17,7 @@ from mailflow.conversation.coordinator.ask import (
     who,
 )
 from mailflow.model import coordinators as roles
-from mailflow.model import participants, stats
+from mailflow.model import search, stats
 from mailflow.send.compose import Attachment
 
 FOUND_AT_MOST = 20
@@ -66,19 +66,7 @@ def find(ask: Ask) -> str:
         countries = countries if countries is not None else ask.coordinator.countries
         if not countries:
             return "No participant in your countries matches."
-    where = ["email NOT LIKE ?"]
-    values: list = [f"%@{participants.ERASED_DOMAIN}"]
-    if countries:
-        where.append(f"country IN ({', '.join('?' for _ in countries)})")
-        values += sorted(countries)
-    for word in rest:
-        where.append(
-            "(email || ' ' || name || ' ' || role || ' ' || library_type || ' ' || interests"
-            " || ' ' || career_stage) LIKE ? ESCAPE '\\'"
-        )
-        escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        values.append(f"%{escaped}%")
-    found = participants.select(ask.db, " AND ".join(where), values)
+    found = search.participants_with(ask.db, rest, countries)
     if not found:
         return f"No participant matches {ask.arguments!r}."
     lines = [f"{len(found)} found" + (f", the first {FOUND_AT_MOST}:" if len(found) > 20 else ":")]

@@ -75,20 +75,7 @@ def _round_check(ask: Ask) -> tuple[str, dict[str, datetime | None], rounds.Roun
         raise Refusal("END must come after START.")
     if moments["close"] <= ask.now:  # type: ignore[operator]
         raise Refusal("CLOSE is in the past.")
-    return name, moments, _round_to_schedule(ask, name)
-
-
-def _round_to_schedule(ask: Ask, name: str) -> rounds.Round | None:
-    """The round a ROUND line changes: the open round of that name, else the round now
-    accepting applications if nobody has scheduled it yet; None: a new round."""
-    row = ask.db.execute(
-        f"SELECT {rounds.COLUMNS} FROM rounds WHERE state = 'open' AND lower(name) = lower(?)",
-        [name],
-    ).fetchone()
-    if row:
-        return rounds.Round(*row)
-    current = rounds.open_round(ask.db, ask.now)
-    return current if current.closes_at is None else None
+    return name, moments, rounds.to_schedule(ask.db, name, ask.now)
 
 
 def _round_description(name: str, moments: dict[str, datetime | None]) -> str:
@@ -113,23 +100,16 @@ def _round_preview(ask: Ask) -> str:
 )
 def round_(ask: Ask) -> str:
     name, moments, existing = _round_check(ask)
-    values = [
+    rounds.schedule(
+        ask.db,
+        existing,
         name,
-        iso(moments["open"]),  # type: ignore[arg-type]
-        iso(moments["close"]),  # type: ignore[arg-type]
-        iso(moments["start"]),  # type: ignore[arg-type]
-        iso(moments["end"]) if moments["end"] else None,
-    ]
-    if existing is None:
-        ask.db.execute(
-            "INSERT INTO rounds (name, opens_at, closes_at, match_at, term_end, state, created_at)"
-            " VALUES (?, ?, ?, ?, ?, 'open', ?)",
-            [*values, iso(ask.now)],
-        )
-        return f"Created {_round_description(name, moments)}."
-    ask.db.execute(
-        "UPDATE rounds SET name = ?, opens_at = ?, closes_at = ?, match_at = ?, term_end = ?"
-        " WHERE id = ?",
-        [*values, existing.id],
+        moments["open"],  # type: ignore[arg-type]  # checked: only END may be missing
+        moments["close"],  # type: ignore[arg-type]
+        moments["start"],  # type: ignore[arg-type]
+        moments["end"],
+        ask.now,
     )
+    if existing is None:
+        return f"Created {_round_description(name, moments)}."
     return f"Scheduled {_round_description(name, moments)}."
