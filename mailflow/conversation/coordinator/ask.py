@@ -21,7 +21,26 @@ AUDIENCE = "coordinator"  # the registry's name for coordinators' commands
 
 
 class Refusal(Exception):
-    """A command that can't be carried out as written; the text says why and what to do."""
+    """A command that can't be carried out as written: the outcome of its family's wording
+    that says why and what to do, with the data it names."""
+
+    def __init__(self, family: str, outcome: str, **data) -> None:
+        super().__init__(family, outcome)
+        self.family, self.outcome, self.data = family, outcome, data
+
+    def said(self, program) -> str:
+        return wording(program, self.family, self.outcome, **self.data)
+
+
+def wording(program, family: str, outcome: str, **data) -> str:
+    """What a coordinator reads for `outcome`: `templates/results/<family>.txt` rendered
+    with `data`, less the newline that ends the file. Code passes data; the English, and
+    how the data is written into it, is the template's."""
+    template = program.renderer.env.get_template(f"results/{family}.txt")
+    said = template.render(outcome=outcome, **data).removesuffix("\n")
+    if not said:
+        raise ValueError(f"templates/results/{family}.txt says nothing for {outcome!r}")
+    return said
 
 
 @dataclass
@@ -51,6 +70,10 @@ class Ask:
     def sender(self) -> str:
         return self.coordinator.email
 
+    def say(self, family: str, outcome: str, **data) -> str:
+        """The answer line of `outcome`, from the wording of the command's family."""
+        return wording(self.program, family, outcome, **data)
+
     def attachments(self) -> list[tuple[str, str, bytes]]:
         return parse.attachments(_raw(self.turn, self.source_row))
 
@@ -64,19 +87,17 @@ def _raw(turn: Turn, row_id: int) -> bytes:
 # --- Who and what a coordinator may touch -----------------------------------------------
 
 
-def only_program_wide(ask: Ask, what: str) -> None:
+def only_program_wide(ask: Ask, command: str) -> None:
     """Refused unless the coordinator coordinates the whole program."""
     if not ask.coordinator.program_wide:
-        raise Refusal(
-            f"only a program-wide coordinator can {what}; you coordinate {ask.coordinator.scope()}."
-        )
+        raise Refusal("ask", "program-wide-only", command=command, scope=ask.coordinator.scope())
 
 
 def email_address(text: str) -> str:
     """The address written, as stored; refused if it is not one."""
     address = text.strip().strip("<>").lower()
     if not roster.ADDRESS.match(address):
-        raise Refusal(f"{text.strip() or 'nothing'!r} is not an email address.")
+        raise Refusal("ask", "not-an-address", written=text.strip())
     return address
 
 
@@ -85,8 +106,12 @@ def person(ask: Ask, text: str) -> dict:
     address = email_address(text)
     found = participants.find(ask.db, address)
     if found is None or not ask.coordinator.covers(found["country"]):
-        whose = "" if ask.coordinator.program_wide else " in your countries"
-        raise Refusal(f"no participant{whose} has the address {address}.")
+        raise Refusal(
+            "ask",
+            "no-such-participant",
+            address=address,
+            program_wide=ask.coordinator.program_wide,
+        )
     return found
 
 

@@ -22,13 +22,12 @@ BROADCAST_TO = ("applied", "waiting", "matched")
 
 def _broadcast_check(ask: Ask) -> tuple[str, list[dict]]:
     if not ask.text.strip():
-        raise Refusal("write the message on the lines after BROADCAST.")
+        raise Refusal("broadcast", "no-text")
     if len(ask.text) > BROADCAST_CHARACTERS:
-        raise Refusal(
-            f"the message may have {BROADCAST_CHARACTERS:,} characters; this one has"
-            f" {len(ask.text):,}."
-        )
-    subject = ask.arguments.strip() or f"News from {ask.program.config.program_name}"
+        raise Refusal("broadcast", "too-long", most=BROADCAST_CHARACTERS, characters=len(ask.text))
+    subject = ask.arguments.strip() or ask.say(
+        "broadcast", "default-subject", program_name=ask.program.config.program_name
+    )
     where = f"status IN ({', '.join('?' for _ in BROADCAST_TO)})"
     values: list = list(BROADCAST_TO)
     if not ask.coordinator.program_wide:
@@ -40,7 +39,7 @@ def _broadcast_check(ask: Ask) -> tuple[str, list[dict]]:
 def _broadcast_preview(ask: Ask) -> str:
     subject, recipients = _broadcast_check(ask)
     first = ask.text.strip().splitlines()[0][:80]
-    return f"Sends {subject!r} to {len(recipients)} participants, beginning: {first}"
+    return ask.say("broadcast", "preview", subject=subject, recipients=len(recipients), first=first)
 
 
 @command(
@@ -64,4 +63,4 @@ def broadcast(ask: Ask) -> str:
             key=f"broadcast:{ask.source_row}:{record['id']}",
             now=ask.now,
         )
-    return f"Sent {subject!r} to {len(recipients)} participants."
+    return ask.say("broadcast", "sent", subject=subject, recipients=len(recipients))

@@ -20,23 +20,21 @@ UNKNOWN_SHOWN = 10  # words that name no country, quoted back to COORDINATOR ADD
 
 
 def _coordinator_add_check(ask: Ask) -> tuple[str, frozenset[str]]:
-    only_program_wide(ask, "add coordinators")
+    only_program_wide(ask, "COORDINATOR ADD")
     words = ask.arguments.split()
     if not words:
-        raise Refusal("write the address: COORDINATOR ADD someone@example.org [countries].")
+        raise Refusal("coordinators", "add-no-address")
     address = email_address(words[0])
     countries, unknown = roles.read_countries(words[1:])
     if unknown:
-        more = len(unknown) - UNKNOWN_SHOWN
-        named = ", ".join(unknown[:UNKNOWN_SHOWN]) + (f" and {more:,} more" if more > 0 else "")
-        raise Refusal(f"not a country: {named}.")
+        raise Refusal("coordinators", "not-countries", unknown=unknown, shown=UNKNOWN_SHOWN)
     return address, countries
 
 
 def _coordinator_add_preview(ask: Ask) -> str:
     address, countries = _coordinator_add_check(ask)
     scope = roles.Coordinator(address, countries).scope()
-    return f"Makes {address} a coordinator for {scope}."
+    return ask.say("coordinators", "add-preview", address=address, scope=scope)
 
 
 @command(
@@ -51,30 +49,30 @@ def coordinator_add(ask: Ask) -> str:
     address, countries = _coordinator_add_check(ask)
     new = roles.add(ask.db, address, countries, source="command", by=ask.sender, now=ask.now)
     scope = roles.Coordinator(address, countries).scope()
-    return f"{address} is {'now' if new else 'still'} a coordinator, for {scope}."
+    return ask.say("coordinators", "added", address=address, new=new, scope=scope)
 
 
 def _coordinator_remove_check(ask: Ask) -> roles.Coordinator:
-    only_program_wide(ask, "remove coordinators")
+    only_program_wide(ask, "COORDINATOR REMOVE")
     address = email_address(ask.arguments)
     found = roles.find(ask.db, address)
     if found is None:
-        raise Refusal(f"{address} is not a coordinator.")
+        raise Refusal("coordinators", "not-a-coordinator", address=address)
     others = [c for c in roles.listing(ask.db) if c.program_wide and c.email != address]
     if found.program_wide and not others:
-        raise Refusal(f"{address} is the last program-wide coordinator.")
+        raise Refusal("coordinators", "last-program-wide", address=address)
     return found
 
 
 def _coordinator_remove_preview(ask: Ask) -> str:
     found = _coordinator_remove_check(ask)
-    note = (
-        " They are in MAILFLOW_COORDINATORS, so they come back when the program restarts"
-        " unless the operator takes them out of it."
-        if found.source == "config"
-        else ""
+    return ask.say(
+        "coordinators",
+        "remove-preview",
+        address=found.email,
+        scope=found.scope(),
+        from_settings=found.source == "config",
     )
-    return f"Removes {found.email} ({found.scope()}).{note}"
 
 
 @command(
@@ -88,4 +86,4 @@ def _coordinator_remove_preview(ask: Ask) -> str:
 def coordinator_remove(ask: Ask) -> str:
     found = _coordinator_remove_check(ask)
     roles.remove(ask.db, found.email)
-    return f"{found.email} is no longer a coordinator."
+    return ask.say("coordinators", "removed", address=found.email)

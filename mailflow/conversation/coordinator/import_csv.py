@@ -22,8 +22,8 @@ def _csv_text(ask: Ask) -> tuple[str, str]:
     files = ask.attachments()
     for filename, content_type, data in files:
         if filename.lower().endswith(".csv") or content_type in CSV_TYPES:
-            return filename or "the attachment", data.decode("utf-8-sig", errors="replace")
-    raise Refusal("attach the CSV file to the message with IMPORT (columns as in EXPORT).")
+            return filename, data.decode("utf-8-sig", errors="replace")
+    raise Refusal("import", "no-csv")
 
 
 def _import(ask: Ask, dry_run: bool) -> str:
@@ -32,9 +32,7 @@ def _import(ask: Ask, dry_run: bool) -> str:
     report = roster.import_csv(
         ask.program, text, ask.now, countries=countries, dry_run=dry_run, max_rows=IMPORT_ROWS
     )
-    lines = report.lines()
-    head = ("Would be: " if dry_run else "") + lines[0]
-    return "\n".join([f"{filename}: {head}", *lines[1:]])
+    return ask.say("import", "report", filename=filename, dry_run=dry_run, report=report.lines())
 
 
 @command(

@@ -27,11 +27,11 @@ from mailflow.store import iso
 
 
 def _match_preview(ask: Ask) -> str:
-    only_program_wide(ask, "match a round")
+    only_program_wide(ask, "MATCH")
     try:
         plan = matchmaker.plan(ask.program, ask.now)
     except ValueError as mistake:  # rules/matching.toml or regions.toml written wrongly
-        raise Refusal(f"the matching rules need fixing first: {mistake}") from None
+        raise Refusal("partnerships", "match-rules-wrong", mistake=mistake) from None
     return matchmaker.preview_text(ask.program, plan)
 
 
@@ -43,7 +43,7 @@ def _match_preview(ask: Ask) -> str:
     summary="preview the matching of the round; reply CONFIRM to carry it out",
 )
 def match(ask: Ask) -> str:
-    only_program_wide(ask, "match a round")
+    only_program_wide(ask, "MATCH")
     plan = matchmaker.plan(ask.program, ask.now)
     return matchmaker.carry_out(ask.program, plan, ask.now, made_by=ask.sender)
 
@@ -52,9 +52,9 @@ def _rematch_check(ask: Ask) -> tuple[dict, membership.Partnership | None, list[
     me = person(ask, ask.arguments)
     partnership, partners = partners_of(ask, me)
     if partnership is None and me["status"] != "waiting":
-        raise Refusal(f"{who(me)} is {me['status']}, neither in a partnership nor waiting.")
+        raise Refusal("partnerships", "rematch-neither", who=who(me), status=me["status"])
     if partnership is None and rounds.running_term(ask.db, ask.now) is None:
-        raise Refusal(f"no round's term is running: {who(me)} will be matched in the next round.")
+        raise Refusal("partnerships", "rematch-no-term", who=who(me))
     return me, partnership, partners
 
 
@@ -68,16 +68,14 @@ def _rematch_preview(ask: Ask) -> str:
         matching.load_weights(ask.program.config.rules),
         former=matchmaker.former_partners(ask.program),
     )
-    lines = []
-    if partners:
-        names = " and ".join(who(p) for p in partners)
-        lines.append(f"Ends the partnership with {names}, who will wait for the next round.")
-    if best is None:
-        lines.append("Nobody waiting fits now: they will wait for the next round.")
-    else:
-        newcomer = next(w for w in waiting if w["id"] in best.members)
-        lines.append(f"New partner: {who(newcomer)}, score {best.score}.")
-    return " ".join(lines)
+    newcomer = None if best is None else next(w for w in waiting if w["id"] in best.members)
+    return ask.say(
+        "partnerships",
+        "rematch-preview",
+        partners=[who(p) for p in partners],
+        newcomer=None if newcomer is None else who(newcomer),
+        score=None if best is None else best.score,
+    )
 
 
 @command(
@@ -101,22 +99,22 @@ def rematch(ask: Ask) -> str:
     newcomer = membership.rematch(ask.program, me, partnership, ask.now)
     if newcomer is None:
         nxt = _set_waiting(ask, me, "no-one-waiting")
-        return f"{who(me)}: nobody waiting fits, so they wait for {nxt}."
-    return f"{who(me)} is now with {who(newcomer)}; both were introduced."
+        return ask.say("partnerships", "rematch-nobody-fits", who=who(me), next_round=nxt)
+    return ask.say("partnerships", "rematched", who=who(me), newcomer=who(newcomer))
 
 
 def _pair_check(ask: Ask) -> tuple[list[dict], matching.Pair, list[str]]:
     words = ask.arguments.replace(",", " ").split()
     if len(words) != 2:
-        raise Refusal("write two addresses: PAIR first@example.org second@example.org.")
+        raise Refusal("partnerships", "pair-two-addresses")
     people = [person(ask, word) for word in words]
     if people[0]["id"] == people[1]["id"]:
-        raise Refusal("those are the same person.")
+        raise Refusal("partnerships", "pair-same-person")
     for record in people:
         if record["status"] == "matched":
-            raise Refusal(f"{who(record)} is already in a partnership: END or REMATCH first.")
+            raise Refusal("partnerships", "pair-partnered", who=who(record))
         if record["status"] not in ("applied", "waiting", "completed"):
-            raise Refusal(f"{who(record)} is {record['status']}.")
+            raise Refusal("partnerships", "pair-status", who=who(record), status=record["status"])
     applicants = matchmaker.applicants(ask.program, people, ask.now)
     former = matchmaker.former_partners(ask.program)
     weights = matching.load_weights(ask.program.config.rules)
@@ -128,9 +126,15 @@ def _pair_check(ask: Ask) -> tuple[list[dict], matching.Pair, list[str]]:
 def _pair_preview(ask: Ask) -> str:
     people, pair, notes = _pair_check(ask)
     running = rounds.running_term(ask.db, ask.now)
-    term = f"until {iso(running[1])[:10]}" if running else "for a new term starting now"
-    warning = f" Note: {'; '.join(notes)}; they are paired anyway, as you ask." if notes else ""
-    return f"Pairs {who(people[0])} with {who(people[1])}, score {pair.score}, {term}.{warning}"
+    return ask.say(
+        "partnerships",
+        "pair-preview",
+        first=who(people[0]),
+        second=who(people[1]),
+        score=pair.score,
+        until=iso(running[1])[:10] if running else None,
+        notes=notes,
+    )
 
 
 @command(
@@ -163,9 +167,8 @@ def pair(ask: Ask) -> str:
         ask.now,
         matching.load_weights(ask.program.config.rules).waking_hours,
     )
-    return (
-        f"Paired {who(people[0])} with {who(people[1])} until {iso(end)[:10]}; both were"
-        " introduced."
+    return ask.say(
+        "partnerships", "paired", first=who(people[0]), second=who(people[1]), until=iso(end)[:10]
     )
 
 
@@ -173,14 +176,13 @@ def _end_check(ask: Ask) -> tuple[dict, membership.Partnership, list[dict]]:
     me = person(ask, ask.arguments)
     partnership, partners = partners_of(ask, me)
     if partnership is None:
-        raise Refusal(f"{who(me)} is not in a partnership ({me['status']}).")
+        raise Refusal("partnerships", "end-not-partnered", who=who(me), status=me["status"])
     return me, partnership, partners
 
 
 def _end_preview(ask: Ask) -> str:
     me, _, partners = _end_check(ask)
-    everyone = " and ".join(who(p) for p in [me, *partners])
-    return f"Ends the partnership of {everyone}; they will wait for the next round."
+    return ask.say("partnerships", "end-preview", everyone=[who(p) for p in [me, *partners]])
 
 
 @command(
@@ -197,8 +199,8 @@ def end(ask: Ask) -> str:
     nxt = ""
     for record in [me, *partners]:
         nxt = _set_waiting(ask, record, "ended")
-    everyone = " and ".join(who(p) for p in [me, *partners])
-    return f"Ended the partnership of {everyone}; they wait for {nxt} and were told."
+    everyone = [who(p) for p in [me, *partners]]
+    return ask.say("partnerships", "ended", everyone=everyone, next_round=nxt)
 
 
 def _set_waiting(ask: Ask, record: dict, why: str) -> str:

@@ -28,7 +28,7 @@ FIND_CHARACTERS = 200
 
 @command("HELP", audience=AUDIENCE, summary="this list of coordinators' commands")
 def help_(ask: Ask) -> str:
-    return "\n".join(f"{entry.usage}: {entry.summary}" for entry in listing(AUDIENCE))
+    return ask.say("read", "help", commands=listing(AUDIENCE))
 
 
 @command(
@@ -53,11 +53,14 @@ def stats_(ask: Ask) -> str:
 def find(ask: Ask) -> str:
     words = ask.arguments.split()
     if not words:
-        raise Refusal("write what to look for after FIND, e.g. FIND archivists in Kenya.")
+        raise Refusal("read", "find-nothing-asked")
     if len(words) > FIND_WORDS or len(ask.arguments) > FIND_CHARACTERS:
         raise Refusal(
-            f"FIND takes at most {FIND_WORDS} words and {FIND_CHARACTERS} characters (this one"
-            f" has {len(words):,} words); look for fewer, e.g. FIND archivists in Kenya."
+            "read",
+            "find-too-long",
+            words=len(words),
+            most_words=FIND_WORDS,
+            most_characters=FIND_CHARACTERS,
         )
     countries, rest = roles.read_countries(words, codes_in_capitals=True)
     rest = [w for w in rest if w.lower() not in ("in", "from", "of", "and")]
@@ -65,18 +68,17 @@ def find(ask: Ask) -> str:
         countries = (countries & ask.coordinator.countries) if countries else None
         countries = countries if countries is not None else ask.coordinator.countries
         if not countries:
-            return "No participant in your countries matches."
+            return ask.say("read", "find-none-in-countries")
     found = search.participants_with(ask.db, rest, countries)
     if not found:
-        return f"No participant matches {ask.arguments!r}."
-    lines = [f"{len(found)} found" + (f", the first {FOUND_AT_MOST}:" if len(found) > 20 else ":")]
+        return ask.say("read", "find-none", asked=ask.arguments)
+    shown = []
     for record in found[:FOUND_AT_MOST]:
         _, partners = partners_of(ask, record)
-        line = f"- {who(record)}: {record['status']}"
-        if partners:
-            line += ", with " + " and ".join(who(p) for p in partners)
-        lines.append(line)
-    return "\n".join(lines)
+        shown.append(
+            {"who": who(record), "status": record["status"], "partners": [who(p) for p in partners]}
+        )
+    return ask.say("read", "found", total=len(found), shown=shown)
 
 
 @command(
@@ -85,7 +87,7 @@ def find(ask: Ask) -> str:
     summary="the coordinators and their countries",
 )
 def coordinator_list(ask: Ask) -> str:
-    return "\n".join(f"- {c.email}: {c.scope()}" for c in roles.listing(ask.db))
+    return ask.say("read", "coordinators", coordinators=roles.listing(ask.db))
 
 
 @command(
@@ -101,7 +103,7 @@ def export(ask: Ask) -> str:
     ask.files.append(
         Attachment("partnerships.csv", "text/csv", roster.to_csv(partnerships).encode())
     )
-    return (
-        f"Attached: participants.csv ({len(people) - 1} participants) and partnerships.csv"
-        f" ({len(partnerships) - 1} partnerships)."
+    # Each file's first row is its header.
+    return ask.say(
+        "read", "exported", participants=len(people) - 1, partnerships=len(partnerships) - 1
     )

@@ -20,6 +20,7 @@ from mailflow.read import dates
 from mailflow.store import iso
 
 ROUND_KEYWORDS = ("OPEN", "CLOSE", "START")
+NAME_CHARACTERS = 60  # of a round's name, shown in mail subjects and STATS
 
 
 def read_round_line(arguments: str) -> dict[str, str | None] | None:
@@ -50,17 +51,13 @@ def read_round_line(arguments: str) -> dict[str, str | None] | None:
 
 
 def _round_check(ask: Ask) -> tuple[str, dict[str, datetime | None], rounds.Round | None]:
-    only_program_wide(ask, "schedule rounds")
+    only_program_wide(ask, "ROUND")
     found = read_round_line(ask.arguments)
     if not found:
-        raise Refusal(
-            "write ROUND name OPEN date CLOSE date START date, and END date if the term is not"
-            " the usual length, e.g. ROUND Spring 2027 OPEN 1 Feb 2027 CLOSE 28 Feb 2027"
-            " START 1 Mar 2027."
-        )
+        raise Refusal("rounds", "round-unreadable")
     name = found["name"].strip()
-    if len(name) > 60:
-        raise Refusal("a round's name can be at most 60 characters.")
+    if len(name) > NAME_CHARACTERS:
+        raise Refusal("rounds", "name-too-long", most=NAME_CHARACTERS)
     moments: dict[str, datetime | None] = {}
     for key in ("open", "close", "start", "end"):
         if found[key] is None:
@@ -68,26 +65,25 @@ def _round_check(ask: Ask) -> tuple[str, dict[str, datetime | None], rounds.Roun
             continue
         moments[key] = dates.read_date(found[key], ask.now)
         if moments[key] is None:
-            raise Refusal(f"{key.upper()} {found[key]!r} is not a date I can read.")
+            raise Refusal("rounds", "date-unreadable", keyword=key.upper(), written=found[key])
     if not moments["open"] < moments["close"] <= moments["start"]:  # type: ignore[operator]
-        raise Refusal("the dates must come in order: OPEN before CLOSE, CLOSE no later than START.")
+        raise Refusal("rounds", "dates-out-of-order")
     if moments["end"] is not None and moments["end"] <= moments["start"]:  # type: ignore[operator]
-        raise Refusal("END must come after START.")
+        raise Refusal("rounds", "end-before-start")
     if moments["close"] <= ask.now:  # type: ignore[operator]
-        raise Refusal("CLOSE is in the past.")
+        raise Refusal("rounds", "close-past")
     return name, moments, rounds.to_schedule(ask.db, name, ask.now)
 
 
-def _round_description(name: str, moments: dict[str, datetime | None]) -> str:
-    day = {k: iso(v)[:10] if v else None for k, v in moments.items()}
-    term = f"term from {day['start']}" + (f" to {day['end']}" if day["end"] else "")
-    return f"{name}: applications {day['open']} to {day['close']}; {term}"
+def _days(moments: dict[str, datetime | None]) -> dict[str, str | None]:
+    return {key: iso(moment)[:10] if moment else None for key, moment in moments.items()}
 
 
 def _round_preview(ask: Ask) -> str:
     name, moments, existing = _round_check(ask)
-    what = "Creates" if existing is None else f"Schedules {existing.name} as"
-    return f"{what} {_round_description(name, moments)}."
+    if existing is None:
+        return ask.say("rounds", "creates", name=name, day=_days(moments))
+    return ask.say("rounds", "schedules", name=name, day=_days(moments), existing=existing.name)
 
 
 @command(
@@ -110,6 +106,5 @@ def round_(ask: Ask) -> str:
         moments["end"],
         ask.now,
     )
-    if existing is None:
-        return f"Created {_round_description(name, moments)}."
-    return f"Scheduled {_round_description(name, moments)}."
+    outcome = "created" if existing is None else "scheduled"
+    return ask.say("rounds", outcome, name=name, day=_days(moments))
