@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from mailflow import config, pipeline
-from mailflow.conversation.coordinator.broadcast import broadcast
 from mailflow.conversation.coordinator.ask import Ask
+from mailflow.conversation.coordinator.broadcast import broadcast
 from mailflow.conversation.turn import Turn
 from mailflow.model import coordinators, stats
 from mailflow.program import Program
