@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from mailflow import config, pipeline
-from mailflow.conversation.coordinator import commands
 from mailflow.conversation.coordinator.ask import Ask
+from mailflow.conversation.coordinator.broadcast import broadcast
 from mailflow.conversation.turn import Turn
 from mailflow.model import coordinators, stats
 from mailflow.program import Program
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ask = _ask(program, "News", "Hello all.\n\nThe coordinators")
     with transaction(program.db):
-        took = _timed(lambda: commands.broadcast(ask))
+        took = _timed(lambda: broadcast(ask))
     sent = program.db.execute("SELECT count(*) FROM outbox WHERE template = 'broadcast'")
     count = sent.fetchone()[0]
     rows.append(

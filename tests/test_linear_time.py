@@ -27,7 +27,7 @@ import pytest
 from mailflow import config as configuration
 from mailflow import pipeline
 from mailflow.conversation import commands
-from mailflow.conversation.coordinator import commands as _coordinator  # registers them; ROUND
+from mailflow.conversation.coordinator import rounds as _coordinator  # registers them; ROUND
 from mailflow.conversation.participant import checkins
 from mailflow.conversation.participant import commands as _participant  # noqa: F401
 from mailflow.program import Program

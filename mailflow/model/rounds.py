@@ -113,3 +113,54 @@ def mark_matched(
 
 def get(db: sqlite_utils.Database, round_id: int) -> Round:
     return Round(*db.execute(f"SELECT {COLUMNS} FROM rounds WHERE id = ?", [round_id]).fetchone())
+
+
+def running_term(db: sqlite_utils.Database, now: datetime) -> tuple[int, datetime] | None:
+    """(round id, term end) of the latest round whose term is running at `now`."""
+    row = db.execute(
+        "SELECT id, term_end FROM rounds WHERE state = 'matched' AND term_end > ?"
+        " ORDER BY term_end DESC, id DESC LIMIT 1",
+        [iso(now)],
+    ).fetchone()
+    return (row[0], parse_time(row[1])) if row else None
+
+
+def to_schedule(db: sqlite_utils.Database, name: str, now: datetime) -> Round | None:
+    """The round a coordinator's schedule of `name` changes: the open round of that name,
+    else the round now accepting applications if nobody has scheduled it yet; None: a new
+    round."""
+    row = db.execute(
+        f"SELECT {COLUMNS} FROM rounds WHERE state = 'open' AND lower(name) = lower(?)",
+        [name],
+    ).fetchone()
+    if row:
+        return Round(*row)
+    current = open_round(db, now)
+    return current if current.closes_at is None else None
+
+
+def schedule(
+    db: sqlite_utils.Database,
+    existing: Round | None,
+    name: str,
+    opens: datetime,
+    closes: datetime,
+    start: datetime,
+    end: datetime | None,
+    now: datetime,
+) -> None:
+    """Give a round its name, application window and term (`end` None: the usual length
+    from START): `existing`, or a new open round when it is None."""
+    values = [name, iso(opens), iso(closes), iso(start), iso(end) if end else None]
+    if existing is None:
+        db.execute(
+            "INSERT INTO rounds (name, opens_at, closes_at, match_at, term_end, state, created_at)"
+            " VALUES (?, ?, ?, ?, ?, 'open', ?)",
+            [*values, iso(now)],
+        )
+        return
+    db.execute(
+        "UPDATE rounds SET name = ?, opens_at = ?, closes_at = ?, match_at = ?, term_end = ?"
+        " WHERE id = ?",
+        [*values, existing.id],
+    )

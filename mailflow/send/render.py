@@ -55,6 +55,14 @@ REQUIRED = (
     "round-open",
     "partnership-ended",
     "broadcast",
+    # The lines a coordinator's command answers, a file per command family.
+    "results/ask",
+    "results/read",
+    "results/partnerships",
+    "results/rounds",
+    "results/broadcast",
+    "results/import",
+    "results/coordinators",
 )
 
 

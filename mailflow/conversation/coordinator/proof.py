@@ -133,7 +133,7 @@ def _carry_out(turn: Turn, ask: Ask, order: Order, proof: str) -> str:
             outcome = order.entry.run(ask)
         changed = order.entry.changes
     except Refusal as refusal:
-        outcome, changed = f"Not done: {refusal}", False
+        outcome, changed = f"Not done: {refusal.said(turn.program)}", False
     record(turn, order.line, proof, outcome, changed)
     return outcome
 
@@ -245,7 +245,7 @@ def handle(turn: Turn, coordinator: coordinators.Coordinator) -> str:
                 pending.append(order)
                 record(turn, order.line, "awaiting confirmation", preview, False)
             except Refusal as refusal_:
-                preview = f"Not possible: {refusal_}"
+                preview = f"Not possible: {refusal_.said(turn.program)}"
                 record(turn, order.line, "own address", preview, False)
             results.append((order.line, preview))
         files.extend(ask.files)
