@@ -26,6 +26,7 @@ from mailflow import matching
 from mailflow.config import parse_time
 from mailflow.matching import matchmaker
 from mailflow.model import participants, rounds
+from mailflow.model.participants import NO_PAUSE, Status
 from mailflow.program import Program
 from mailflow.rulebook.cadence import Cadence
 from mailflow.send import outbox
@@ -34,7 +35,7 @@ from mailflow.store import iso, transaction
 
 log = logging.getLogger(__name__)
 
-TAKING_PART = ("applied", "waiting", "matched")  # the statuses PAUSE may pause
+TAKING_PART = (Status.APPLIED, Status.WAITING, Status.MATCHED)  # the statuses PAUSE may pause
 
 
 @dataclass(frozen=True)
@@ -62,14 +63,6 @@ def active_partnership(program: Program, participant_id: int) -> Partnership | N
     )
 
 
-def set_status(program: Program, participant_id: int, status: str, now: datetime) -> None:
-    program.db.execute(
-        "UPDATE participants SET status = ?, paused_until = NULL, resume_status = NULL,"
-        " updated_at = ? WHERE id = ?",
-        [status, iso(now), participant_id],
-    )
-
-
 # --- Leaving ---------------------------------------------------------------------------
 
 
@@ -78,7 +71,7 @@ def leave(program: Program, me: dict, now: datetime, cadence: Cadence, why: str 
     time left, gets a new partner. Returns what became of the partnership, for the log."""
     with transaction(program.db):
         outcome = part_from_partnership(program, me, now, cadence, why)
-        set_status(program, me["id"], "left", now)
+        participants.set_status(program.db, me["id"], Status.LEFT, now, **NO_PAUSE)
     return outcome
 
 
@@ -122,13 +115,13 @@ def wait_for_next_round(program: Program, me: dict, now: datetime) -> rounds.Rou
     paused person waits once they resume). Returns that round."""
     nxt = rounds.open_round(program.db, now)
     participants.enrol(program.db, me["id"], nxt.id, now)
-    if me["status"] == "paused":
+    if me["status"] == Status.PAUSED:
         program.db.execute(
-            "UPDATE participants SET resume_status = 'waiting', updated_at = ? WHERE id = ?",
-            [iso(now), me["id"]],
+            "UPDATE participants SET resume_status = ?, updated_at = ? WHERE id = ?",
+            [Status.WAITING, iso(now), me["id"]],
         )
-    elif me["status"] == "matched":
-        set_status(program, me["id"], "waiting", now)
+    elif me["status"] == Status.MATCHED:
+        participants.set_status(program.db, me["id"], Status.WAITING, now, **NO_PAUSE)
     return nxt
 
 
@@ -145,7 +138,7 @@ def _after_partner_left(
     if stayer is None:
         return "partner gone"
     days_left = (old.term_end - now).days
-    if stayer["status"] == "matched" and days_left >= cadence.rematch_min_days_left:
+    if stayer["status"] == Status.MATCHED and days_left >= cadence.rematch_min_days_left:
         newcomer = rematch(program, stayer, old, now)
         if newcomer is not None:
             _tell_partner_left(program, stayer_id, leaver, old, now, why, new_partner=newcomer)
@@ -201,7 +194,7 @@ def _tell_partner_left(
 
 def take(program: Program, participant_id: int, now: datetime) -> None:
     """Matched outside a round's matching: they no longer wait for the next round's."""
-    set_status(program, participant_id, "matched", now)
+    participants.set_status(program.db, participant_id, Status.MATCHED, now, **NO_PAUSE)
     program.db.execute(
         "DELETE FROM applications WHERE participant_id = ?"
         " AND round_id IN (SELECT id FROM rounds WHERE state = 'open')",
@@ -244,7 +237,7 @@ def rematch(program: Program, stayer: dict, old: Partnership, now: datetime) -> 
     """Pair the stayer with the best allowed person waiting for a partner, for the rest of
     the old term; introduce them to each other. None when nobody waiting fits."""
     db = program.db
-    waiting = participants.select(db, "status = 'waiting' AND id != ?", [stayer["id"]])
+    waiting = participants.select(db, "status = ? AND id != ?", [Status.WAITING, stayer["id"]])
     if not waiting:
         return None
     weights = matching.load_weights(program.config.rules)
@@ -280,26 +273,29 @@ def rematch(program: Program, stayer: dict, old: Partnership, now: datetime) -> 
 
 def pause(program: Program, me: dict, until: datetime | None, now: datetime) -> str:
     """PAUSE [until DATE]: nothing scheduled reaches them until then (or RESUME)."""
-    if me["status"] == "paused":
+    if me["status"] == Status.PAUSED:
         program.db.execute(
             "UPDATE participants SET paused_until = ?, updated_at = ? WHERE id = ?",
             [iso(until) if until else None, iso(now), me["id"]],
         )
         return "changed"
-    program.db.execute(
-        "UPDATE participants SET status = 'paused', resume_status = ?, paused_until = ?,"
-        " updated_at = ? WHERE id = ?",
-        [me["status"], iso(until) if until else None, iso(now), me["id"]],
+    participants.set_status(
+        program.db,
+        me["id"],
+        Status.PAUSED,
+        now,
+        resume_status=me["status"],
+        paused_until=iso(until) if until else None,
     )
     return "paused"
 
 
 def resume(program: Program, me: dict, now: datetime) -> str:
     """Back to where they were: in their partnership if it still runs, else waiting."""
-    status = me["resume_status"] or "applied"
-    if status == "matched" and active_partnership(program, me["id"]) is None:
-        status = "waiting"
-    set_status(program, me["id"], status, now)
+    status = Status(me["resume_status"] or Status.APPLIED)
+    if status == Status.MATCHED and active_partnership(program, me["id"]) is None:
+        status = Status.WAITING
+    participants.set_status(program.db, me["id"], status, now, **NO_PAUSE)
     return status
 
 
@@ -307,8 +303,8 @@ def resume_due(program: Program, now: datetime) -> list[dict]:
     """Everyone whose pause ends by `now`: resumed and told (the tick's part)."""
     due = participants.select(
         program.db,
-        "status = 'paused' AND paused_until IS NOT NULL AND paused_until <= ?",
-        [iso(now)],
+        "status = ? AND paused_until IS NOT NULL AND paused_until <= ?",
+        [Status.PAUSED, iso(now)],
     )
     for me in due:
         with transaction(program.db):
@@ -361,12 +357,16 @@ def erase(program: Program, email: str, now: datetime, cadence: Cadence) -> None
             ):
                 db.execute(f"DELETE FROM {table} WHERE participant_id = ?", [me["id"]])
             db.execute("DELETE FROM scheduled WHERE participant_id = ?", [me["id"]])
-            blank = ", ".join(f"{column} = ''" for column in participants.PROFILE_COLUMNS)
-            db.execute(
-                f"UPDATE participants SET email = ?, {blank}, status = 'left',"
-                " paused_until = NULL, resume_status = NULL, completed_at = NULL,"
-                " created_at = ?, updated_at = ? WHERE id = ?",
-                [participants.erased_placeholder(me["id"]), iso(now), iso(now), me["id"]],
+            participants.set_status(
+                db,
+                me["id"],
+                Status.LEFT,
+                now,
+                email=participants.erased_placeholder(me["id"]),
+                **dict.fromkeys(participants.PROFILE_COLUMNS, ""),
+                **NO_PAUSE,
+                completed_at=None,
+                created_at=iso(now),
             )
         db.execute("DELETE FROM tokens WHERE address = ?", [email])
         db.execute("DELETE FROM bounce_codes WHERE address = ?", [email])
@@ -647,7 +647,7 @@ def _forget_set_aside(folder, traces: Traces) -> None:
 def hold_all_mail(program: Program, me: dict, now: datetime) -> None:
     """An unproven STOP: nothing scheduled reaches them from now on (an open-ended pause),
     but the partnership stays until the STOP is proven; RESUME takes them back."""
-    if me["status"] == "paused":
+    if me["status"] == Status.PAUSED:
         program.db.execute(
             "UPDATE participants SET paused_until = NULL, updated_at = ? WHERE id = ?",
             [iso(now), me["id"]],

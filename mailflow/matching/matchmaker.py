@@ -14,6 +14,7 @@ from datetime import datetime
 
 from mailflow import matching
 from mailflow.model import participants, rounds
+from mailflow.model.participants import Status
 from mailflow.program import Program
 from mailflow.read import wishes
 from mailflow.read.countries import country_name
@@ -21,12 +22,12 @@ from mailflow.read.timezones import utc_offset_minutes
 from mailflow.send.sending import send
 from mailflow.store import iso, transaction
 
-ELIGIBLE = ("applied", "waiting")
+ELIGIBLE = (Status.APPLIED, Status.WAITING)
 NOT_ELIGIBLE = {
-    "paused": "paused",
-    "left": "left the program",
-    "unreachable": "mail to them bounces",
-    "matched": "already in a partnership",
+    Status.PAUSED: "paused",
+    Status.LEFT: "left the program",
+    Status.UNREACHABLE: "mail to them bounces",
+    Status.MATCHED: "already in a partnership",
 }
 
 
@@ -276,19 +277,14 @@ def carry_out(program: Program, plan: Plan, now: datetime, made_by: str = "match
                     iso(now),
                 ],
             )
-            db.conn.executemany(
-                "UPDATE participants SET status = 'matched', updated_at = ? WHERE id = ?",
-                [(iso(now), member) for member in pair.members],
-            )
+            for member in pair.members:
+                participants.set_status(db, member, Status.MATCHED, now)
             introduce(
                 program, cursor.lastrowid, pair, people, plan.round.name, start, end, now, waking
             )
         for member, why in [*plan.result.unmatched, *plan.result.deferred]:
             me = people[member]
-            db.execute(
-                "UPDATE participants SET status = 'waiting', updated_at = ? WHERE id = ?",
-                [iso(now), member],
-            )
+            participants.set_status(db, member, Status.WAITING, now)
             participants.enrol(db, member, nxt.id, now)
             send(
                 program,

@@ -10,7 +10,8 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from mailflow.config import parse_time
-from mailflow.model import rounds, tokens
+from mailflow.model import participants, rounds, tokens
+from mailflow.model.participants import NO_PAUSE, Status
 from mailflow.program import Program
 from mailflow.read.countries import country_name
 from mailflow.rulebook.cadence import Cadence
@@ -20,7 +21,7 @@ from mailflow.send.sending import send
 from mailflow.store import iso, records, transaction
 
 SURVEY_DAYS = 60  # people answer a survey when they have a moment, not within the week
-FINISHING = ("matched", "paused")  # members still in the partnership when its term ends
+FINISHING = (Status.MATCHED, Status.PAUSED)  # members still in the partnership when its term ends
 
 
 def end_terms(program: Program, now: datetime, limit: int | None = None) -> Counter[str]:
@@ -76,10 +77,8 @@ def _finish(
     term_end: str,
     now: datetime,
 ) -> None:
-    program.db.execute(
-        "UPDATE participants SET status = 'completed', completed_at = ?, paused_until = NULL,"
-        " resume_status = NULL, updated_at = ? WHERE id = ?",
-        [iso(now), iso(now), me["id"]],
+    participants.set_status(
+        program.db, me["id"], Status.COMPLETED, now, completed_at=iso(now), **NO_PAUSE
     )
     countries = [country_name(other["country"]) for other in others]
     context = {
@@ -130,13 +129,13 @@ def invite(program: Program, now: datetime, cadence: Cadence) -> Counter[str]:
     before = iso(now - timedelta(days=cadence.invitation_after_term_days))
     rows = program.db.execute(
         "SELECT id, email, name, completed_at FROM participants q"
-        " WHERE status = 'completed' AND completed_at <= ?"
+        " WHERE status = ? AND completed_at <= ?"
         " AND NOT EXISTS (SELECT 1 FROM applications a WHERE a.participant_id = q.id"
         "   AND a.round_id = ?)"
         " AND NOT EXISTS (SELECT 1 FROM invitations i WHERE i.participant_id = q.id"
         "   AND i.round_id = ?)"
         " ORDER BY id",
-        [before, current.id, current.id],
+        [Status.COMPLETED, before, current.id, current.id],
     ).fetchall()
     with transaction(program.db):
         for participant_id, email, name, completed_at in rows:

@@ -19,6 +19,7 @@ from mailflow.app.alerts import alert
 from mailflow.app.membership import resume_due
 from mailflow.config import parse_time
 from mailflow.model import tokens
+from mailflow.model.participants import Status
 from mailflow.program import Program
 from mailflow.rulebook.cadence import Cadence, latest_due, load_cadence
 from mailflow.rulebook.topics import load_topics, topic_for_month
@@ -88,7 +89,7 @@ def _members(program: Program) -> Iterator[tuple[dict, list[dict]]]:
     for partnership in partnerships:
         members = _in(partnership, people)
         for me in members:
-            if me["status"] == "matched":
+            if me["status"] == Status.MATCHED:
                 yield me, [other for other in members if other is not me]
 
 
@@ -161,7 +162,7 @@ def due(program: Program, cadence: Cadence, now: datetime) -> list[Due]:
     for partnership, q, kind, number, at, end in wanted:
         members = _in(partnership, people)
         me = next((m for m in members if m["participant_id"] == q), None)
-        if me is not None and me["status"] == "matched":
+        if me is not None and me["status"] == Status.MATCHED:
             others = [other for other in members if other is not me]
             found.append(_due(kind, number, at, me, others, end))
     return found

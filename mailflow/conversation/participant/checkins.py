@@ -9,6 +9,7 @@ from mailflow.app.alerts import alert
 from mailflow.conversation.participant.leaving import leave_now
 from mailflow.conversation.turn import Turn, continues, conversation_token
 from mailflow.model import tokens
+from mailflow.model.participants import Status
 from mailflow.model.participants import find as find_participant
 from mailflow.rulebook.cadence import load_cadence
 from mailflow.send.sending import send
@@ -126,7 +127,8 @@ def _no_word(turn: Turn, me: dict, partnership_id: int, number: int) -> list[str
     nudged = []
     for member in [m for m in row if m is not None and m != me["id"]]:
         partner = db.execute(
-            "SELECT email, name FROM participants WHERE id = ? AND status = 'matched'", [member]
+            "SELECT email, name FROM participants WHERE id = ? AND status = ?",
+            [member, Status.MATCHED],
         ).fetchone()
         if partner is None:
             continue
