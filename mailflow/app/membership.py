@@ -25,8 +25,9 @@ from datetime import datetime, timedelta
 from mailflow import matching
 from mailflow.config import parse_time
 from mailflow.matching import matchmaker
-from mailflow.model import participants, rounds
+from mailflow.model import participants, partnerships, rounds
 from mailflow.model.participants import NO_PAUSE, Status
+from mailflow.model.partnerships import Partnership
 from mailflow.program import Program
 from mailflow.rulebook.cadence import Cadence
 from mailflow.send import outbox
@@ -38,29 +39,14 @@ log = logging.getLogger(__name__)
 TAKING_PART = (Status.APPLIED, Status.WAITING, Status.MATCHED)  # the statuses PAUSE may pause
 
 
-@dataclass(frozen=True)
-class Partnership:
-    id: int
-    round_id: int
-    members: tuple[int, ...]
-    term_start: datetime
-    term_end: datetime
-    created_at: datetime
-
-
+# The coordinator's commands still call these two names (and `Partnership` from here);
+# they go once those commands ask `model.partnerships` themselves.
 def active_partnership(program: Program, participant_id: int) -> Partnership | None:
-    row = program.db.execute(
-        "SELECT id, round_id, member_a, member_b, member_c, term_start, term_end, created_at"
-        " FROM partnerships WHERE state = 'active' AND ? IN (member_a, member_b, member_c)"
-        " ORDER BY id DESC LIMIT 1",
-        [participant_id],
-    ).fetchone()
-    if row is None:
-        return None
-    members = tuple(m for m in row[2:5] if m is not None)
-    return Partnership(
-        row[0], row[1], members, parse_time(row[5]), parse_time(row[6]), parse_time(row[7])
-    )
+    return partnerships.active(program.db, participant_id)
+
+
+def dissolve(program: Program, partnership_id: int, why: str, now: datetime) -> None:
+    partnerships.dissolve(program.db, partnership_id, why, now)
 
 
 # --- Leaving ---------------------------------------------------------------------------
@@ -79,7 +65,7 @@ def part_from_partnership(
     program: Program, me: dict, now: datetime, cadence: Cadence, why: str
 ) -> str:
     """Take `me` out of their active partnership, if any, and look after those who stay."""
-    partnership = active_partnership(program, me["id"])
+    partnership = partnerships.active(program.db, me["id"])
     if partnership is None:
         return "no partnership"
     db = program.db
@@ -87,27 +73,16 @@ def part_from_partnership(
     if len(stayers) == 2:
         # A group of three goes on as a pair.
         a, b = stayers
-        db.execute(
-            "UPDATE partnerships SET member_a = ?, member_b = ?, member_c = NULL WHERE id = ?",
-            [a, b, partnership.id],
-        )
+        partnerships.go_on_as_pair(db, partnership.id, a, b)
         for stayer in stayers:
             other = participants.by_id(program.db, b if stayer == a else a)
             _tell_partner_left(program, stayer, me, partnership, now, why, still_with=other)
         return "group of three goes on as a pair"
-    dissolve(program, partnership.id, why, now)
+    partnerships.dissolve(db, partnership.id, why, now)
     outcomes = []
     for stayer in stayers:
         outcomes.append(_after_partner_left(program, stayer, me, partnership, now, cadence, why))
     return "; ".join(outcomes)
-
-
-def dissolve(program: Program, partnership_id: int, why: str, now: datetime) -> None:
-    """End a partnership before its term (someone left, was erased, a coordinator ended it)."""
-    program.db.execute(
-        "UPDATE partnerships SET state = 'dissolved', ended_at = ?, ended_why = ? WHERE id = ?",
-        [iso(now), why, partnership_id],
-    )
 
 
 def wait_for_next_round(program: Program, me: dict, now: datetime) -> rounds.Round:
@@ -213,24 +188,12 @@ def add_partnership(
     """A partnership made outside a round's matching (a rematch, a pair by hand), from now
     to `term_end`; its members are taken out of the wait. Returns its id."""
     members = sorted(pair.members)
-    cursor = program.db.execute(
-        "INSERT INTO partnerships (round_id, member_a, member_b, member_c, term_start, term_end,"
-        " score, reasons, made_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            round_id,
-            *members,
-            *[None] * (3 - len(members)),
-            iso(now),
-            iso(term_end),
-            pair.score,
-            "; ".join(pair.reasons),
-            made_by,
-            iso(now),
-        ],
+    partnership_id = partnerships.add(
+        program.db, round_id, members, now, term_end, pair.score, pair.reasons, made_by, now
     )
     for member in members:
         take(program, member, now)
-    return int(cursor.lastrowid)
+    return partnership_id
 
 
 def rematch(program: Program, stayer: dict, old: Partnership, now: datetime) -> dict | None:
@@ -293,7 +256,7 @@ def pause(program: Program, me: dict, until: datetime | None, now: datetime) -> 
 def resume(program: Program, me: dict, now: datetime) -> str:
     """Back to where they were: in their partnership if it still runs, else waiting."""
     status = Status(me["resume_status"] or Status.APPLIED)
-    if status == Status.MATCHED and active_partnership(program, me["id"]) is None:
+    if status == Status.MATCHED and partnerships.active(program.db, me["id"]) is None:
         status = Status.WAITING
     participants.set_status(program.db, me["id"], status, now, **NO_PAUSE)
     return status
@@ -325,7 +288,7 @@ def resumed_context(program: Program, participant_id: int, *, by_date: bool) -> 
     return {
         "was_paused": True,
         "by_date": by_date,
-        "partnership": participants.partnership(program.db, participant_id),
+        "partnership": partnerships.summary(program.db, participant_id),
     }
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mailflow import matching
-from mailflow.model import participants, rounds
+from mailflow.model import participants, partnerships, rounds
 from mailflow.model.participants import Status
 from mailflow.program import Program
 from mailflow.read import wishes
@@ -75,11 +75,7 @@ def _records(program: Program, round_id: int) -> list[dict]:
 
 
 def former_partners(program: Program) -> frozenset[frozenset[int]]:
-    pairs = set()
-    for members in program.db.execute("SELECT member_a, member_b, member_c FROM partnerships"):
-        present = [m for m in members if m is not None]
-        pairs.update(frozenset((a, b)) for a in present for b in present if a < b)
-    return frozenset(pairs)
+    return partnerships.ever_paired(program.db)
 
 
 def plan(
@@ -261,26 +257,13 @@ def carry_out(program: Program, plan: Plan, now: datetime, made_by: str = "match
         start, end = rounds.mark_matched(db, plan.round, now, months)
         nxt = rounds.open_round(db, now)
         for pair in plan.result.pairs:
-            members = list(pair.members) + [None] * (3 - len(pair.members))
-            cursor = db.execute(
-                "INSERT INTO partnerships (round_id, member_a, member_b, member_c, term_start,"
-                " term_end, score, reasons, made_by, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    plan.round.id,
-                    *members,
-                    iso(start),
-                    iso(end),
-                    pair.score,
-                    "; ".join(pair.reasons),
-                    made_by,
-                    iso(now),
-                ],
+            partnership_id = partnerships.add(
+                db, plan.round.id, pair.members, start, end, pair.score, pair.reasons, made_by, now
             )
             for member in pair.members:
                 participants.set_status(db, member, Status.MATCHED, now)
             introduce(
-                program, cursor.lastrowid, pair, people, plan.round.name, start, end, now, waking
+                program, partnership_id, pair, people, plan.round.name, start, end, now, waking
             )
         for member, why in [*plan.result.unmatched, *plan.result.deferred]:
             me = people[member]

@@ -108,28 +108,6 @@ def split(value: str) -> list[str]:
     return [item for item in (value or "").split(LIST_SEPARATOR) if item]
 
 
-def partnership(db: sqlite_utils.Database, participant_id: int) -> dict | None:
-    """The participant's active partnership: its term and the partners' names and addresses."""
-    row = db.execute(
-        "SELECT id, member_a, member_b, member_c, term_start, term_end FROM partnerships"
-        " WHERE state = 'active' AND ? IN (member_a, member_b, member_c)"
-        " ORDER BY id DESC LIMIT 1",
-        [participant_id],
-    ).fetchone()
-    if row is None:
-        return None
-    others = [m for m in row[1:4] if m is not None and m != participant_id]
-    marks = ", ".join("?" for _ in others)
-    partners = db.execute(
-        f"SELECT name, email FROM participants WHERE id IN ({marks}) ORDER BY id", others
-    ).fetchall()
-    return {
-        "partners": [{"name": name, "email": email} for name, email in partners],
-        "term_start": row[4][:10],
-        "term_end": row[5][:10],
-    }
-
-
 def address_hash(db: sqlite_utils.Database, email: str) -> str:
     """The erasure mark of an address: an HMAC keyed with the installation's secret, so that
     whoever has a copy of the database can't test a guessed address against it."""

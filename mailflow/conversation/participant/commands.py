@@ -18,7 +18,7 @@ from mailflow.conversation import commands
 from mailflow.conversation.commands import command
 from mailflow.conversation.participant.application import details, send_blank_form
 from mailflow.conversation.turn import Turn, continues, says_yes
-from mailflow.model import participants, tokens
+from mailflow.model import participants, partnerships, tokens
 from mailflow.model.participants import Status
 from mailflow.model.rounds import accepting, open_round
 from mailflow.read import form
@@ -61,7 +61,7 @@ def status(turn: Turn, arguments: str) -> str:
             if application
             else None,
             "open_round": open_round(db, turn.now).name,
-            "partnership": participants.partnership(db, record["id"]),
+            "partnership": partnerships.summary(db, record["id"]),
         },
     )
     return record["status"]
@@ -148,7 +148,7 @@ def _pause(turn: Turn, me: dict | None, until: datetime | None, *, proven: bool)
         {
             "state": state,
             "until": until.date().isoformat() if until else None,
-            "partnership": participants.partnership(turn.program.db, me["id"]),
+            "partnership": partnerships.summary(turn.program.db, me["id"]),
         },
     )
     return state
@@ -245,7 +245,7 @@ def _again(turn: Turn, me: dict | None, *, proven: bool) -> str:
     if me["status"] in (Status.MATCHED, Status.PAUSED):
         turn.answer(
             "signup-again",
-            {"state": me["status"], "partnership": participants.partnership(db, me["id"])},
+            {"state": me["status"], "partnership": partnerships.summary(db, me["id"])},
         )
         return f"still-{me['status']}"
     current, _ = accepting(db, turn.now)

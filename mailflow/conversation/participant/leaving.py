@@ -16,7 +16,7 @@ from mailflow.app import membership
 from mailflow.conversation.commands import command
 from mailflow.conversation.participant.commands import resume_now, sender_record
 from mailflow.conversation.turn import ALWAYS_ACTED, Turn, continues, says_yes
-from mailflow.model import participants, tokens
+from mailflow.model import participants, partnerships, tokens
 from mailflow.model.participants import Status
 from mailflow.program import Program
 from mailflow.rulebook.cadence import load_cadence
@@ -94,7 +94,7 @@ def _ask_to_prove_stop(turn: Turn, me: dict, *, unclear: bool = False) -> None:
             "already": False,
             "pending": True,
             "unclear": unclear,
-            "partnership": participants.partnership(turn.program.db, me["id"]),
+            "partnership": partnerships.summary(turn.program.db, me["id"]),
         },
         token_purpose=tokens.STOP_CONFIRM,
     )
@@ -107,7 +107,7 @@ def delete_my_data(turn: Turn, arguments: str) -> str:
         "delete-confirm",
         {
             "known": me is not None,
-            "partnership": participants.partnership(turn.program.db, me["id"]) if me else None,
+            "partnership": partnerships.summary(turn.program.db, me["id"]) if me else None,
         },
         token_purpose=tokens.DELETE,
     )
