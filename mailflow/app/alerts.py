@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from mailflow.model import partnerships
 from mailflow.program import Program
 from mailflow.read.countries import country_name
 from mailflow.send.sending import send
@@ -38,13 +39,13 @@ def alert(program: Program, found: list[tuple[int, str, str, str]], now: datetim
     new = [item for item in found if not already_sent(program, *item[:3])]
     if not new:
         return 0
-    partnerships = []
+    described = []
     for partnership_id, reason, since, detail in new:
         db.execute(
             "INSERT INTO alerts (partnership_id, reason, since, sent_at) VALUES (?, ?, ?, ?)",
             [partnership_id, reason, since, iso(now)],
         )
-        partnerships.append(
+        described.append(
             {**_partnership(program, partnership_id), "reason": REASONS[reason], "detail": detail}
         )
     coordinators = program.config.coordinators
@@ -56,7 +57,7 @@ def alert(program: Program, found: list[tuple[int, str, str, str]], now: datetim
             program,
             template="partner-silent-alert",
             to=coordinator,
-            context={"partnerships": partnerships},
+            context={"partnerships": described},
             key=f"alert:{iso(now)}:{ids}:{coordinator}",
             now=now,
             unsubscribe=False,
@@ -67,12 +68,9 @@ def alert(program: Program, found: list[tuple[int, str, str, str]], now: datetim
 def _partnership(program: Program, partnership_id: int) -> dict:
     """Its term and members, with their check-in answers, as coordinators read them."""
     db = program.db
-    row = db.execute(
-        "SELECT term_start, term_end, member_a, member_b, member_c FROM partnerships WHERE id = ?",
-        [partnership_id],
-    ).fetchone()
+    partnership = partnerships.get(db, partnership_id)
     people = []
-    for member in [m for m in row[2:5] if m is not None]:
+    for member in partnership.members:
         person = db.execute(
             "SELECT name, email, country, status FROM participants WHERE id = ?", [member]
         ).fetchone()
@@ -92,4 +90,8 @@ def _partnership(program: Program, partnership_id: int) -> dict:
                 "answers": [(n, a, at[:10]) for n, a, at in answers],
             }
         )
-    return {"people": people, "term_start": row[0][:10], "term_end": row[1][:10]}
+    return {
+        "people": people,
+        "term_start": iso(partnership.term_start)[:10],
+        "term_end": iso(partnership.term_end)[:10],
+    }

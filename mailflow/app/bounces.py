@@ -18,6 +18,7 @@ from datetime import datetime
 
 from mailflow.app import membership
 from mailflow.model import coordinators, participants
+from mailflow.model.participants import NO_PAUSE, Status
 from mailflow.program import Program
 from mailflow.read.parse import Inbound, delivery_failures
 from mailflow.rulebook.cadence import Cadence, load_cadence
@@ -93,10 +94,10 @@ def _add(
 def unreachable(program: Program, address: str, now: datetime, cadence: Cadence) -> str:
     """Mark a participant unreachable, once: their partner looked after, coordinators told."""
     me = participants.find(program.db, address)
-    if me is None or me["status"] in ("left", "unreachable"):
+    if me is None or me["status"] in (Status.LEFT, Status.UNREACHABLE):
         return "not taking part" if me is None else f"already {me['status']}"
     outcome = membership.part_from_partnership(program, me, now, cadence, "unreachable")
-    membership.set_status(program, me["id"], "unreachable", now)
+    participants.set_status(program.db, me["id"], Status.UNREACHABLE, now, **NO_PAUSE)
     bounces, detail, day = program.db.execute(
         "SELECT bounces, last_detail, updated_at FROM bounce_scores WHERE address = ?", [address]
     ).fetchone()

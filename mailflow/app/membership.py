@@ -25,7 +25,9 @@ from datetime import datetime, timedelta
 from mailflow import matching
 from mailflow.config import parse_time
 from mailflow.matching import matchmaker
-from mailflow.model import participants, rounds
+from mailflow.model import participants, partnerships, rounds
+from mailflow.model.participants import NO_PAUSE, Status
+from mailflow.model.partnerships import Partnership
 from mailflow.program import Program
 from mailflow.rulebook.cadence import Cadence
 from mailflow.send import outbox
@@ -34,40 +36,17 @@ from mailflow.store import iso, transaction
 
 log = logging.getLogger(__name__)
 
-TAKING_PART = ("applied", "waiting", "matched")  # the statuses PAUSE may pause
+TAKING_PART = (Status.APPLIED, Status.WAITING, Status.MATCHED)  # the statuses PAUSE may pause
 
 
-@dataclass(frozen=True)
-class Partnership:
-    id: int
-    round_id: int
-    members: tuple[int, ...]
-    term_start: datetime
-    term_end: datetime
-    created_at: datetime
-
-
+# The coordinator's commands still call these two names (and `Partnership` from here);
+# they go once those commands ask `model.partnerships` themselves.
 def active_partnership(program: Program, participant_id: int) -> Partnership | None:
-    row = program.db.execute(
-        "SELECT id, round_id, member_a, member_b, member_c, term_start, term_end, created_at"
-        " FROM partnerships WHERE state = 'active' AND ? IN (member_a, member_b, member_c)"
-        " ORDER BY id DESC LIMIT 1",
-        [participant_id],
-    ).fetchone()
-    if row is None:
-        return None
-    members = tuple(m for m in row[2:5] if m is not None)
-    return Partnership(
-        row[0], row[1], members, parse_time(row[5]), parse_time(row[6]), parse_time(row[7])
-    )
+    return partnerships.active(program.db, participant_id)
 
 
-def set_status(program: Program, participant_id: int, status: str, now: datetime) -> None:
-    program.db.execute(
-        "UPDATE participants SET status = ?, paused_until = NULL, resume_status = NULL,"
-        " updated_at = ? WHERE id = ?",
-        [status, iso(now), participant_id],
-    )
+def dissolve(program: Program, partnership_id: int, why: str, now: datetime) -> None:
+    partnerships.dissolve(program.db, partnership_id, why, now)
 
 
 # --- Leaving ---------------------------------------------------------------------------
@@ -78,7 +57,7 @@ def leave(program: Program, me: dict, now: datetime, cadence: Cadence, why: str 
     time left, gets a new partner. Returns what became of the partnership, for the log."""
     with transaction(program.db):
         outcome = part_from_partnership(program, me, now, cadence, why)
-        set_status(program, me["id"], "left", now)
+        participants.set_status(program.db, me["id"], Status.LEFT, now, **NO_PAUSE)
     return outcome
 
 
@@ -86,7 +65,7 @@ def part_from_partnership(
     program: Program, me: dict, now: datetime, cadence: Cadence, why: str
 ) -> str:
     """Take `me` out of their active partnership, if any, and look after those who stay."""
-    partnership = active_partnership(program, me["id"])
+    partnership = partnerships.active(program.db, me["id"])
     if partnership is None:
         return "no partnership"
     db = program.db
@@ -94,27 +73,16 @@ def part_from_partnership(
     if len(stayers) == 2:
         # A group of three goes on as a pair.
         a, b = stayers
-        db.execute(
-            "UPDATE partnerships SET member_a = ?, member_b = ?, member_c = NULL WHERE id = ?",
-            [a, b, partnership.id],
-        )
+        partnerships.go_on_as_pair(db, partnership.id, a, b)
         for stayer in stayers:
             other = participants.by_id(program.db, b if stayer == a else a)
             _tell_partner_left(program, stayer, me, partnership, now, why, still_with=other)
         return "group of three goes on as a pair"
-    dissolve(program, partnership.id, why, now)
+    partnerships.dissolve(db, partnership.id, why, now)
     outcomes = []
     for stayer in stayers:
         outcomes.append(_after_partner_left(program, stayer, me, partnership, now, cadence, why))
     return "; ".join(outcomes)
-
-
-def dissolve(program: Program, partnership_id: int, why: str, now: datetime) -> None:
-    """End a partnership before its term (someone left, was erased, a coordinator ended it)."""
-    program.db.execute(
-        "UPDATE partnerships SET state = 'dissolved', ended_at = ?, ended_why = ? WHERE id = ?",
-        [iso(now), why, partnership_id],
-    )
 
 
 def wait_for_next_round(program: Program, me: dict, now: datetime) -> rounds.Round:
@@ -122,13 +90,13 @@ def wait_for_next_round(program: Program, me: dict, now: datetime) -> rounds.Rou
     paused person waits once they resume). Returns that round."""
     nxt = rounds.open_round(program.db, now)
     participants.enrol(program.db, me["id"], nxt.id, now)
-    if me["status"] == "paused":
+    if me["status"] == Status.PAUSED:
         program.db.execute(
-            "UPDATE participants SET resume_status = 'waiting', updated_at = ? WHERE id = ?",
-            [iso(now), me["id"]],
+            "UPDATE participants SET resume_status = ?, updated_at = ? WHERE id = ?",
+            [Status.WAITING, iso(now), me["id"]],
         )
-    elif me["status"] == "matched":
-        set_status(program, me["id"], "waiting", now)
+    elif me["status"] == Status.MATCHED:
+        participants.set_status(program.db, me["id"], Status.WAITING, now, **NO_PAUSE)
     return nxt
 
 
@@ -145,7 +113,7 @@ def _after_partner_left(
     if stayer is None:
         return "partner gone"
     days_left = (old.term_end - now).days
-    if stayer["status"] == "matched" and days_left >= cadence.rematch_min_days_left:
+    if stayer["status"] == Status.MATCHED and days_left >= cadence.rematch_min_days_left:
         newcomer = rematch(program, stayer, old, now)
         if newcomer is not None:
             _tell_partner_left(program, stayer_id, leaver, old, now, why, new_partner=newcomer)
@@ -201,7 +169,7 @@ def _tell_partner_left(
 
 def take(program: Program, participant_id: int, now: datetime) -> None:
     """Matched outside a round's matching: they no longer wait for the next round's."""
-    set_status(program, participant_id, "matched", now)
+    participants.set_status(program.db, participant_id, Status.MATCHED, now, **NO_PAUSE)
     program.db.execute(
         "DELETE FROM applications WHERE participant_id = ?"
         " AND round_id IN (SELECT id FROM rounds WHERE state = 'open')",
@@ -220,31 +188,19 @@ def add_partnership(
     """A partnership made outside a round's matching (a rematch, a pair by hand), from now
     to `term_end`; its members are taken out of the wait. Returns its id."""
     members = sorted(pair.members)
-    cursor = program.db.execute(
-        "INSERT INTO partnerships (round_id, member_a, member_b, member_c, term_start, term_end,"
-        " score, reasons, made_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            round_id,
-            *members,
-            *[None] * (3 - len(members)),
-            iso(now),
-            iso(term_end),
-            pair.score,
-            "; ".join(pair.reasons),
-            made_by,
-            iso(now),
-        ],
+    partnership_id = partnerships.add(
+        program.db, round_id, members, now, term_end, pair.score, pair.reasons, made_by, now
     )
     for member in members:
         take(program, member, now)
-    return int(cursor.lastrowid)
+    return partnership_id
 
 
 def rematch(program: Program, stayer: dict, old: Partnership, now: datetime) -> dict | None:
     """Pair the stayer with the best allowed person waiting for a partner, for the rest of
     the old term; introduce them to each other. None when nobody waiting fits."""
     db = program.db
-    waiting = participants.select(db, "status = 'waiting' AND id != ?", [stayer["id"]])
+    waiting = participants.select(db, "status = ? AND id != ?", [Status.WAITING, stayer["id"]])
     if not waiting:
         return None
     weights = matching.load_weights(program.config.rules)
@@ -280,26 +236,29 @@ def rematch(program: Program, stayer: dict, old: Partnership, now: datetime) -> 
 
 def pause(program: Program, me: dict, until: datetime | None, now: datetime) -> str:
     """PAUSE [until DATE]: nothing scheduled reaches them until then (or RESUME)."""
-    if me["status"] == "paused":
+    if me["status"] == Status.PAUSED:
         program.db.execute(
             "UPDATE participants SET paused_until = ?, updated_at = ? WHERE id = ?",
             [iso(until) if until else None, iso(now), me["id"]],
         )
         return "changed"
-    program.db.execute(
-        "UPDATE participants SET status = 'paused', resume_status = ?, paused_until = ?,"
-        " updated_at = ? WHERE id = ?",
-        [me["status"], iso(until) if until else None, iso(now), me["id"]],
+    participants.set_status(
+        program.db,
+        me["id"],
+        Status.PAUSED,
+        now,
+        resume_status=me["status"],
+        paused_until=iso(until) if until else None,
     )
     return "paused"
 
 
 def resume(program: Program, me: dict, now: datetime) -> str:
     """Back to where they were: in their partnership if it still runs, else waiting."""
-    status = me["resume_status"] or "applied"
-    if status == "matched" and active_partnership(program, me["id"]) is None:
-        status = "waiting"
-    set_status(program, me["id"], status, now)
+    status = Status(me["resume_status"] or Status.APPLIED)
+    if status == Status.MATCHED and partnerships.active(program.db, me["id"]) is None:
+        status = Status.WAITING
+    participants.set_status(program.db, me["id"], status, now, **NO_PAUSE)
     return status
 
 
@@ -307,8 +266,8 @@ def resume_due(program: Program, now: datetime) -> list[dict]:
     """Everyone whose pause ends by `now`: resumed and told (the tick's part)."""
     due = participants.select(
         program.db,
-        "status = 'paused' AND paused_until IS NOT NULL AND paused_until <= ?",
-        [iso(now)],
+        "status = ? AND paused_until IS NOT NULL AND paused_until <= ?",
+        [Status.PAUSED, iso(now)],
     )
     for me in due:
         with transaction(program.db):
@@ -329,7 +288,7 @@ def resumed_context(program: Program, participant_id: int, *, by_date: bool) -> 
     return {
         "was_paused": True,
         "by_date": by_date,
-        "partnership": participants.partnership(program.db, participant_id),
+        "partnership": partnerships.summary(program.db, participant_id),
     }
 
 
@@ -361,12 +320,16 @@ def erase(program: Program, email: str, now: datetime, cadence: Cadence) -> None
             ):
                 db.execute(f"DELETE FROM {table} WHERE participant_id = ?", [me["id"]])
             db.execute("DELETE FROM scheduled WHERE participant_id = ?", [me["id"]])
-            blank = ", ".join(f"{column} = ''" for column in participants.PROFILE_COLUMNS)
-            db.execute(
-                f"UPDATE participants SET email = ?, {blank}, status = 'left',"
-                " paused_until = NULL, resume_status = NULL, completed_at = NULL,"
-                " created_at = ?, updated_at = ? WHERE id = ?",
-                [participants.erased_placeholder(me["id"]), iso(now), iso(now), me["id"]],
+            participants.set_status(
+                db,
+                me["id"],
+                Status.LEFT,
+                now,
+                email=participants.erased_placeholder(me["id"]),
+                **dict.fromkeys(participants.PROFILE_COLUMNS, ""),
+                **NO_PAUSE,
+                completed_at=None,
+                created_at=iso(now),
             )
         db.execute("DELETE FROM tokens WHERE address = ?", [email])
         db.execute("DELETE FROM bounce_codes WHERE address = ?", [email])
@@ -647,7 +610,7 @@ def _forget_set_aside(folder, traces: Traces) -> None:
 def hold_all_mail(program: Program, me: dict, now: datetime) -> None:
     """An unproven STOP: nothing scheduled reaches them from now on (an open-ended pause),
     but the partnership stays until the STOP is proven; RESUME takes them back."""
-    if me["status"] == "paused":
+    if me["status"] == Status.PAUSED:
         program.db.execute(
             "UPDATE participants SET paused_until = NULL, updated_at = ? WHERE id = ?",
             [iso(now), me["id"]],

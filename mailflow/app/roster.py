@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from mailflow.model import participants
+from mailflow.model import participants, partnerships
 from mailflow.model.rounds import accepting
 from mailflow.program import Program
 from mailflow.read import form
@@ -169,14 +169,10 @@ def import_csv(
 def _partners(db) -> dict[int, list[str]]:
     """Each participant's partners in their active partnership."""
     partners: dict[int, list[str]] = {}
-    rows = db.execute(
-        "SELECT member_a, member_b, member_c FROM partnerships WHERE state = 'active'"
-    ).fetchall()
     emails = dict(db.execute("SELECT id, email FROM participants").fetchall())
-    for members in rows:
-        present = [m for m in members if m is not None]
-        for member in present:
-            partners[member] = [emails[o] for o in present if o != member]
+    for partnership in partnerships.running(db):
+        for member in partnership.members:
+            partners[member] = [emails[o] for o in partnership.members if o != member]
     return partners
 
 
@@ -201,14 +197,7 @@ def export_participants(db, countries: frozenset[str] | None = None) -> Iterable
 def export_partnerships(db, countries: frozenset[str] | None = None) -> Iterable[list[str]]:
     """Every partnership; with `countries`, those with a member from one of them."""
     yield list(PARTNERSHIP_COLUMNS)
-    cursor = db.execute(
-        "SELECT rounds.name, a.email, b.email, c.email, p.term_start, p.term_end, p.state,"
-        " p.score, a.country, b.country, c.country FROM partnerships p"
-        " JOIN rounds ON rounds.id = p.round_id"
-        " JOIN participants a ON a.id = p.member_a JOIN participants b ON b.id = p.member_b"
-        " LEFT JOIN participants c ON c.id = p.member_c ORDER BY p.id"
-    )
-    for *row, country_a, country_b, country_c in cursor:
+    for *row, country_a, country_b, country_c in partnerships.listing(db):
         if countries is not None and not {country_a, country_b, country_c} & countries:
             continue
         yield ["" if value is None else str(value) for value in row]

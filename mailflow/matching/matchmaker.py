@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mailflow import matching
-from mailflow.model import participants, rounds
+from mailflow.model import participants, partnerships, rounds
+from mailflow.model.participants import Status
 from mailflow.program import Program
 from mailflow.read import wishes
 from mailflow.read.countries import country_name
@@ -21,12 +22,12 @@ from mailflow.read.timezones import utc_offset_minutes
 from mailflow.send.sending import send
 from mailflow.store import iso, transaction
 
-ELIGIBLE = ("applied", "waiting")
+ELIGIBLE = (Status.APPLIED, Status.WAITING)
 NOT_ELIGIBLE = {
-    "paused": "paused",
-    "left": "left the program",
-    "unreachable": "mail to them bounces",
-    "matched": "already in a partnership",
+    Status.PAUSED: "paused",
+    Status.LEFT: "left the program",
+    Status.UNREACHABLE: "mail to them bounces",
+    Status.MATCHED: "already in a partnership",
 }
 
 
@@ -74,11 +75,7 @@ def _records(program: Program, round_id: int) -> list[dict]:
 
 
 def former_partners(program: Program) -> frozenset[frozenset[int]]:
-    pairs = set()
-    for members in program.db.execute("SELECT member_a, member_b, member_c FROM partnerships"):
-        present = [m for m in members if m is not None]
-        pairs.update(frozenset((a, b)) for a in present for b in present if a < b)
-    return frozenset(pairs)
+    return partnerships.ever_paired(program.db)
 
 
 def plan(
@@ -260,35 +257,17 @@ def carry_out(program: Program, plan: Plan, now: datetime, made_by: str = "match
         start, end = rounds.mark_matched(db, plan.round, now, months)
         nxt = rounds.open_round(db, now)
         for pair in plan.result.pairs:
-            members = list(pair.members) + [None] * (3 - len(pair.members))
-            cursor = db.execute(
-                "INSERT INTO partnerships (round_id, member_a, member_b, member_c, term_start,"
-                " term_end, score, reasons, made_by, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    plan.round.id,
-                    *members,
-                    iso(start),
-                    iso(end),
-                    pair.score,
-                    "; ".join(pair.reasons),
-                    made_by,
-                    iso(now),
-                ],
+            partnership_id = partnerships.add(
+                db, plan.round.id, pair.members, start, end, pair.score, pair.reasons, made_by, now
             )
-            db.conn.executemany(
-                "UPDATE participants SET status = 'matched', updated_at = ? WHERE id = ?",
-                [(iso(now), member) for member in pair.members],
-            )
+            for member in pair.members:
+                participants.set_status(db, member, Status.MATCHED, now)
             introduce(
-                program, cursor.lastrowid, pair, people, plan.round.name, start, end, now, waking
+                program, partnership_id, pair, people, plan.round.name, start, end, now, waking
             )
         for member, why in [*plan.result.unmatched, *plan.result.deferred]:
             me = people[member]
-            db.execute(
-                "UPDATE participants SET status = 'waiting', updated_at = ? WHERE id = ?",
-                [iso(now), member],
-            )
+            participants.set_status(db, member, Status.WAITING, now)
             participants.enrol(db, member, nxt.id, now)
             send(
                 program,

@@ -1,7 +1,10 @@
-"""Participant records: saving a validated profile, enrolling in a round, reading back.
+"""Participant records: saving a validated profile, enrolling in a round, reading back,
+and a participant's status.
 
 Applying by email and `mailflow import` both save through here, so an address always has
-exactly one participant row and at most one application per round.
+exactly one participant row and at most one application per round. `set_status` is the
+only code that writes a status: whoever changes where someone stands (matching, a life
+event, a term's end, a bounce) goes through it.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import datetime
+from enum import StrEnum
 
 import sqlite_utils
 
@@ -18,6 +22,24 @@ from mailflow.store import iso, records
 LIST_SEPARATOR = "; "
 PROFILE_COLUMNS = tuple(entry.key for entry in FIELDS)  # in form order
 ERASED_DOMAIN = "erased.invalid"  # RFC 2606: never a real address
+
+
+class Status(StrEnum):
+    """Where a participant stands: the CHECK on participants.status in
+    migrations/0001_initial.sql, value for value."""
+
+    APPLIED = "applied"  # applied to a round, not yet matched
+    WAITING = "waiting"  # left out of a matching (or their partner left): the next round
+    MATCHED = "matched"  # in an active partnership
+    PAUSED = "paused"  # nothing scheduled reaches them; resume_status says what they were
+    LEFT = "left"  # STOP, or their data erased
+    COMPLETED = "completed"  # their term ended
+    UNREACHABLE = "unreachable"  # mail to them bounces
+
+
+# The columns of a pause, cleared with a status that ends one or rules it out (RESUME,
+# STOP, a term's end, a bounce): no date to resume on, nothing to return to.
+NO_PAUSE = {"paused_until": None, "resume_status": None}
 
 
 def upsert(
@@ -37,10 +59,26 @@ def upsert(
     marks = ", ".join("?" for _ in record)
     cursor = db.execute(
         f"INSERT INTO participants (email, {columns}, status, created_at, updated_at)"
-        f" VALUES (?, {marks}, 'applied', ?, ?)",
-        [email, *record.values(), iso(now), iso(now)],
+        f" VALUES (?, {marks}, ?, ?, ?)",
+        [email, *record.values(), Status.APPLIED, iso(now), iso(now)],
     )
     return int(cursor.lastrowid), False
+
+
+def set_status(
+    db: sqlite_utils.Database,
+    participant_id: int,
+    status: Status,
+    now: datetime,
+    **columns: str | None,
+) -> None:
+    """Give the participant this status as of `now`; `columns` are the other columns that
+    change with it (a pause's, `completed_at`), written in the same UPDATE."""
+    assignments = "".join(f", {name} = ?" for name in columns)
+    db.execute(
+        f"UPDATE participants SET status = ?{assignments}, updated_at = ? WHERE id = ?",
+        [Status(status), *columns.values(), iso(now), participant_id],
+    )
 
 
 def enrol(db: sqlite_utils.Database, participant_id: int, round_id: int, now: datetime) -> None:
@@ -68,28 +106,6 @@ def by_id(db: sqlite_utils.Database, participant_id: int) -> dict | None:
 
 def split(value: str) -> list[str]:
     return [item for item in (value or "").split(LIST_SEPARATOR) if item]
-
-
-def partnership(db: sqlite_utils.Database, participant_id: int) -> dict | None:
-    """The participant's active partnership: its term and the partners' names and addresses."""
-    row = db.execute(
-        "SELECT id, member_a, member_b, member_c, term_start, term_end FROM partnerships"
-        " WHERE state = 'active' AND ? IN (member_a, member_b, member_c)"
-        " ORDER BY id DESC LIMIT 1",
-        [participant_id],
-    ).fetchone()
-    if row is None:
-        return None
-    others = [m for m in row[1:4] if m is not None and m != participant_id]
-    marks = ", ".join("?" for _ in others)
-    partners = db.execute(
-        f"SELECT name, email FROM participants WHERE id IN ({marks}) ORDER BY id", others
-    ).fetchall()
-    return {
-        "partners": [{"name": name, "email": email} for name, email in partners],
-        "term_start": row[4][:10],
-        "term_end": row[5][:10],
-    }
 
 
 def address_hash(db: sqlite_utils.Database, email: str) -> str:

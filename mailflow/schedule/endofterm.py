@@ -10,7 +10,9 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from mailflow.config import parse_time
-from mailflow.model import rounds, tokens
+from mailflow.model import participants, partnerships, rounds, tokens
+from mailflow.model.participants import NO_PAUSE, Status
+from mailflow.model.partnerships import Partnership
 from mailflow.program import Program
 from mailflow.read.countries import country_name
 from mailflow.rulebook.cadence import Cadence
@@ -20,37 +22,28 @@ from mailflow.send.sending import send
 from mailflow.store import iso, records, transaction
 
 SURVEY_DAYS = 60  # people answer a survey when they have a moment, not within the week
-FINISHING = ("matched", "paused")  # members still in the partnership when its term ends
+FINISHING = (Status.MATCHED, Status.PAUSED)  # members still in the partnership when its term ends
 
 
 def end_terms(program: Program, now: datetime, limit: int | None = None) -> Counter[str]:
     """End the active partnerships whose term is over by `now` (at most `limit` of them,
     the rest at the next tick: a round's end must not hold up the daemon); what was sent."""
     db, sent = program.db, Counter()
-    due = db.execute(
-        "SELECT id, round_id, member_a, member_b, member_c, term_start, term_end"
-        " FROM partnerships WHERE state = 'active' AND term_end <= ? ORDER BY id LIMIT ?",
-        [iso(now), -1 if limit is None else limit],
-    ).fetchall()
-    for partnership_id, round_id, *members, term_start, term_end in due:
+    for partnership in partnerships.ending_by(db, now, limit):
         with transaction(db):
-            db.execute(
-                "UPDATE partnerships SET state = 'ended', ended_at = ?, ended_why = 'term'"
-                " WHERE id = ?",
-                [iso(now), partnership_id],
-            )
-            people = _people(program, [m for m in members if m is not None])
-            round_name = rounds.get(db, round_id).name
+            partnerships.end(db, partnership.id, now)
+            people = _people(program, list(partnership.members))
+            round_name = rounds.get(db, partnership.round_id).name
             for me in people:
                 if me["status"] not in FINISHING:
                     continue
                 others = [other for other in people if other is not me]
-                _finish(program, me, others, partnership_id, round_name, term_start, term_end, now)
+                _finish(program, me, others, partnership, round_name, now)
                 sent.update(("term-ended", "survey", "certificate"))
             db.execute(
                 "UPDATE rounds SET state = 'ended' WHERE id = ? AND state = 'matched' AND NOT"
                 " EXISTS (SELECT 1 FROM partnerships WHERE round_id = ? AND state = 'active')",
-                [round_id, round_id],
+                [partnership.round_id, partnership.round_id],
             )
     return sent
 
@@ -70,16 +63,14 @@ def _finish(
     program: Program,
     me: dict,
     others: list[dict],
-    partnership_id: int,
+    partnership: Partnership,
     round_name: str,
-    term_start: str,
-    term_end: str,
     now: datetime,
 ) -> None:
-    program.db.execute(
-        "UPDATE participants SET status = 'completed', completed_at = ?, paused_until = NULL,"
-        " resume_status = NULL, updated_at = ? WHERE id = ?",
-        [iso(now), iso(now), me["id"]],
+    partnership_id = partnership.id
+    term_start, term_end = iso(partnership.term_start), iso(partnership.term_end)
+    participants.set_status(
+        program.db, me["id"], Status.COMPLETED, now, completed_at=iso(now), **NO_PAUSE
     )
     countries = [country_name(other["country"]) for other in others]
     context = {
@@ -130,13 +121,13 @@ def invite(program: Program, now: datetime, cadence: Cadence) -> Counter[str]:
     before = iso(now - timedelta(days=cadence.invitation_after_term_days))
     rows = program.db.execute(
         "SELECT id, email, name, completed_at FROM participants q"
-        " WHERE status = 'completed' AND completed_at <= ?"
+        " WHERE status = ? AND completed_at <= ?"
         " AND NOT EXISTS (SELECT 1 FROM applications a WHERE a.participant_id = q.id"
         "   AND a.round_id = ?)"
         " AND NOT EXISTS (SELECT 1 FROM invitations i WHERE i.participant_id = q.id"
         "   AND i.round_id = ?)"
         " ORDER BY id",
-        [before, current.id, current.id],
+        [Status.COMPLETED, before, current.id, current.id],
     ).fetchall()
     with transaction(program.db):
         for participant_id, email, name, completed_at in rows:

@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 from mailflow.app.alerts import alert
 from mailflow.app.membership import resume_due
 from mailflow.config import parse_time
-from mailflow.model import tokens
+from mailflow.model import partnerships, tokens
+from mailflow.model.participants import Status
 from mailflow.program import Program
 from mailflow.rulebook.cadence import Cadence, latest_due, load_cadence
 from mailflow.rulebook.topics import load_topics, topic_for_month
@@ -44,24 +45,21 @@ class Due:
     term_end: datetime
 
 
-PartnershipRow = tuple[int, str, str, tuple[int, ...]]  # id, introduced, term end, members
+# id, introduced, term end, members
+PartnershipRow = tuple[int, datetime, datetime, tuple[int, ...]]
 
 
 def _partnerships(program: Program) -> list[PartnershipRow]:
     """Every active partnership, by id, with its members' ids in order."""
-    rows = program.db.execute(
-        "SELECT id, created_at, term_end, member_a, member_b, member_c FROM partnerships"
-        " WHERE state = 'active' ORDER BY id"
-    ).fetchall()
     return [
-        (partnership_id, introduced, term_end, tuple(sorted(m for m in members if m is not None)))
-        for partnership_id, introduced, term_end, *members in rows
+        (p.id, p.created_at, p.term_end, tuple(sorted(p.members)))
+        for p in partnerships.running(program.db)
     ]
 
 
-def _people(program: Program, partnerships: list[PartnershipRow]) -> dict[int, dict]:
+def _people(program: Program, running: list[PartnershipRow]) -> dict[int, dict]:
     """The participant rows of these partnerships' members, by id."""
-    ids, people = sorted({m for *_, members in partnerships for m in members}), {}
+    ids, people = sorted({m for *_, members in running for m in members}), {}
     for start in range(0, len(ids), 500):
         batch = ids[start : start + 500]
         for q, email, name, status in program.db.execute(
@@ -83,12 +81,12 @@ def _in(partnership: PartnershipRow, people: dict[int, dict]) -> list[dict]:
 def _members(program: Program) -> Iterator[tuple[dict, list[dict]]]:
     """(partnership with its member's row, the other members) for every member of an active
     partnership who is still taking part, by partnership and then participant id."""
-    partnerships = _partnerships(program)
-    people = _people(program, partnerships)
-    for partnership in partnerships:
+    running = _partnerships(program)
+    people = _people(program, running)
+    for partnership in running:
         members = _in(partnership, people)
         for me in members:
-            if me["status"] == "matched":
+            if me["status"] == Status.MATCHED:
                 yield me, [other for other in members if other is not me]
 
 
@@ -121,10 +119,9 @@ def _answered(program: Program) -> dict[tuple[int, int], tuple[int, str]]:
 
 
 def _schedules(
-    cadence: Cadence, introduced: str, term_end: str
+    cadence: Cadence, introduced: datetime, term_end: datetime
 ) -> tuple[datetime, dict[str, list[datetime]]]:
     """The end of a partnership's term, and the due times of each kind of scheduled mail."""
-    introduced, term_end = parse_time(introduced), parse_time(term_end)
     return term_end, {
         "checkin": cadence.checkins(introduced, term_end),
         "topic": cadence.topic_days(introduced, term_end),
@@ -161,7 +158,7 @@ def due(program: Program, cadence: Cadence, now: datetime) -> list[Due]:
     for partnership, q, kind, number, at, end in wanted:
         members = _in(partnership, people)
         me = next((m for m in members if m["participant_id"] == q), None)
-        if me is not None and me["status"] == "matched":
+        if me is not None and me["status"] == Status.MATCHED:
             others = [other for other in members if other is not me]
             found.append(_due(kind, number, at, me, others, end))
     return found

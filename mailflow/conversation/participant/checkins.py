@@ -8,7 +8,8 @@ import re
 from mailflow.app.alerts import alert
 from mailflow.conversation.participant.leaving import leave_now
 from mailflow.conversation.turn import Turn, continues, conversation_token
-from mailflow.model import tokens
+from mailflow.model import partnerships, tokens
+from mailflow.model.participants import Status
 from mailflow.model.participants import find as find_participant
 from mailflow.rulebook.cadence import load_cadence
 from mailflow.send.sending import send
@@ -117,16 +118,14 @@ def _no_word(turn: Turn, me: dict, partnership_id: int, number: int) -> list[str
     """Nudge the silent partner(s) at once; past the rules' count of such answers in this
     partnership, tell the coordinators. The names of those nudged."""
     db, program = turn.program.db, turn.program
-    row = db.execute(
-        "SELECT member_a, member_b, member_c FROM partnerships WHERE id = ? AND state = 'active'",
-        [partnership_id],
-    ).fetchone()
-    if row is None:
+    members = partnerships.members(db, partnership_id)
+    if not members:  # it ended: nobody to nudge, nothing to alert about
         return []
     nudged = []
-    for member in [m for m in row if m is not None and m != me["id"]]:
+    for member in [m for m in members if m != me["id"]]:
         partner = db.execute(
-            "SELECT email, name FROM participants WHERE id = ? AND status = 'matched'", [member]
+            "SELECT email, name FROM participants WHERE id = ? AND status = ?",
+            [member, Status.MATCHED],
         ).fetchone()
         if partner is None:
             continue

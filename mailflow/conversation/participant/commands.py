@@ -18,7 +18,8 @@ from mailflow.conversation import commands
 from mailflow.conversation.commands import command
 from mailflow.conversation.participant.application import details, send_blank_form
 from mailflow.conversation.turn import Turn, continues, says_yes
-from mailflow.model import participants, tokens
+from mailflow.model import participants, partnerships, tokens
+from mailflow.model.participants import Status
 from mailflow.model.rounds import accepting, open_round
 from mailflow.read import form
 from mailflow.read.dates import read_date
@@ -60,7 +61,7 @@ def status(turn: Turn, arguments: str) -> str:
             if application
             else None,
             "open_round": open_round(db, turn.now).name,
-            "partnership": participants.partnership(db, record["id"]),
+            "partnership": partnerships.summary(db, record["id"]),
         },
     )
     return record["status"]
@@ -114,7 +115,7 @@ def change_reply(turn: Turn, token: tokens.Token) -> str:
 )
 def pause(turn: Turn, arguments: str) -> str:
     me = sender_record(turn)
-    if me is None or me["status"] not in (*membership.TAKING_PART, "paused"):
+    if me is None or me["status"] not in (*membership.TAKING_PART, Status.PAUSED):
         turn.answer("paused", {"state": "not-taking-part", "status": me and me["status"]})
         return "not-taking-part"
     until = None
@@ -132,7 +133,7 @@ def pause(turn: Turn, arguments: str) -> str:
 
 
 def _pause(turn: Turn, me: dict | None, until: datetime | None, *, proven: bool) -> str:
-    if me is None or me["status"] not in (*membership.TAKING_PART, "paused"):
+    if me is None or me["status"] not in (*membership.TAKING_PART, Status.PAUSED):
         turn.answer("paused", {"state": "not-taking-part", "status": me and me["status"]})
         return "not-taking-part"
     if until is not None and until <= turn.now:  # confirmed after the date it named
@@ -147,7 +148,7 @@ def _pause(turn: Turn, me: dict | None, until: datetime | None, *, proven: bool)
         {
             "state": state,
             "until": until.date().isoformat() if until else None,
-            "partnership": participants.partnership(turn.program.db, me["id"]),
+            "partnership": partnerships.summary(turn.program.db, me["id"]),
         },
     )
     return state
@@ -159,7 +160,7 @@ def resume(turn: Turn, arguments: str) -> str:
 
 
 def resume_now(turn: Turn, me: dict | None, *, proven: bool) -> str:
-    if me is None or me["status"] != "paused":
+    if me is None or me["status"] != Status.PAUSED:
         turn.answer("resumed", {"was_paused": False, "status": me and me["status"]})
         return "not-paused"
     if not proven:
@@ -220,6 +221,10 @@ def _labels() -> list[str]:
     return [entry.label for entry in form.FIELDS]
 
 
+# The statuses AGAIN takes back in: asked to confirm unless proven, then applied afresh.
+OUT_OF_THE_PROGRAM = (Status.COMPLETED, Status.LEFT, Status.UNREACHABLE)
+
+
 @command(
     "AGAIN",
     "REJOIN",
@@ -237,22 +242,18 @@ def _again(turn: Turn, me: dict | None, *, proven: bool) -> str:
     db = turn.program.db
     if me is None:
         return send_blank_form(turn)
-    if me["status"] in ("matched", "paused"):
+    if me["status"] in (Status.MATCHED, Status.PAUSED):
         turn.answer(
             "signup-again",
-            {"state": me["status"], "partnership": participants.partnership(db, me["id"])},
+            {"state": me["status"], "partnership": partnerships.summary(db, me["id"])},
         )
         return f"still-{me['status']}"
     current, _ = accepting(db, turn.now)
-    if me["status"] in ("completed", "left", "unreachable") and not proven:
+    if me["status"] in OUT_OF_THE_PROGRAM and not proven:
         return _ask(turn, "again", {"round": current.name, "was": me["status"]}, {})
     participants.enrol(db, me["id"], current.id, turn.now)
-    if me["status"] in ("completed", "left", "unreachable"):
-        db.execute(
-            "UPDATE participants SET status = 'applied', completed_at = NULL, updated_at = ?"
-            " WHERE id = ?",
-            [iso(turn.now), me["id"]],
-        )
+    if me["status"] in OUT_OF_THE_PROGRAM:
+        participants.set_status(db, me["id"], Status.APPLIED, turn.now, completed_at=None)
     turn.answer(
         "signup-again",
         {"state": "enrolled", "was": me["status"], "round": current.name, "details": details(me)},

@@ -16,7 +16,8 @@ from mailflow.app import membership
 from mailflow.conversation.commands import command
 from mailflow.conversation.participant.commands import resume_now, sender_record
 from mailflow.conversation.turn import ALWAYS_ACTED, Turn, continues, says_yes
-from mailflow.model import participants, tokens
+from mailflow.model import participants, partnerships, tokens
+from mailflow.model.participants import Status
 from mailflow.program import Program
 from mailflow.rulebook.cadence import load_cadence
 from mailflow.send.sending import send
@@ -45,7 +46,7 @@ def leave_now(turn: Turn, me: dict | None = None, *, proven: bool) -> str:
     """STOP, answer 4 to a check-in, or a message to the List-Unsubscribe address. Unproven:
     all scheduled mail stops now, and the partnership ends once a reply proves the STOP."""
     me = me or sender_record(turn)
-    if me is None or me["status"] == "left":
+    if me is None or me["status"] == Status.LEFT:
         turn.answer(
             "optout-confirmed",
             {"known": me is not None, "already": me is not None},
@@ -78,7 +79,7 @@ def stop_reply(turn: Turn, token: tokens.Token) -> str:
     if word in UNDO_WORDS:
         outcome = resume_now(turn, me, proven=True)
         return outcome if outcome == "not-paused" else "stop-undone"
-    if word in LEAVE_WORDS or me is None or me["status"] == "left":
+    if word in LEAVE_WORDS or me is None or me["status"] == Status.LEFT:
         return leave_now(turn, me, proven=True)
     _ask_to_prove_stop(turn, me, unclear=True)
     return "stop-unclear"
@@ -93,7 +94,7 @@ def _ask_to_prove_stop(turn: Turn, me: dict, *, unclear: bool = False) -> None:
             "already": False,
             "pending": True,
             "unclear": unclear,
-            "partnership": participants.partnership(turn.program.db, me["id"]),
+            "partnership": partnerships.summary(turn.program.db, me["id"]),
         },
         token_purpose=tokens.STOP_CONFIRM,
     )
@@ -106,7 +107,7 @@ def delete_my_data(turn: Turn, arguments: str) -> str:
         "delete-confirm",
         {
             "known": me is not None,
-            "partnership": participants.partnership(turn.program.db, me["id"]) if me else None,
+            "partnership": partnerships.summary(turn.program.db, me["id"]) if me else None,
         },
         token_purpose=tokens.DELETE,
     )
@@ -132,7 +133,7 @@ def one_click(program: Program, token: str, now: datetime) -> bool:
         return False
     me = participants.find(program.db, found.address)
     tokens.use(program.db, found.token, now)
-    if me is not None and me["status"] != "left":
+    if me is not None and me["status"] != Status.LEFT:
         membership.leave(program, me, now, load_cadence(program.config.rules))
         send(
             program,
