@@ -39,16 +39,6 @@ log = logging.getLogger(__name__)
 TAKING_PART = (Status.APPLIED, Status.WAITING, Status.MATCHED)  # the statuses PAUSE may pause
 
 
-# The coordinator's commands still call these two names (and `Partnership` from here);
-# they go once those commands ask `model.partnerships` themselves.
-def active_partnership(program: Program, participant_id: int) -> Partnership | None:
-    return partnerships.active(program.db, participant_id)
-
-
-def dissolve(program: Program, partnership_id: int, why: str, now: datetime) -> None:
-    partnerships.dissolve(program.db, partnership_id, why, now)
-
-
 # --- Leaving ---------------------------------------------------------------------------
 
 

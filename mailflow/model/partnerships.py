@@ -19,7 +19,15 @@ from mailflow.config import parse_time
 from mailflow.model import participants
 from mailflow.store import iso
 
-MEMBERS = "member_a, member_b, member_c"  # a pair leaves member_c NULL
+MEMBER_COLUMNS = ("member_a", "member_b", "member_c")  # a pair leaves member_c NULL
+MEMBERS = ", ".join(MEMBER_COLUMNS)
+
+
+def members_of(alias: str) -> str:
+    """The member columns of the partnership row named `alias` in a query."""
+    return ", ".join(f"{alias}.{column}" for column in MEMBER_COLUMNS)
+
+
 MOST = 3
 
 

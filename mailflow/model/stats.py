@@ -18,11 +18,12 @@ import sqlite_utils
 from PIL import Image, ImageDraw, ImageFont
 
 from mailflow import config
-from mailflow.model.participants import ERASED_DOMAIN
+from mailflow.model import partnerships
+from mailflow.model.participants import ERASED_DOMAIN, Status
 from mailflow.read import wishes
 from mailflow.read.countries import country_name
 
-STATUSES = ("applied", "waiting", "matched", "paused", "left", "completed", "unreachable")
+STATUSES = tuple(Status)  # in the order of the CHECK on participants.status
 CHECKIN_ANSWERS = {
     1: "1 regular contact",
     2: "2 some contact",
@@ -178,7 +179,7 @@ def _matched_round(db: sqlite_utils.Database, scope: str, params: list) -> Match
     active, mean = db.execute(
         "SELECT coalesce(sum(s.state = 'active'), 0), avg(s.score) FROM partnerships s"
         " WHERE s.round_id = ? AND EXISTS (SELECT 1 FROM participants p"
-        f" WHERE p.id IN (s.member_a, s.member_b, s.member_c) AND {scope})",
+        f" WHERE p.id IN ({partnerships.members_of('s')}) AND {scope})",
         [round_id, *params],
     ).fetchone()
     return MatchedRound(name, active, _time(term_start), _time(term_end), mean)

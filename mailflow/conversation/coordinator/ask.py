@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mailflow.app import membership, roster
+from mailflow.app import roster
 from mailflow.conversation.turn import Turn
-from mailflow.model import coordinators, participants
+from mailflow.model import coordinators, participants, partnerships
 from mailflow.read import parse
 from mailflow.read.countries import country_name
 from mailflow.send.compose import Attachment
@@ -120,9 +120,9 @@ def who(record: dict) -> str:
     return f"{record['name']} <{record['email']}> ({country_name(record['country'])})"
 
 
-def partners_of(ask: Ask, record: dict) -> tuple[membership.Partnership | None, list[dict]]:
+def partners_of(ask: Ask, record: dict) -> tuple[partnerships.Partnership | None, list[dict]]:
     """The active partnership of a participant, and the other members of it."""
-    partnership = membership.active_partnership(ask.program, record["id"])
+    partnership = partnerships.active(ask.db, record["id"])
     if partnership is None:
         return None, []
     others = [participants.by_id(ask.db, m) for m in partnership.members if m != record["id"]]

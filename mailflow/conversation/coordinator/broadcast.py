@@ -13,11 +13,12 @@ from mailflow.conversation.coordinator.ask import (
     Refusal,
 )
 from mailflow.model import participants
+from mailflow.model.participants import Status
 from mailflow.send.sending import send
 
 BROADCAST_CHARACTERS = 20_000  # the text mailed to everyone; kept in the token till CONFIRM
 # The statuses a broadcast reaches: everyone taking part now. Paused people asked for quiet.
-BROADCAST_TO = ("applied", "waiting", "matched")
+BROADCAST_TO = (Status.APPLIED, Status.WAITING, Status.MATCHED)
 
 
 def _broadcast_check(ask: Ask) -> tuple[str, list[dict]]:

@@ -21,7 +21,8 @@ from mailflow.conversation.coordinator.ask import (
     who,
 )
 from mailflow.matching import matchmaker
-from mailflow.model import participants, rounds
+from mailflow.model import participants, partnerships, rounds
+from mailflow.model.participants import Status
 from mailflow.send.sending import send
 from mailflow.store import iso
 
@@ -48,10 +49,10 @@ def match(ask: Ask) -> str:
     return matchmaker.carry_out(ask.program, plan, ask.now, made_by=ask.sender)
 
 
-def _rematch_check(ask: Ask) -> tuple[dict, membership.Partnership | None, list[dict]]:
+def _rematch_check(ask: Ask) -> tuple[dict, partnerships.Partnership | None, list[dict]]:
     me = person(ask, ask.arguments)
     partnership, partners = partners_of(ask, me)
-    if partnership is None and me["status"] != "waiting":
+    if partnership is None and me["status"] != Status.WAITING:
         raise Refusal("partnerships", "rematch-neither", who=who(me), status=me["status"])
     if partnership is None and rounds.running_term(ask.db, ask.now) is None:
         raise Refusal("partnerships", "rematch-no-term", who=who(me))
@@ -60,7 +61,7 @@ def _rematch_check(ask: Ask) -> tuple[dict, membership.Partnership | None, list[
 
 def _rematch_preview(ask: Ask) -> str:
     me, _, partners = _rematch_check(ask)
-    waiting = participants.select(ask.db, "status = 'waiting' AND id != ?", [me["id"]])
+    waiting = participants.select(ask.db, "status = ? AND id != ?", [Status.WAITING, me["id"]])
     seeker, *candidates = matchmaker.applicants(ask.program, [me, *waiting], ask.now)
     best = matching.best_partner(
         seeker,
@@ -90,12 +91,12 @@ def rematch(ask: Ask) -> str:
     me, partnership, partners = _rematch_check(ask)
     why = f"rematched by coordinator {ask.sender}"
     if partnership is not None:
-        membership.dissolve(ask.program, partnership.id, why, ask.now)
+        partnerships.dissolve(ask.db, partnership.id, why, ask.now)
         for partner in partners:
             _set_waiting(ask, partner, "rematch")
     else:
         round_id, term_end = rounds.running_term(ask.db, ask.now)  # type: ignore[misc]  # checked above
-        partnership = membership.Partnership(0, round_id, (), ask.now, term_end, ask.now)
+        partnership = partnerships.Partnership(0, round_id, (), ask.now, term_end, ask.now)
     newcomer = membership.rematch(ask.program, me, partnership, ask.now)
     if newcomer is None:
         nxt = _set_waiting(ask, me, "no-one-waiting")
@@ -111,9 +112,9 @@ def _pair_check(ask: Ask) -> tuple[list[dict], matching.Pair, list[str]]:
     if people[0]["id"] == people[1]["id"]:
         raise Refusal("partnerships", "pair-same-person")
     for record in people:
-        if record["status"] == "matched":
+        if record["status"] == Status.MATCHED:
             raise Refusal("partnerships", "pair-partnered", who=who(record))
-        if record["status"] not in ("applied", "waiting", "completed"):
+        if record["status"] not in (Status.APPLIED, Status.WAITING, Status.COMPLETED):
             raise Refusal("partnerships", "pair-status", who=who(record), status=record["status"])
     applicants = matchmaker.applicants(ask.program, people, ask.now)
     former = matchmaker.former_partners(ask.program)
@@ -172,7 +173,7 @@ def pair(ask: Ask) -> str:
     )
 
 
-def _end_check(ask: Ask) -> tuple[dict, membership.Partnership, list[dict]]:
+def _end_check(ask: Ask) -> tuple[dict, partnerships.Partnership, list[dict]]:
     me = person(ask, ask.arguments)
     partnership, partners = partners_of(ask, me)
     if partnership is None:
@@ -195,7 +196,7 @@ def _end_preview(ask: Ask) -> str:
 )
 def end(ask: Ask) -> str:
     me, partnership, partners = _end_check(ask)
-    membership.dissolve(ask.program, partnership.id, f"ended by coordinator {ask.sender}", ask.now)
+    partnerships.dissolve(ask.db, partnership.id, f"ended by coordinator {ask.sender}", ask.now)
     nxt = ""
     for record in [me, *partners]:
         nxt = _set_waiting(ask, record, "ended")
