@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailflow.errors import RulesError
+
 Progress = Callable[[str, int, int], None]
 NOT_ALLOWED = -1
 
@@ -106,7 +108,7 @@ _SECTIONS = {
 def load_weights(rules_dir: Path) -> Weights:
     """Read rules_dir/matching.toml; a missing file gives the defaults.
 
-    Raises ValueError naming the setting when one is unknown or of the wrong kind.
+    Raises RulesError naming the setting when one is unknown or of the wrong kind.
     """
     path = Path(rules_dir) / "matching.toml"
     if not path.exists():
@@ -114,15 +116,15 @@ def load_weights(rules_dir: Path) -> Weights:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{path.name}: {error}") from None
+        raise RulesError(f"{path.name}: {error}") from None
     values: dict[str, object] = {}
     for section, table in data.items():
         if section not in _SECTIONS or not isinstance(table, dict):
             known = ", ".join(f"[{s}]" for s in _SECTIONS)
-            raise ValueError(f"{path.name}: [{section}] is not a section we know ({known})")
+            raise RulesError(f"{path.name}: [{section}] is not a section we know ({known})")
         for key, value in table.items():
             if key not in _SECTIONS[section]:
-                raise ValueError(
+                raise RulesError(
                     f"{path.name}: {key} is not a setting of [{section}]; "
                     f"the settings are {', '.join(_SECTIONS[section])}"
                 )
@@ -131,8 +133,8 @@ def load_weights(rules_dir: Path) -> Weights:
 
 
 def _checked(source: str, key: str, value: object) -> object:
-    def wrong(what: str) -> ValueError:
-        return ValueError(f"{source}: {key} must be {what}, not {value!r}")
+    def wrong(what: str) -> RulesError:
+        return RulesError(f"{source}: {key} must be {what}, not {value!r}")
 
     if key == "waking_hours":
         if (

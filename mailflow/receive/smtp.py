@@ -29,6 +29,7 @@ from aiosmtpd.smtp import SMTP
 
 from mailflow import pipeline
 from mailflow.config import Config
+from mailflow.errors import SettingError
 from mailflow.program import Program
 from mailflow.receive.spool import Spool
 
@@ -186,7 +187,7 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
     try:
         context.load_cert_chain(config.tls_cert, config.tls_key)
     except (OSError, ssl.SSLError) as error:
-        raise ValueError(
+        raise SettingError(
             f"MAILFLOW_TLS_CERT/MAILFLOW_TLS_KEY ({config.tls_cert}, {config.tls_key}) can't be"
             f" used: {error}"
         ) from error
