@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mailflow.errors import RulesError, SettingError
+from mailflow.errors import SettingError
 
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,16 +114,6 @@ def parse_time(text: str) -> datetime:
     """ISO 8601; no offset means UTC; a date alone is 00:00 UTC (CONTRACT.md)."""
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def read_rules_file(path: Path) -> dict:
-    """A TOML file of `rules/`; RulesError naming the file when it can't be read or parsed."""
-    try:
-        return tomllib.loads(path.read_text("utf-8"))
-    except OSError as error:
-        raise RulesError(f"{path}: cannot be read ({error.strerror or error})") from error
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise SettingError(f"{path}: not valid TOML: {error}") from error
 
 
 def _settings(environ: dict[str, str], cwd: Path) -> dict[str, str]:
