@@ -151,14 +151,13 @@ def cmd_tick(config: configuration.Config, args: argparse.Namespace) -> int:
 
 
 def cmd_schedule(config: configuration.Config, args: argparse.Namespace) -> int:
-    from mailflow.rulebook.cadence import load_cadence
     from mailflow.schedule import scheduler
 
     if args.days < 0:
         raise SettingError("--days must be 0 or more")
     program = Program(config)
     now = program.now()
-    items = scheduler.upcoming(program, load_cadence(config.rules), now, args.days)
+    items = scheduler.upcoming(program, program.rules.cadence, now, args.days)
     print(f"{len(items)} scheduled mail(s) from {now.isoformat()} for {args.days} days:")
     for item in items:
         print(f"{item.due_at.date().isoformat()}  {item.kind:<16} #{item.number:<2} {item.email}")

@@ -247,7 +247,7 @@ def rematch(program: Program, stayer: dict, old: Partnership, now: datetime) -> 
     waiting = participants.select(db, "status = 'waiting' AND id != ?", [stayer["id"]])
     if not waiting:
         return None
-    weights = matching.load_weights(program.config.rules)
+    weights = program.rules.weights
     seeker, *candidates = matchmaker.applicants(program, [stayer, *waiting], now)
     pair = matching.best_partner(
         seeker,

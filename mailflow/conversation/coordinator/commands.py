@@ -240,7 +240,7 @@ def _rematch_preview(ask: Ask) -> str:
     best = matching.best_partner(
         seeker,
         candidates,
-        matching.load_weights(ask.program.config.rules),
+        ask.program.rules.weights,
         former=matchmaker.former_partners(ask.program),
     )
     lines = []
@@ -294,7 +294,7 @@ def _pair_check(ask: Ask) -> tuple[list[dict], matching.Pair, list[str]]:
             raise Refusal(f"{_who(record)} is {record['status']}.")
     applicants = matchmaker.applicants(ask.program, people, ask.now)
     former = matchmaker.former_partners(ask.program)
-    weights = matching.load_weights(ask.program.config.rules)
+    weights = ask.program.rules.weights
     ids = [record["id"] for record in people]
     result = matching.match(applicants, weights, former=former, fixed=[ids], country_cap=0)
     return people, result.pairs[0], matching.broken_rules(*applicants, former)
@@ -323,7 +323,7 @@ def pair(ask: Ask) -> str:
         round_id, end = running
     else:
         round_id = rounds.to_match(ask.db, ask.now).id
-        end = rounds.add_months(ask.now, rounds.term_months(ask.program.config.rules))
+        end = rounds.add_months(ask.now, ask.program.rules.term_months)
     partnership_id = membership.add_partnership(
         ask.program, round_id, made, end, ask.sender, ask.now
     )
@@ -336,7 +336,7 @@ def pair(ask: Ask) -> str:
         ask.now,
         end,
         ask.now,
-        matching.load_weights(ask.program.config.rules).waking_hours,
+        ask.program.rules.weights.waking_hours,
     )
     return (
         f"Paired {_who(people[0])} with {_who(people[1])} until {iso(end)[:10]}; both were"
