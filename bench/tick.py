@@ -46,7 +46,7 @@ from mailflow.model.participants import address_hash
 from mailflow.model.rounds import add_months
 from mailflow.program import Program
 from mailflow.read.countries import country_name
-from mailflow.rulebook.cadence import Cadence, load_cadence
+from mailflow.rulebook.cadence import Cadence
 from mailflow.send.compose import new_message_id
 from mailflow.store import iso
 
@@ -325,7 +325,7 @@ def build(
     of the same people, ended; how many rows of each table."""
     path.mkdir(parents=True, exist_ok=True)
     program = Program(program_config(path, scenario.state_at))
-    cadence = load_cadence(program.config.rules)
+    cadence = program.rules.cadence
     rng = random.Random(f"tick:{scenario.name}:{len(people)}:{seed}:{history}")
     store = Store(participants=people)
     ids = [row[0] for row in people]

@@ -13,6 +13,7 @@ from pathlib import Path
 from mailflow import config as configuration
 from mailflow import logs, pipeline, store
 from mailflow.app import roster
+from mailflow.errors import MailflowError, SettingError
 from mailflow.model import coordinators
 from mailflow.program import Program
 from mailflow.receive import envelope
@@ -53,7 +54,9 @@ def cmd_outbox(config: configuration.Config, args: argparse.Namespace) -> int:
     program = Program(config)
     if args.action == "resend":
         if args.row is None:
-            raise ValueError("outbox resend needs the id of an outbox row (see `mailflow outbox`)")
+            raise SettingError(
+                "outbox resend needs the id of an outbox row (see `mailflow outbox`)"
+            )
         was = outbox.resend(program.db, args.row, program.now())
         print(f"outbox {args.row} ({was}) queued again")
         sent, queued = outbox.deliver(program.db, config, program.now())
@@ -139,7 +142,7 @@ def cmd_tick(config: configuration.Config, args: argparse.Namespace) -> int:
     try:
         now = configuration.parse_time(args.now) if args.now else config.clock()
     except ValueError:
-        raise ValueError(f"--now is not an ISO 8601 time: {args.now!r}") from None
+        raise SettingError(f"--now is not an ISO 8601 time: {args.now!r}") from None
     program = Program(config)
     sent = scheduler.tick(program, now)
     summary = ", ".join(f"{kind}: {n}" for kind, n in sorted(sent.items())) or "nothing due"
@@ -148,14 +151,13 @@ def cmd_tick(config: configuration.Config, args: argparse.Namespace) -> int:
 
 
 def cmd_schedule(config: configuration.Config, args: argparse.Namespace) -> int:
-    from mailflow.rulebook.cadence import load_cadence
     from mailflow.schedule import scheduler
 
     if args.days < 0:
-        raise ValueError("--days must be 0 or more")
+        raise SettingError("--days must be 0 or more")
     program = Program(config)
     now = program.now()
-    items = scheduler.upcoming(program, load_cadence(config.rules), now, args.days)
+    items = scheduler.upcoming(program, program.rules.cadence, now, args.days)
     print(f"{len(items)} scheduled mail(s) from {now.isoformat()} for {args.days} days:")
     for item in items:
         print(f"{item.due_at.date().isoformat()}  {item.kind:<16} #{item.number:<2} {item.email}")
@@ -170,15 +172,15 @@ def cmd_coordinator(config: configuration.Config, args: argparse.Namespace) -> i
             print(f"{coordinator.email}  {coordinator.scope()}  ({coordinator.source})")
         return 0
     if not args.address or not roster.ADDRESS.match(args.address.lower()):
-        raise ValueError(f"{args.action} needs a coordinator's email address")
+        raise SettingError(f"{args.action} needs a coordinator's email address")
     if args.action == "remove":
         if not coordinators.remove(db, args.address):
-            raise ValueError(f"{args.address} is not a coordinator")
+            raise SettingError(f"{args.address} is not a coordinator")
         print(f"removed {args.address.lower()}")
         return 0
     countries, unknown = coordinators.read_countries((args.countries or "").split(","))
     if unknown:
-        raise ValueError(f"--countries: not a country: {', '.join(unknown)}")
+        raise SettingError(f"--countries: not a country: {', '.join(unknown)}")
     with store.transaction(db):
         coordinators.add(db, args.address, countries, source="cli", by="operator", now=now)
     added = coordinators.find(db, args.address)
@@ -231,7 +233,7 @@ def cmd_poll_imap(config: configuration.Config, args: argparse.Namespace) -> int
 def cmd_backup(config: configuration.Config, args: argparse.Namespace) -> int:
     target = Path(args.file)
     if target.exists():
-        raise ValueError(f"{target} exists; a backup never overwrites a file")
+        raise SettingError(f"{target} exists; a backup never overwrites a file")
     program = Program(config)
     pages = store.backup(program.db, target)
     print(f"backed up {config.db} to {target} ({pages} pages, checked)")
@@ -328,7 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = configuration.load()
         return args.run(config, args)
-    except (ValueError, OSError, KeyError) as error:
+    # The operator's mistakes only: a ValueError or KeyError from code is a bug, and its
+    # traceback is what finds it.
+    except (MailflowError, OSError) as error:
         print(f"mailflow {args.command}: {error}", file=sys.stderr)
         return 2
 

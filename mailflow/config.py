@@ -1,7 +1,8 @@
 """Configuration: environment variables over `mailflow.toml` over defaults (CONTRACT.md).
 
 Read once per process into a frozen value that is passed around; nothing else reads the
-environment, so tests can build a Config for each daemon they start.
+environment, so tests can build a Config for each daemon they start. A wrong setting is a
+SettingError naming the variable, never a bare ValueError (that is a bug's).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+from mailflow.errors import SettingError
 
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,23 +116,17 @@ def parse_time(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def read_rules_file(path: Path) -> dict:
-    """A TOML file of `rules/`; ValueError naming the file when it can't be read or parsed."""
-    try:
-        return tomllib.loads(path.read_text("utf-8"))
-    except OSError as error:
-        raise ValueError(f"{path}: cannot be read ({error.strerror or error})") from error
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not valid TOML: {error}") from error
-
-
 def _settings(environ: dict[str, str], cwd: Path) -> dict[str, str]:
     settings = dict(DEFAULTS)
     toml_file = cwd / "mailflow.toml"
     if toml_file.exists():
-        with toml_file.open("rb") as handle:
-            for key, value in tomllib.load(handle).items():
-                settings[key.lower()] = str(value)
+        try:
+            with toml_file.open("rb") as handle:
+                written = tomllib.load(handle)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise SettingError(f"{toml_file}: not valid TOML: {error}") from error
+        for key, value in written.items():
+            settings[key.lower()] = str(value)
     for key, value in environ.items():
         if key.startswith("MAILFLOW_"):
             settings[key.removeprefix("MAILFLOW_").lower()] = value
@@ -140,8 +137,25 @@ def _at_least_one(settings: dict[str, str], key: str) -> int:
     text = settings[key].strip()
     if not text.isdigit() or int(text) < 1:
         name = "MAILFLOW_" + key.upper()
-        raise ValueError(f"{name} must be a whole number from 1, not {settings[key]!r}")
+        raise SettingError(f"{name} must be a whole number from 1, not {settings[key]!r}")
     return int(text)
+
+
+def _whole(settings: dict[str, str], key: str) -> int:
+    try:
+        return int(settings[key])
+    except ValueError:
+        name = "MAILFLOW_" + key.upper()
+        raise SettingError(f"{name} must be a whole number, not {settings[key]!r}") from None
+
+
+def _host_port(settings: dict[str, str], key: str) -> str:
+    # Checked here, not where the daemon binds: a wrong port is a setting, told in one line.
+    _, colon, port = settings[key].rpartition(":")
+    if not colon or not port.strip().isdigit():
+        name = "MAILFLOW_" + key.upper()
+        raise SettingError(f"{name} must be host:port, not {settings[key]!r}")
+    return settings[key]
 
 
 def _seconds(settings: dict[str, str], key: str) -> float:
@@ -149,43 +163,41 @@ def _seconds(settings: dict[str, str], key: str) -> float:
     try:
         value = float(settings[key])
     except ValueError:
-        raise ValueError(f"{name} must be seconds, not {settings[key]!r}") from None
+        raise SettingError(f"{name} must be seconds, not {settings[key]!r}") from None
     if not 0 < value < float("inf"):  # NaN is neither
-        raise ValueError(f"{name} must be more than 0 seconds")
+        raise SettingError(f"{name} must be more than 0 seconds")
     return value
 
 
 def load(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Config:
-    """Build the Config; raises ValueError with a one-line reason when a setting is wrong."""
+    """Build the Config; raises SettingError with a one-line reason when a setting is wrong."""
     environ = dict(os.environ if environ is None else environ)
     cwd = cwd or Path.cwd()
     s = _settings(environ, cwd)
     home = (cwd / s["home"]).resolve()
     address = s["address"].strip()
     if address.count("@") != 1 or not all(address.split("@")):
-        raise ValueError(f"MAILFLOW_ADDRESS must look like local@domain, not {address!r}")
-    if ":" not in s["listen"]:
-        raise ValueError(f"MAILFLOW_LISTEN must be host:port, not {s['listen']!r}")
+        raise SettingError(f"MAILFLOW_ADDRESS must look like local@domain, not {address!r}")
     try:
         now = parse_time(s["now"]) if s.get("now") else None
     except ValueError as error:
-        raise ValueError(f"MAILFLOW_NOW is not an ISO 8601 time: {s['now']!r}") from error
+        raise SettingError(f"MAILFLOW_NOW is not an ISO 8601 time: {s['now']!r}") from error
     if bool(s.get("dkim_key")) != bool(s.get("dkim_selector")):
-        raise ValueError("MAILFLOW_DKIM_KEY and MAILFLOW_DKIM_SELECTOR go together: set both")
+        raise SettingError("MAILFLOW_DKIM_KEY and MAILFLOW_DKIM_SELECTOR go together: set both")
     if bool(s["tls_cert"]) != bool(s["tls_key"]):
-        raise ValueError("MAILFLOW_TLS_CERT and MAILFLOW_TLS_KEY go together: set both")
+        raise SettingError("MAILFLOW_TLS_CERT and MAILFLOW_TLS_KEY go together: set both")
     try:
         imap_poll = float(s["imap_poll"])
     except ValueError:
-        raise ValueError(f"MAILFLOW_IMAP_POLL must be seconds, not {s['imap_poll']!r}") from None
+        raise SettingError(f"MAILFLOW_IMAP_POLL must be seconds, not {s['imap_poll']!r}") from None
     if imap_poll <= 0:
-        raise ValueError("MAILFLOW_IMAP_POLL must be more than 0 seconds")
+        raise SettingError("MAILFLOW_IMAP_POLL must be more than 0 seconds")
     return Config(
         home=home,
         db=(cwd / s["db"]).resolve() if s.get("db") else home / "mailflow.db",
         address=address.lower(),
-        listen=s["listen"],
-        max_size=int(s["max_size"]),
+        listen=_host_port(s, "listen"),
+        max_size=_whole(s, "max_size"),
         outbox=(cwd / s["outbox"]).resolve() if s.get("outbox") else home / "outbox",
         templates=Path(s["templates"]).resolve()
         if s.get("templates")
@@ -198,11 +210,11 @@ def load(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Conf
         smtp_starttls=s["smtp_starttls"] == "1",
         coordinators=tuple(a.strip().lower() for a in s["coordinators"].split(",") if a.strip()),
         now=now,
-        token_days=int(s["token_days"]),
+        token_days=_whole(s, "token_days"),
         program_name=s["program_name"],
-        relay_attempts=int(s["relay_attempts"]),
+        relay_attempts=_whole(s, "relay_attempts"),
         public_url=s.get("public_url") or None,
-        http_listen=s["http_listen"],
+        http_listen=_host_port(s, "http_listen"),
         http_timeout=_seconds(s, "http_timeout"),
         trust_dkim=s.get("trust_dkim", "") == "1",
         dkim_resolver=s.get("dkim_resolver") or None,

@@ -1,14 +1,18 @@
-"""The running program: configuration, the store, templates and form rules, opened once.
+"""The running program: configuration, the store, templates and the rules, opened once.
 
 One Program per thread (it holds a SQLite connection). Opening it applies pending
-migrations, so every command works on a new MAILFLOW_HOME.
+migrations, so every command works on a new MAILFLOW_HOME. The rules files are read once
+per process, by `Rules`, shared by the process's Programs: again only when a file changes,
+never on every STOP or bounce.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 from datetime import datetime
+from pathlib import Path
 
 import sqlite_utils
 
@@ -17,8 +21,55 @@ from mailflow.config import Config
 from mailflow.model import coordinators
 from mailflow.model.rounds import open_round
 from mailflow.read import form
+from mailflow.rulebook import Shelf, cadence, regions, term, topics, weights
+from mailflow.rulebook.cadence import Cadence
+from mailflow.rulebook.regions import Regions
+from mailflow.rulebook.topics import Topic
+from mailflow.rulebook.weights import Weights
 from mailflow.send import signatures
 from mailflow.send.render import Renderer
+
+
+class Rules(Shelf):
+    """The files of a rules folder as values: each read at its first use, and again only
+    after it changes, so that coordinators can still edit them while the program runs.
+    A file written wrongly is a RulesError at each use until it is put right."""
+
+    @property
+    def cadence(self) -> Cadence:
+        return self.get(cadence.FILE, cadence.load_cadence)
+
+    @property
+    def topics(self) -> tuple[Topic, ...]:
+        return self.get(topics.FILE, topics.load_topics)
+
+    @property
+    def choices(self) -> form.Choices:
+        return self.get("form.toml", form.load_choices)
+
+    @property
+    def weights(self) -> Weights:
+        return self.get(weights.FILE, weights.load_weights)
+
+    @property
+    def regions(self) -> Regions:
+        return self.get(regions.FILE, regions.load_regions)
+
+    @property
+    def term_months(self) -> int:
+        return self.get(term.FILE, term.term_months)
+
+
+_SHARED: dict[Path, Rules] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def rules_of(folder: Path) -> Rules:
+    """The process's one Rules of `folder`: every Program (one per thread) shares it."""
+    with _SHARED_LOCK:
+        if folder not in _SHARED:
+            _SHARED[folder] = Rules(folder)
+        return _SHARED[folder]
 
 
 class Program:
@@ -27,7 +78,9 @@ class Program:
         self.db: sqlite_utils.Database = store.connect(config.db)
         self.renderer = Renderer(config.templates)
         self.renderer.check()
-        self.choices = form.load_choices(config.rules)
+        self.rules = rules_of(config.rules)
+        # Read at the start, as it always was: a broken form.toml stops every command.
+        _ = self.rules.choices
         store.migrate(self.db, config.migrations, self.now())
         with store.transaction(self.db):
             open_round(self.db, self.now())
@@ -40,6 +93,10 @@ class Program:
         self.secret: str = self.db.execute(
             "SELECT value FROM settings WHERE key = 'message_id_secret'"
         ).fetchone()[0]
+
+    @property
+    def choices(self) -> form.Choices:
+        return self.rules.choices
 
     def now(self) -> datetime:
         return self.config.clock()

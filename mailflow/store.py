@@ -19,6 +19,8 @@ from typing import BinaryIO
 
 import sqlite_utils
 
+from mailflow.errors import MailflowError
+
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -92,7 +94,7 @@ def backup(db: sqlite_utils.Database, target: Path) -> int:
     finally:
         copy.close()
     if verdict != "ok":
-        raise ValueError(f"the backup {target} failed its integrity check: {verdict}")
+        raise MailflowError(f"the backup {target} failed its integrity check: {verdict}")
     return int(pages)
 
 
@@ -101,11 +103,11 @@ def migrations(folder: Path) -> list[tuple[int, str, Path]]:
     for path in sorted(folder.glob("*.sql")):
         match = MIGRATION_NAME.match(path.name)
         if not match:
-            raise ValueError(f"migration file name must be NNNN_name.sql: {path.name}")
+            raise MailflowError(f"migration file name must be NNNN_name.sql: {path.name}")
         found.append((int(match.group(1)), path.stem, path))
     numbers = [number for number, _, _ in found]
     if len(set(numbers)) != len(numbers):
-        raise ValueError("two migration files share a number")
+        raise MailflowError("two migration files share a number")
     return found
 
 
@@ -132,7 +134,7 @@ def migrate(db: sqlite_utils.Database, folder: Path, now: datetime) -> list[str]
         except Exception as error:
             if db.conn.in_transaction:
                 db.conn.rollback()
-            raise ValueError(f"migration {path.name} failed: {error}") from error
+            raise MailflowError(f"migration {path.name} failed: {error}") from error
         applied.append(name)
     return applied
 

@@ -27,7 +27,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mailflow.model",),  # the store's rows
     ("mailflow.read",),  # pure reading
     ("mailflow.rulebook",),  # rules/*.toml
-    ("mailflow.config", "mailflow.store", "mailflow.errors", "mailflow.logs", "mailflow.budget"),
+    ("mailflow.config", "mailflow.store", "mailflow.logs", "mailflow.budget"),
+    ("mailflow.errors",),  # the operator's mistakes: raised by every layer, the base too
     ("mailflow",),
 )
 

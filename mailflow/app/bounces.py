@@ -21,7 +21,7 @@ from mailflow.model import coordinators, participants
 from mailflow.model.participants import NO_PAUSE, Status
 from mailflow.program import Program
 from mailflow.read.parse import Inbound, delivery_failures
-from mailflow.rulebook.cadence import Cadence, load_cadence
+from mailflow.rulebook.cadence import Cadence
 from mailflow.send.sending import send
 from mailflow.send.verp import addressed
 from mailflow.store import iso
@@ -50,7 +50,7 @@ def record(program: Program, message: Inbound, raw: bytes, now: datetime) -> str
         named = [(a, PERMANENT) for a in sorted(permanent)]
         named += [(a, TEMPORARY) for a in sorted(temporary - permanent)]
         found = [(a, kind) for a, kind in named if _quotes_our_mail(program, a, raw)]
-    cadence = load_cadence(program.config.rules)
+    cadence = program.rules.cadence
     detail = (message.subject or message.content_type)[:200]
     notes = []
     for address, kind in found:

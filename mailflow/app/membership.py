@@ -193,7 +193,7 @@ def rematch(program: Program, stayer: dict, old: Partnership, now: datetime) -> 
     waiting = participants.select(db, "status = ? AND id != ?", [Status.WAITING, stayer["id"]])
     if not waiting:
         return None
-    weights = matching.load_weights(program.config.rules)
+    weights = program.rules.weights
     seeker, *candidates = matchmaker.applicants(program, [stayer, *waiting], now)
     pair = matching.best_partner(
         seeker,

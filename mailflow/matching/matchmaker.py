@@ -60,7 +60,7 @@ def applicant(
 def applicants(program: Program, records: list[dict], at: datetime) -> list[matching.Applicant]:
     """The records as the matching sees them; partner wishes are read against the
     interests these people name."""
-    regions = wishes.load_regions(program.config.rules)
+    regions = program.rules.regions
     interests = {i.lower() for r in records for i in participants.split(r["interests"])}
     reader = wishes.WishReader(program.choices, regions, interests)
     return [applicant(r, at, reader, regions) for r in records]
@@ -89,7 +89,7 @@ def plan(
         for r in records
         if r["status"] not in ELIGIBLE
     )
-    weights = matching.load_weights(program.config.rules)
+    weights = program.rules.weights
     result = matching.match(
         applicants(program, eligible, now),
         weights,
@@ -250,8 +250,8 @@ def introduce(
 def carry_out(program: Program, plan: Plan, now: datetime, made_by: str = "matching") -> str:
     """Store the partnerships, start the term, introduce everyone; a one-line summary."""
     db = program.db
-    months = rounds.term_months(program.config.rules)
-    waking = matching.load_weights(program.config.rules).waking_hours
+    months = program.rules.term_months
+    waking = program.rules.weights.waking_hours
     people = plan.people
     with transaction(db):
         start, end = rounds.mark_matched(db, plan.round, now, months)

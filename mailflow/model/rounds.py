@@ -9,14 +9,16 @@ unless the round says otherwise, and the next round starts accepting application
 from __future__ import annotations
 
 import calendar
-import tomllib
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import sqlite_utils
 
 from mailflow.config import parse_time
+
+# The default term is read with the other rules files (`program.rules.term_months`); the
+# name stays here too, beside the arithmetic that uses it.
+from mailflow.rulebook.term import term_months as term_months
 from mailflow.store import iso
 
 COLUMNS = "id, name, opens_at, closes_at, term_start, term_end, state, match_at, matched_at"
@@ -33,19 +35,6 @@ class Round:
     state: str
     match_at: str | None = None
     matched_at: str | None = None
-
-
-def term_months(rules: Path) -> int:
-    """The default term length; ValueError naming the file and key when it is wrong."""
-    path = rules / "program.toml"
-    try:
-        months = tomllib.loads(path.read_text(encoding="utf-8"))["round"]["term_months"]
-    except (OSError, KeyError, tomllib.TOMLDecodeError) as error:
-        problem = f"{path}: [round] term_months is missing or unreadable ({error})"
-        raise ValueError(problem) from error
-    if not isinstance(months, int) or not 1 <= months <= 24:
-        raise ValueError(f"{path}: [round] term_months must be a whole number from 1 to 24")
-    return months
 
 
 def add_months(moment: datetime, months: int) -> datetime:

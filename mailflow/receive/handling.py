@@ -43,7 +43,7 @@ from pathlib import Path
 from mailflow import logs, pipeline
 from mailflow.config import Config
 from mailflow.program import Program
-from mailflow.receive.spool import Spool, Spooled, Unreadable
+from mailflow.receive.spool import BadSpoolFile, Spool, Spooled
 from mailflow.store import lock_file, transaction
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,7 @@ def _take_one(program: Program, spool: Spool, name: str) -> tuple[int, str, str]
     else:
         try:
             spooled = spool.read(name)
-        except Unreadable as error:
+        except BadSpoolFile as error:
             spool.set_aside(name, str(error))
             return None
         head = pipeline.parsed_once(spooled.raw)
@@ -250,7 +250,7 @@ def blame(program: Program, spool: Spool, current: Current, doing: Doing) -> Non
         return  # stored and committed: the death came after it
     try:
         spooled = spool.read(name)
-    except Unreadable as error:
+    except BadSpoolFile as error:
         spool.set_aside(name, str(error))
         return
     with current.on("store", name), transaction(program.db):

@@ -24,6 +24,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 
 from mailflow import pipeline
 from mailflow.config import Config
+from mailflow.errors import SettingError
 from mailflow.program import Program
 from mailflow.receive import envelope
 from mailflow.receive.worker import Worker
@@ -67,13 +68,13 @@ def mailbox(url: str) -> Mailbox:
     """MAILFLOW_IMAP_URL read; ValueError with what is wrong (never echoing the password)."""
     parts = urllib.parse.urlsplit(url.strip())
     if parts.scheme not in ("imap", "imaps"):
-        raise ValueError("MAILFLOW_IMAP_URL must start with imap:// or imaps://")
+        raise SettingError("MAILFLOW_IMAP_URL must start with imap:// or imaps://")
     try:
         port = parts.port
     except ValueError:
-        raise ValueError("MAILFLOW_IMAP_URL has a port that is not a number") from None
+        raise SettingError("MAILFLOW_IMAP_URL has a port that is not a number") from None
     if not parts.hostname or not parts.username or parts.password is None:
-        raise ValueError("MAILFLOW_IMAP_URL must be imap://user:password@host[:port]/FOLDER")
+        raise SettingError("MAILFLOW_IMAP_URL must be imap://user:password@host[:port]/FOLDER")
     return Mailbox(
         secure=parts.scheme == "imaps",
         host=parts.hostname,
@@ -185,7 +186,7 @@ class Poller:
         deliver: bool = True,
     ) -> None:
         if not config.imap_url:
-            raise ValueError("MAILFLOW_IMAP_URL is not set")
+            raise SettingError("MAILFLOW_IMAP_URL is not set")
         self.config = config
         self.box = mailbox(config.imap_url)
         self.worker = worker

@@ -26,6 +26,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
 from mailflow.config import Config
+from mailflow.errors import SettingError
 from mailflow.receive.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
     try:
         context.load_cert_chain(config.tls_cert, config.tls_key)
     except (OSError, ssl.SSLError) as error:
-        raise ValueError(
+        raise SettingError(
             f"MAILFLOW_TLS_CERT/MAILFLOW_TLS_KEY ({config.tls_cert}, {config.tls_key}) can't be"
             f" used: {error}"
         ) from error

@@ -43,7 +43,7 @@ class Spooled:
     raw: bytes
 
 
-class Unreadable(ValueError):
+class BadSpoolFile(ValueError):
     """A file in `new/` without the envelope line (written by hand, or damaged)."""
 
 
@@ -112,7 +112,7 @@ class Spool:
                 raw=raw,
             )
         except (ValueError, KeyError) as error:
-            raise Unreadable(f"spool file {name} has no envelope line: {error}") from error
+            raise BadSpoolFile(f"spool file {name} has no envelope line: {error}") from error
 
     def remove(self, names: list[str]) -> None:
         for name in names:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from mailflow.config import read_rules_file
+from mailflow.rulebook import read_table, wrong
 
 FILE = "schedule.toml"
 DAYS, ANSWERS, POINTS = "days", "answers", "points"
@@ -93,27 +93,22 @@ def latest_due(times: list[datetime], now: datetime, late: timedelta) -> int | N
 
 
 def load_cadence(rules: Path) -> Cadence:
-    """The cadence; ValueError naming the file, section and key when something is wrong."""
+    """The cadence; RulesError naming the file, section and key when something is wrong."""
     path = rules / FILE
-    data = read_rules_file(path)
     values = {}
-    for section, table in data.items():
-        if section not in _KEYS or not isinstance(table, dict):
-            known = ", ".join(f"[{name}]" for name in _KEYS)
-            raise ValueError(f"{path}: unknown section [{section}]; the sections are {known}")
+    for section, table in read_table(path, _KEYS).items():
         for key, value in table.items():
-            if key not in _KEYS[section]:
-                known = ", ".join(_KEYS[section])
-                raise ValueError(f"{path}: [{section}] has no key {key!r}; it has {known}")
             field, limits = _KEYS[section][key]
             if limits is None:
                 if not isinstance(value, bool):
-                    raise ValueError(f"{path}: [{section}] {key} must be true or false")
+                    raise wrong(path, section, key, "must be true or false")
             elif type(value) is not int or not limits[0] <= value <= limits[1]:
                 low, high, unit = limits
-                raise ValueError(
-                    f"{path}: [{section}] {key} must be a whole number of {unit} from {low}"
-                    f" to {high}, not {value!r}"
+                raise wrong(
+                    path,
+                    section,
+                    key,
+                    f"must be a whole number of {unit} from {low} to {high}, not {value!r}",
                 )
             values[field] = value
     return Cadence(**values)

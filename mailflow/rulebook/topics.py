@@ -1,7 +1,9 @@
 """The monthly discussion topics, from `rules/topics.toml`.
 
 Coordinators edit the list without touching code, so it is read with errors that name the
-file, the topic's number and the key, the way a person would fix it.
+file, the topic's number and the key, the way a person would fix it. The file is a list of
+[[topic]] entries, not sections of known keys, so it is read by `read_file` and checked
+here, an entry at a time.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailflow.config import read_rules_file
+from mailflow.errors import RulesError
+from mailflow.rulebook import read_file
 
 FILE = "topics.toml"
 
@@ -21,31 +24,33 @@ class Topic:
 
 
 def load_topics(rules: Path) -> tuple[Topic, ...]:
-    """The topics in order; ValueError naming the file, the topic and the key when wrong."""
+    """The topics in order; RulesError naming the file, the topic and the key when wrong."""
     path = rules / FILE
-    data = read_rules_file(path)
+    data = read_file(path)
     unknown = sorted(set(data) - {"topic"})
     if unknown:
-        raise ValueError(f"{path}: unknown section {unknown[0]!r}; topics are [[topic]] entries")
+        raise RulesError(f"{path}: unknown section {unknown[0]!r}; topics are [[topic]] entries")
     entries = data.get("topic")
     if not isinstance(entries, list) or not entries:
-        raise ValueError(f"{path}: needs at least one [[topic]] with a title and a text")
+        raise RulesError(f"{path}: needs at least one [[topic]] with a title and a text")
     topics, titles = [], set()
     for number, entry in enumerate(entries, start=1):
         where = f"{path}: topic {number}"
+        if not isinstance(entry, dict):
+            raise RulesError(f"{where}: must be a [[topic]] with a title and a text")
         extra = sorted(set(entry) - {"title", "text"})
         if extra:
-            raise ValueError(f"{where}: unknown key {extra[0]!r}; a topic has a title and a text")
+            raise RulesError(f"{where}: unknown key {extra[0]!r}; a topic has a title and a text")
         values = {}
         for key in ("title", "text"):
             value = entry.get(key)
             if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"{where}: {key} must be some text, not {value!r}")
+                raise RulesError(f"{where}: {key} must be some text, not {value!r}")
             values[key] = value.strip()
         if "\n" in values["title"]:
-            raise ValueError(f"{where}: title must be one line (it is the subject)")
+            raise RulesError(f"{where}: title must be one line (it is the subject)")
         if values["title"].casefold() in titles:
-            raise ValueError(f"{where}: the title {values['title']!r} is used twice")
+            raise RulesError(f"{where}: the title {values['title']!r} is used twice")
         titles.add(values["title"].casefold())
         topics.append(Topic(**values))
     return tuple(topics)

@@ -21,8 +21,8 @@ from mailflow.config import parse_time
 from mailflow.model import partnerships, tokens
 from mailflow.model.participants import Status
 from mailflow.program import Program
-from mailflow.rulebook.cadence import Cadence, latest_due, load_cadence
-from mailflow.rulebook.topics import load_topics, topic_for_month
+from mailflow.rulebook.cadence import Cadence, latest_due
+from mailflow.rulebook.topics import topic_for_month
 from mailflow.schedule.endofterm import end_terms, invite
 from mailflow.send import outbox
 from mailflow.send.sending import send
@@ -227,8 +227,8 @@ def tick(program: Program, now: datetime, *, terms_at_once: int | None = None) -
     pauses that end, terms that end (at most `terms_at_once` partnerships, the rest at the
     next tick), then check-ins, topics and reminders, alerts to coordinators about silent
     partnerships, and invitations to the next round."""
-    cadence = load_cadence(program.config.rules)
-    topics = load_topics(program.config.rules)
+    cadence = program.rules.cadence
+    topics = program.rules.topics
     sent: Counter[str] = Counter()
     sent.update("resumed" for _ in resume_due(program, now))
     sent.update(end_terms(program, now, terms_at_once))

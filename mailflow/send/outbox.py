@@ -26,6 +26,7 @@ from pathlib import Path
 import sqlite_utils
 
 from mailflow.config import Config
+from mailflow.errors import SettingError
 from mailflow.send import relay
 from mailflow.send.compose import Outgoing
 from mailflow.store import iso, lock_file, transaction
@@ -245,9 +246,9 @@ def resend(db: sqlite_utils.Database, row_id: int, now: datetime) -> str:
     """Put a failed or unconfirmed row back in the queue (the operator asked); its old state."""
     row = db.execute("SELECT state FROM outbox WHERE id = ?", [row_id]).fetchone()
     if row is None:
-        raise ValueError(f"no outbox row {row_id}")
+        raise SettingError(f"no outbox row {row_id}")
     if row[0] not in ("failed", "unconfirmed"):
-        raise ValueError(f"outbox row {row_id} is {row[0]}: only failed or unconfirmed mail")
+        raise SettingError(f"outbox row {row_id} is {row[0]}: only failed or unconfirmed mail")
     with transaction(db):
         db.execute(
             "UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = ?,"

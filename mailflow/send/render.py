@@ -12,6 +12,8 @@ from pathlib import Path
 
 import jinja2
 
+from mailflow.errors import SettingError
+
 # The templates the code sends today; checked at start so a missing file is found at once.
 REQUIRED = (
     "help",
@@ -87,7 +89,7 @@ class Renderer:
     def check(self) -> None:
         missing = [name for name in REQUIRED if not (self.folder / f"{name}.txt").exists()]
         if missing:
-            raise ValueError(f"templates missing in {self.folder}: {', '.join(missing)}")
+            raise SettingError(f"templates missing in {self.folder}: {', '.join(missing)}")
 
     def render(self, name: str, context: dict) -> Rendered:
         text = self.env.get_template(f"{name}.txt").render(**context)
@@ -95,7 +97,7 @@ class Renderer:
         headers = dict(line.split(":", 1) for line in head.splitlines() if ":" in line)
         subject = headers.get("Subject", "").strip()
         if not subject:
-            raise ValueError(f"template {name} has no 'Subject:' line before its body")
+            raise SettingError(f"template {name} has no 'Subject:' line before its body")
         # "-- " keeps its space: it is the signature delimiter clients trim replies at.
         body = "\n".join(
             line if line == "-- " else line.rstrip() for line in body.strip("\n").splitlines()

@@ -23,6 +23,8 @@ import dns.exception
 import dns.name
 import dns.resolver
 
+from mailflow.errors import SettingError
+
 log = logging.getLogger(__name__)
 
 # Each signature can cost a DNS lookup; a legitimate message carries one or two (the
@@ -274,7 +276,7 @@ def check_key(private_key_pem: bytes, source: object) -> None:
             private_key_pem,
         )
     except Exception as error:
-        raise ValueError(
+        raise SettingError(
             f"{source}: not an RSA private key dkimpy can sign with ({error}); it needs the"
             " PKCS#1 PEM form: openssl rsa -in KEY -traditional -out KEY.pem"
         ) from None

@@ -20,6 +20,7 @@ from mailflow.conversation.coordinator.ask import (
     person,
     who,
 )
+from mailflow.errors import RulesError
 from mailflow.matching import matchmaker
 from mailflow.model import participants, partnerships, rounds
 from mailflow.model.participants import Status
@@ -31,7 +32,7 @@ def _match_preview(ask: Ask) -> str:
     only_program_wide(ask, "MATCH")
     try:
         plan = matchmaker.plan(ask.program, ask.now)
-    except ValueError as mistake:  # rules/matching.toml or regions.toml written wrongly
+    except RulesError as mistake:  # rules/matching.toml or regions.toml written wrongly
         raise Refusal("partnerships", "match-rules-wrong", mistake=mistake) from None
     return matchmaker.preview_text(ask.program, plan)
 
@@ -66,7 +67,7 @@ def _rematch_preview(ask: Ask) -> str:
     best = matching.best_partner(
         seeker,
         candidates,
-        matching.load_weights(ask.program.config.rules),
+        ask.program.rules.weights,
         former=matchmaker.former_partners(ask.program),
     )
     newcomer = None if best is None else next(w for w in waiting if w["id"] in best.members)
@@ -118,7 +119,7 @@ def _pair_check(ask: Ask) -> tuple[list[dict], matching.Pair, list[str]]:
             raise Refusal("partnerships", "pair-status", who=who(record), status=record["status"])
     applicants = matchmaker.applicants(ask.program, people, ask.now)
     former = matchmaker.former_partners(ask.program)
-    weights = matching.load_weights(ask.program.config.rules)
+    weights = ask.program.rules.weights
     ids = [record["id"] for record in people]
     result = matching.match(applicants, weights, former=former, fixed=[ids], country_cap=0)
     return people, result.pairs[0], matching.broken_rules(*applicants, former)
@@ -153,7 +154,7 @@ def pair(ask: Ask) -> str:
         round_id, end = running
     else:
         round_id = rounds.to_match(ask.db, ask.now).id
-        end = rounds.add_months(ask.now, rounds.term_months(ask.program.config.rules))
+        end = rounds.add_months(ask.now, ask.program.rules.term_months)
     partnership_id = membership.add_partnership(
         ask.program, round_id, made, end, ask.sender, ask.now
     )
@@ -166,7 +167,7 @@ def pair(ask: Ask) -> str:
         ask.now,
         end,
         ask.now,
-        matching.load_weights(ask.program.config.rules).waking_hours,
+        ask.program.rules.weights.waking_hours,
     )
     return ask.say(
         "partnerships", "paired", first=who(people[0]), second=who(people[1]), until=iso(end)[:10]

@@ -11,7 +11,6 @@ from mailflow.conversation.turn import Turn, continues, conversation_token
 from mailflow.model import partnerships, tokens
 from mailflow.model.participants import Status
 from mailflow.model.participants import find as find_participant
-from mailflow.rulebook.cadence import load_cadence
 from mailflow.send.sending import send
 from mailflow.store import iso
 
@@ -143,7 +142,7 @@ def _no_word(turn: Turn, me: dict, partnership_id: int, number: int) -> list[str
         "SELECT count(*) FROM checkin_answers WHERE partnership_id = ? AND answer = 3",
         [partnership_id],
     ).fetchone()[0]
-    threshold = load_cadence(program.config.rules).alert_no_word_answers
+    threshold = program.rules.cadence.alert_no_word_answers
     if count >= threshold:
         detail = f"{count} answers of 'no word from my partner' so far"
         alert(program, [(partnership_id, "no-word", "-", detail)], turn.now)

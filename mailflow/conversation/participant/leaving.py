@@ -19,7 +19,6 @@ from mailflow.conversation.turn import ALWAYS_ACTED, Turn, continues, says_yes
 from mailflow.model import participants, partnerships, tokens
 from mailflow.model.participants import Status
 from mailflow.program import Program
-from mailflow.rulebook.cadence import load_cadence
 from mailflow.send.sending import send
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,7 @@ def leave_now(turn: Turn, me: dict | None = None, *, proven: bool) -> str:
         membership.hold_all_mail(turn.program, me, turn.now)
         _ask_to_prove_stop(turn, me)
         return "mail-stopped (until the STOP is proven)"
-    outcome = membership.leave(turn.program, me, turn.now, load_cadence(turn.program.config.rules))
+    outcome = membership.leave(turn.program, me, turn.now, turn.program.rules.cadence)
     turn.answer("optout-confirmed", {"known": True, "already": False})
     return f"left ({outcome})"
 
@@ -120,7 +119,7 @@ def delete_reply(turn: Turn, token: tokens.Token) -> str:
     if not says_yes(turn.first_line):
         turn.answer("delete-cancelled")
         return "kept"
-    membership.erase(turn.program, turn.sender, turn.now, load_cadence(turn.program.config.rules))
+    membership.erase(turn.program, turn.sender, turn.now, turn.program.rules.cadence)
     turn.answer("data-deleted", farewell=True)
     return "erased"
 
@@ -134,7 +133,7 @@ def one_click(program: Program, token: str, now: datetime) -> bool:
     me = participants.find(program.db, found.address)
     tokens.use(program.db, found.token, now)
     if me is not None and me["status"] != Status.LEFT:
-        membership.leave(program, me, now, load_cadence(program.config.rules))
+        membership.leave(program, me, now, program.rules.cadence)
         send(
             program,
             template="optout-confirmed",
