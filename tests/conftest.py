@@ -233,6 +233,9 @@ class Daemon(Home):
 def start_daemon(home: Path, *options: str, **extra: str) -> Daemon:
     """`mailflow serve OPTIONS` on a free port, once it listens."""
     port = free_port()
+    if "MAILFLOW_PUBLIC_URL" in extra and "MAILFLOW_HTTP_LISTEN" not in extra:
+        # The one-click endpoint's default port would be shared by every test's daemon.
+        extra["MAILFLOW_HTTP_LISTEN"] = f"127.0.0.1:{free_port()}"
     home.parent.mkdir(parents=True, exist_ok=True)
     log = (home.parent / "daemon.log").open("ab")
     process = subprocess.Popen(
