@@ -81,6 +81,11 @@ class Renderer:
         if missing:
             raise ValueError(f"templates missing in {self.folder}: {', '.join(missing)}")
 
+    def sentence(self, partial: str, macro: str, *arguments: object) -> str:
+        """One macro of a partial (`_problems.txt`'s `sentence`), for wording that is shown
+        inside another text rather than mailed on its own: a roster import's report."""
+        return str(getattr(self.env.get_template(f"{partial}.txt").module, macro)(*arguments))
+
     def render(self, name: str, context: dict) -> Rendered:
         text = self.env.get_template(f"{name}.txt").render(**context)
         head, _, body = text.partition("\n\n")
