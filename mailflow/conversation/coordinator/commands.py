@@ -105,16 +105,17 @@ def _set_waiting(ask: Ask, record: dict, why: str) -> str:
 # --- Read-only --------------------------------------------------------------------------
 
 
-@command("HELP", audience=AUDIENCE, summary="this list of coordinators' commands")
+@command("HELP", audience=AUDIENCE)
 def help_(ask: Ask) -> str:
-    return "\n".join(f"{entry.usage}: {entry.summary}" for entry in listing(AUDIENCE))
+    summary = ask.turn.program.renderer.sentence
+    return "\n".join(
+        f"{entry.usage}: {summary('_summaries', 'summary', entry)}" for entry in listing(AUDIENCE)
+    )
 
 
 @command(
     "STATS",
     audience=AUDIENCE,
-    summary="participants by status, country and continent, the rounds, check-in answers"
-    " and the survey; a chart attached",
 )
 def stats_(ask: Ask) -> str:
     countries = None if ask.coordinator.program_wide else ask.coordinator.countries
@@ -127,7 +128,6 @@ def stats_(ask: Ask) -> str:
     "FIND",
     usage="FIND text",
     audience=AUDIENCE,
-    summary="participants whose address, name, country, role or interests match every word",
 )
 def find(ask: Ask) -> str:
     words = ask.arguments.split()
@@ -173,7 +173,6 @@ def find(ask: Ask) -> str:
 @command(
     "COORDINATOR LIST",
     audience=AUDIENCE,
-    summary="the coordinators and their countries",
 )
 def coordinator_list(ask: Ask) -> str:
     return "\n".join(f"- {c.email}: {c.scope()}" for c in roles.listing(ask.db))
@@ -182,7 +181,6 @@ def coordinator_list(ask: Ask) -> str:
 @command(
     "EXPORT",
     audience=AUDIENCE,
-    summary="participants and partnerships as CSV files attached to the answer",
 )
 def export(ask: Ask) -> str:
     countries = None if ask.coordinator.program_wide else ask.coordinator.countries
@@ -215,7 +213,6 @@ def _match_preview(ask: Ask) -> str:
     audience=AUDIENCE,
     changes=True,
     preview=_match_preview,
-    summary="preview the matching of the round; reply CONFIRM to carry it out",
 )
 def match(ask: Ask) -> str:
     _program_wide(ask, "match a round")
@@ -261,7 +258,6 @@ def _rematch_preview(ask: Ask) -> str:
     audience=AUDIENCE,
     changes=True,
     preview=_rematch_preview,
-    summary="end this person's partnership and match them with the best person waiting",
 )
 def rematch(ask: Ask) -> str:
     me, partnership, partners = _rematch_check(ask)
@@ -314,7 +310,6 @@ def _pair_preview(ask: Ask) -> str:
     audience=AUDIENCE,
     changes=True,
     preview=_pair_preview,
-    summary="make these two partners by hand and introduce them",
 )
 def pair(ask: Ask) -> str:
     people, made, _ = _pair_check(ask)
@@ -364,7 +359,6 @@ def _end_preview(ask: Ask) -> str:
     audience=AUDIENCE,
     changes=True,
     preview=_end_preview,
-    summary="end this person's partnership; its members wait for the next round",
 )
 def end(ask: Ask) -> str:
     me, partnership, partners = _end_check(ask)
@@ -468,7 +462,6 @@ def _round_preview(ask: Ask) -> str:
     audience=AUDIENCE,
     changes=True,
     preview=_round_preview,
-    summary="open and schedule a round: applications, then the term from START",
 )
 def round_(ask: Ask) -> str:
     name, moments, existing = _round_check(ask)
@@ -527,7 +520,6 @@ def _broadcast_preview(ask: Ask) -> str:
     changes=True,
     preview=_broadcast_preview,
     takes_text=True,
-    summary="send the lines after it to every participant taking part (not paused or left)",
 )
 def broadcast(ask: Ask) -> str:
     subject, recipients = _broadcast_check(ask)
@@ -571,7 +563,6 @@ def _import(ask: Ask, dry_run: bool) -> str:
     audience=AUDIENCE,
     changes=True,
     preview=lambda ask: _import(ask, dry_run=True),
-    summary="add or update applicants from the attached CSV file; a line for each bad row",
 )
 def import_(ask: Ask) -> str:
     return _import(ask, dry_run=False)
@@ -606,7 +597,6 @@ def _coordinator_add_preview(ask: Ask) -> str:
     audience=AUDIENCE,
     changes=True,
     preview=_coordinator_add_preview,
-    summary="add a coordinator, for the whole program or for the countries named",
 )
 def coordinator_add(ask: Ask) -> str:
     address, countries = _coordinator_add_check(ask)
@@ -644,7 +634,6 @@ def _coordinator_remove_preview(ask: Ask) -> str:
     audience=AUDIENCE,
     changes=True,
     preview=_coordinator_remove_preview,
-    summary="remove a coordinator",
 )
 def coordinator_remove(ask: Ask) -> str:
     found = _coordinator_remove_check(ask)
