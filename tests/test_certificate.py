@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,6 +16,11 @@ from pypdf import PdfReader
 
 from mailflow.schedule import certificate
 from mailflow.schedule.certificate import certificate_pdf
+from mailflow.send.render import Renderer
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+# The certificate's words, from the template the program renders them with.
+WORDS = partial(Renderer(TEMPLATES).lines, "certificate-pdf")
 
 TERM = {
     "program": "Open Mentors",
@@ -52,7 +59,7 @@ def fonts(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> st
 
 
 def make(**changes: object) -> bytes:
-    return certificate_pdf(**{"name": "Amina Njoroge", **TERM, **changes})
+    return certificate_pdf(**{"name": "Amina Njoroge", **TERM, "words": WORDS, **changes})
 
 
 def read(pdf: bytes) -> PdfReader:

@@ -2,7 +2,8 @@
 
 An alert is sent once for each reason and silence: 'no-word' when partners answered
 "no word from my partner" often enough, 'silent' when nobody answered check-ins for the
-rules' number of days. The `alerts` table remembers what was sent.
+rules' number of days. The `alerts` table remembers what was sent. The words for each
+reason and its facts are the template's; this module passes the reason's name and numbers.
 """
 
 from __future__ import annotations
@@ -18,11 +19,6 @@ from mailflow.store import iso
 
 log = logging.getLogger(__name__)
 
-REASONS = {
-    "no-word": "a partner answered a check-in with 'no word from my partner'",
-    "silent": "nobody in the partnership has answered a check-in",
-}
-
 
 def already_sent(program: Program, partnership_id: int, reason: str, since: str) -> bool:
     found = program.db.execute(
@@ -32,21 +28,22 @@ def already_sent(program: Program, partnership_id: int, reason: str, since: str)
     return found.fetchone() is not None
 
 
-def alert(program: Program, found: list[tuple[int, str, str, str]], now: datetime) -> int:
+def alert(program: Program, found: list[tuple[int, str, str, dict]], now: datetime) -> int:
     """Tell every coordinator, in one message, about each partnership of `found` (id,
-    reason, since, detail) not reported for that reason and silence before; how many."""
+    reason, since, facts for the template to word) not reported for that reason and silence
+    before; how many."""
     db = program.db
     new = [item for item in found if not already_sent(program, *item[:3])]
     if not new:
         return 0
-    described = []
-    for partnership_id, reason, since, detail in new:
+    quiet = []
+    for partnership_id, reason, since, facts in new:
         db.execute(
             "INSERT INTO alerts (partnership_id, reason, since, sent_at) VALUES (?, ?, ?, ?)",
             [partnership_id, reason, since, iso(now)],
         )
-        described.append(
-            {**_partnership(program, partnership_id), "reason": REASONS[reason], "detail": detail}
+        quiet.append(
+            {**_partnership(program, partnership_id), "reason": reason, "facts": facts}
         )
     coordinators = program.config.coordinators
     if not coordinators:
@@ -57,7 +54,7 @@ def alert(program: Program, found: list[tuple[int, str, str, str]], now: datetim
             program,
             template="partner-silent-alert",
             to=coordinator,
-            context={"partnerships": described},
+            context={"partnerships": quiet},
             key=f"alert:{iso(now)}:{ids}:{coordinator}",
             now=now,
             unsubscribe=False,

@@ -134,7 +134,10 @@ def import_csv(
             answers = {key: row.get(key, "") for key in COLUMNS[1:]}
             profile, problems = form.validate(answers, program.choices)
             if problems:
-                what = "; ".join(f"{p.label}: {p.message}" for p in problems)
+                what = "; ".join(
+                    f"{p.label}: {program.renderer.sentence('_problems', 'sentence', p)}"
+                    for p in problems
+                )
                 report.problems.append((number, email, what))
                 continue
             assert profile is not None

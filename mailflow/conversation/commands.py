@@ -1,8 +1,10 @@
 """The command registry: every command a person can write, registered once by name.
 
-Each command has its aliases (STOP/LEAVE are one declaration), a usage line and a summary;
-HELP is generated from this registry so it never drifts from what exists (Mailman 3's
-commands/eml_*.py). Modules that define commands register them on import.
+Each command has its aliases (STOP/LEAVE are one declaration) and a usage line: its
+syntax. HELP is generated from this registry so it never drifts from what exists (Mailman
+3's commands/eml_*.py); the sentence that says what a command does is never here but in
+templates/_summaries.txt, keyed by audience and name. Modules that define commands
+register them on import.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ class Command:
     name: str
     aliases: tuple[str, ...]
     usage: str
-    summary: str
     # Participants' commands take (Turn, arguments); coordinators' take one coordinator.ask.Ask.
     run: Callable[..., str]
     audience: str = "participant"
@@ -44,16 +45,13 @@ def command(
     name: str,
     *aliases: str,
     usage: str = "",
-    summary: str,
     audience: str = "participant",
     changes: bool = False,
     preview: Callable[..., str] | None = None,
     takes_text: bool = False,
 ):
     def register(run: Callable[..., str]) -> Callable[..., str]:
-        entry = Command(
-            name, aliases, usage or name, summary, run, audience, changes, preview, takes_text
-        )
+        entry = Command(name, aliases, usage or name, run, audience, changes, preview, takes_text)
         REGISTRY.append(entry)
         return run
 

@@ -3,8 +3,9 @@ and writing the form back out with the answers so far.
 
 Everything here is a pure function of its arguments except load_choices, which reads the
 coordinators' choice lists from rules/form.toml. It must never raise on what people write:
-whatever arrives becomes either a Profile or a list of problems, each saying what is wrong
-and how to put it right.
+whatever arrives becomes either a Profile or a list of problems, each naming what is wrong
+and how to put it right. It never words them: a Problem is a kind and its data, and
+templates/_problems.txt holds the sentence the person reads.
 """
 
 from __future__ import annotations
@@ -86,32 +87,6 @@ LABEL_VARIANTS: dict[str, tuple[str, ...]] = {
     "partner_wishes": ("partner wish", "partner preferences", "wishes", "partner"),
 }
 
-# Examples used in problem messages, so that each says what a good answer looks like.
-_EXAMPLES: dict[str, str] = {
-    "name": "Amina Njoroge",
-    "country": "Kenya",
-    "role": "Reference librarian",
-    "interests": "cataloguing, outreach",
-    "languages": "English, Swahili",
-    "time_zone": "Nairobi",
-    "contact_methods": "email, video call",
-    "about_me": "I look after the special collections of a university library in Mombasa.",
-    "partner_wishes": "someone in a school library in Asia",
-}
-_WHAT: dict[str, str] = {
-    "name": "your name",
-    "country": "the country you work in",
-    "role": "your job title",
-    "library_type": "the type of library you work in",
-    "career_stage": "your career stage",
-    "interests": "a few topics you would like to talk about",
-    "languages": "the languages you can use",
-    "time_zone": "your time zone",
-    "contact_methods": "how you would like to be in touch",
-    "contact_frequency": "how often you would like to be in touch",
-    "about_me": "a few lines about yourself",
-    "partner_wishes": "what you would like in a partner",
-}
 # Longest accepted answers, in characters.
 LIMITS: dict[str, int] = {"name": 100, "role": 200, "about_me": 2000, "partner_wishes": 500}
 MAX_ITEMS = 20  # interests, languages, contact methods
@@ -123,21 +98,25 @@ MAX_ANSWER = 4000
 # Optional answers that mean "nothing": stored as "".
 _NOTHING = frozenset({"none", "no", "n a", "na", "nil", "no preference", "no preferences"})
 
-# Which Choices list answers which field, and how a problem names that list.
-_CHOICE_FIELDS: dict[str, tuple[str, str]] = {
-    "library_type": ("library_types", "library types"),
-    "career_stage": ("career_stages", "career stages"),
-    "contact_methods": ("contact_methods", "contact methods"),
-    "contact_frequency": ("contact_frequencies", "contact frequencies"),
+# Which Choices list answers which field.
+_CHOICE_FIELDS: dict[str, str] = {
+    "library_type": "library_types",
+    "career_stage": "career_stages",
+    "contact_methods": "contact_methods",
+    "contact_frequency": "contact_frequencies",
 }
 
 
 @dataclass(frozen=True)
 class Problem:
+    """An answer that cannot be used. The sentence that tells the person what is wrong and
+    how to fix it is templates/_problems.txt's, chosen by `kind` and filled from `data`."""
+
     key: str
     label: str
     value: str  # the answer as given, on one line and shortened for quoting back
-    message: str  # one sentence: what is wrong and how to fix it, with an example
+    kind: str  # "missing", "too-long", "unknown-country" ... (one per sentence)
+    data: Mapping[str, object] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -442,7 +421,12 @@ def answers_from_record(record: dict) -> dict[str, str]:
 
 
 class _Wrong(Exception):
-    """An answer that cannot be used; the message goes to the person as it is."""
+    """An answer that cannot be used: the kind of problem and what its sentence names."""
+
+    def __init__(self, kind: str, **data: object) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.data = data
 
 
 def _one_line(value: str) -> str:
@@ -452,11 +436,6 @@ def _one_line(value: str) -> str:
 def _shown(value: str, limit: int = 60) -> str:
     line = _one_line(value)
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
-
-
-def _quoted_list(items: list[str]) -> str:
-    quoted = [f'"{_shown(item, 40)}"' for item in items]
-    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
 def _clean_value(value: object) -> str:
@@ -473,11 +452,7 @@ def _limited(key: str, value: str) -> str:
     limit = LIMITS[key]
     if len(value) <= limit:
         return value
-    example = f' "{_EXAMPLES[key]}"' if key in ("name", "role") else " to a few sentences"
-    raise _Wrong(
-        f"This is {len(value)} characters long, more than the {limit} we can keep:"
-        f" please shorten it, for example{example}."
-    )
+    raise _Wrong("too-long", length=len(value), limit=limit)
 
 
 def _items(value: str, separators: str) -> list[str]:
@@ -498,19 +473,12 @@ _METHOD_SEPARATORS = r"[,;/\n&()]|(?<!\s)\s+(?:and|or)\s+"
 _PARENTHESES = re.compile(r"\([^()]*\)")
 
 
-def _counted(key: str, items: list[str], what: str) -> None:
+def _counted(items: list[str]) -> None:
     if len(items) > MAX_ITEMS:
-        raise _Wrong(
-            f"You listed {len(items)} {what}, more than the {MAX_ITEMS} we can use: keep the"
-            f' ones that matter most, separated by commas, for example "{_EXAMPLES[key]}".'
-        )
+        raise _Wrong("too-many", count=len(items), limit=MAX_ITEMS)
     for item in items:
         if len(item) > MAX_ITEM_LENGTH:
-            raise _Wrong(
-                f'"{_shown(item, 40)}" is too long for one of your {what}: keep each under'
-                f" {MAX_ITEM_LENGTH} characters and separate them with commas,"
-                f' for example "{_EXAMPLES[key]}".'
-            )
+            raise _Wrong("item-too-long", item=_shown(item, 40), limit=MAX_ITEM_LENGTH)
 
 
 # A web address: "https://…", "hxxp://…", "www.…", "host.example/path". The partner reads
@@ -519,28 +487,21 @@ def _counted(key: str, items: list[str], what: str) -> None:
 _LINK = re.compile(r"[a-z][a-z0-9+.-]{0,20}://|(?<![\w.])www\d{0,3}\.|\.[a-z]{2,24}/", re.I)
 
 
-def _no_link(key: str, value: str, what: str) -> None:
-    found = _LINK.search(value)
-    if found is not None:
-        raise _Wrong(
-            f'"{_shown(value)}" has a web address in it, and we do not pass links on to your'
-            f' partner: please write only {what}, for example "{_EXAMPLES[key]}".'
-        )
+def _no_link(value: str) -> None:
+    if _LINK.search(value) is not None:
+        raise _Wrong("link")
 
 
 def _check_name(value: str, _choices: Choices, _seen: dict) -> str:
     name = _limited("name", _one_line(value))
-    _no_link("name", name, "your name")
+    _no_link(name)
     return name
 
 
 def _check_country(value: str, _choices: Choices, _seen: dict) -> str:
     code = normalise_country(_one_line(value))
     if code is None:
-        raise _Wrong(
-            f'"{_shown(value)}" is not a country we know: write its English name or'
-            ' two-letter code, for example "Kenya" or "KE".'
-        )
+        raise _Wrong("unknown-country")
     return code
 
 
@@ -549,16 +510,12 @@ def _check_role(value: str, _choices: Choices, _seen: dict) -> str:
 
 
 def _check_choice(key: str) -> Callable[[str, Choices, dict], str]:
-    kind, what = _CHOICE_FIELDS[key]
+    kind = _CHOICE_FIELDS[key]
 
     def check(value: str, choices: Choices, _seen: dict) -> str:
         found = choices.find(kind, _one_line(value))
         if found is None:
-            listed = list(getattr(choices, kind)) or ["?"]
-            raise _Wrong(
-                f'"{_shown(value)}" is not one of our {what}: write one of'
-                f' {", ".join(listed)}, for example "{listed[0]}".'
-            )
+            raise _Wrong("not-a-choice", choices=list(getattr(choices, kind)) or ["?"])
         return found
 
     return check
@@ -567,25 +524,21 @@ def _check_choice(key: str) -> Callable[[str, Choices, dict], str]:
 def _check_interests(value: str, _choices: Choices, _seen: dict) -> tuple[str, ...]:
     items = _items(value, _LIST_SEPARATORS)
     if not items:
-        raise _Wrong(_missing("interests"))
-    _counted("interests", items, "interests")
+        raise _missing("interests")
+    _counted(items)
     return tuple(items)
 
 
 def _check_languages(value: str, _choices: Choices, _seen: dict) -> tuple[str, ...]:
     # "French (basic, reading)": the parentheses say how well, and hold commas of their own.
     items = _items(_PARENTHESES.sub(" ", value), _LANGUAGE_SEPARATORS)
-    _counted("languages", items, "languages")
+    _counted(items)
     known = {item: normalise_language(item) for item in items}
-    unknown = [item for item, name in known.items() if name is None]
+    unknown = [_shown(item, 40) for item, name in known.items() if name is None]
     if unknown:
-        what = "a language" if len(unknown) == 1 else "languages"
-        raise _Wrong(
-            f"We do not know {_quoted_list(unknown)} as {what}: write each language's English"
-            f' name, separated by commas, for example "{_EXAMPLES["languages"]}".'
-        )
+        raise _Wrong("unknown-languages", unknown=unknown)
     if not items:
-        raise _Wrong(_missing("languages"))
+        raise _missing("languages")
     return tuple(dict.fromkeys(name for name in known.values() if name))
 
 
@@ -595,24 +548,18 @@ def _check_time_zone(value: str, _choices: Choices, seen: dict) -> str:
     if zone is not None:
         return zone
     if None not in ABBREVIATIONS.get(fold_name(line), {None: ""}):
-        raise _Wrong(
-            f'"{_shown(value)}" is used for more than one time zone: write the nearest big city'
-            ' or your offset from UTC instead, for example "Mumbai" or "UTC+5:30".'
-        )
-    raise _Wrong(
-        f'"{_shown(value)}" is not a time zone we understand: write the nearest big city or'
-        ' your offset from UTC, for example "Nairobi" or "UTC+3".'
-    )
+        raise _Wrong("ambiguous-time-zone")
+    raise _Wrong("unknown-time-zone")
 
 
 def _check_contact_methods(value: str, choices: Choices, _seen: dict) -> tuple[str, ...]:
-    _no_link("contact_methods", value, "how you would like to be in touch")
+    _no_link(value)
     items = _items(value, _METHOD_SEPARATORS)
-    _counted("contact_methods", items, "contact methods")
+    _counted(items)
     # A tool we did not list is kept as written: the partner will know what it is.
     methods = [choices.find("contact_methods", item) or item.lower() for item in items]
     if not methods:
-        raise _Wrong(_missing("contact_methods", choices))
+        raise _missing("contact_methods", choices)
     return tuple(dict.fromkeys(methods))
 
 
@@ -642,19 +589,11 @@ _CHECKS: dict[str, Callable[[str, Choices, dict], object]] = {
 }
 
 
-def _missing(key: str, choices: Choices | None = None) -> str:
-    entry = _BY_KEY[key]
+def _missing(key: str, choices: Choices | None = None) -> _Wrong:
+    """An empty answer; a choice field's sentence lists the choices when they are known."""
     if key in _CHOICE_FIELDS and choices is not None:
-        listed = list(getattr(choices, _CHOICE_FIELDS[key][0])) or ["?"]
-        which = "any" if key == "contact_methods" else "one"
-        return (
-            f"This answer is missing: please write {_WHAT[key]}, {which} of"
-            f' {", ".join(listed)}, for example "{entry.label}: {listed[0]}".'
-        )
-    return (
-        f"This answer is missing: please write {_WHAT[key]} after the colon,"
-        f' for example "{entry.label}: {_EXAMPLES[key]}".'
-    )
+        return _Wrong("missing", choices=list(getattr(choices, _CHOICE_FIELDS[key])) or ["?"])
+    return _Wrong("missing")
 
 
 def validate(answers: dict[str, str], choices: Choices) -> tuple[Profile | None, list[Problem]]:
@@ -667,18 +606,16 @@ def validate(answers: dict[str, str], choices: Choices) -> tuple[Profile | None,
         raw = _unhinted(entry.key, _clean_value(answers.get(entry.key)))
         if not raw:
             if entry.required:
-                problems.append(Problem(entry.key, entry.label, "", _missing(entry.key, choices)))
+                missing = _missing(entry.key, choices)
+                problems.append(Problem(entry.key, entry.label, "", missing.kind, missing.data))
             values[entry.key] = ""
             continue
         try:
             if len(raw) > MAX_ANSWER:
-                raise _Wrong(
-                    f"This is {len(raw)} characters long, far more than we can read:"
-                    f" please shorten it to {_WHAT[entry.key]}."
-                )
+                raise _Wrong("far-too-long", length=len(raw))
             values[entry.key] = _CHECKS[entry.key](raw, choices, values)
         except _Wrong as wrong:
-            problems.append(Problem(entry.key, entry.label, _shown(raw), str(wrong)))
+            problems.append(Problem(entry.key, entry.label, _shown(raw), wrong.kind, wrong.data))
     if problems:
         return None, problems
     return Profile(**values), []  # type: ignore[arg-type]

@@ -9,8 +9,10 @@ draw is left out rather than shown as an empty box, and a name with nothing left
 "Participant". Arabic and Hebrew names are drawn but not shaped: that needs uharfbuzz,
 which is not a dependency, so their letters stand unjoined and left to right.
 
-This module must never raise on any name, never write a file, and never put the time of
-making into the PDF: the same inputs give the same bytes, dated by the end of the term.
+The words are templates/certificate-pdf.txt's, rendered by the `words` function the caller
+passes; this module lays them out. It must never raise on any name, never write a file, and
+never put the time of making into the PDF: the same inputs give the same bytes, dated by the
+end of the term.
 """
 
 from __future__ import annotations
@@ -48,20 +50,9 @@ MAX_NAME = 120  # characters; the form allows 100, and the widest 120 still fit 
 JOINERS = frozenset("\u200c\u200d")
 # Their compatibility decomposition is a row of jamo that only a shaping engine joins again.
 HANGUL_SYLLABLES = ("\uac00", "\ud7a3")
-MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
+# The certificate's template, rendered with its context to its lines: the heading, the line
+# above the name, the sentence below it and the document's title (Renderer.lines).
+Words = Callable[[dict], list[str]]
 
 # A4 landscape, in millimetres and points.
 PAGE_WIDTH, PAGE_HEIGHT = 297, 210
@@ -83,10 +74,11 @@ def certificate_pdf(
     partner_countries: list[str],
     term_start: str,
     term_end: str,
+    words: Words,
 ) -> bytes:
     """The certificate that NAME completed a term of PROGRAM's partnership, as PDF bytes.
 
-    term_start and term_end are ISO dates ("2026-03-02"); the PDF says "2 March 2026".
+    term_start and term_end are ISO dates ("2026-03-02"); the template words the dates.
     """
     start, end = date.fromisoformat(term_start), date.fromisoformat(term_end)
     # Helvetica is built in and takes 3 ms; loading TrueType fonts takes 100. A round's end
@@ -104,13 +96,20 @@ def certificate_pdf(
         log.warning(
             "no installed font draws all of the name %r: shown as %r", name[:MAX_NAME], shown_name
         )
-    sentence = (
-        f"completed a term of the {printable(program)} peer-mentoring partnership,"
-        f" {printable(round_name)}, with {_partners(map(printable, partner_countries))},"
-        f" from {readable_date(start)} to {readable_date(end)}."
+    countries = [country for country in map(printable, partner_countries) if country]
+    heading, opening, sentence, title = words(
+        {
+            "program": printable(program),
+            "round": printable(round_name),
+            "partners": len(countries),
+            "countries": list(dict.fromkeys(countries)),
+            "start": start,
+            "end": end,
+            "title_name": _one_line(name)[:MAX_NAME] or PLACEHOLDER,
+        }
     )
 
-    pdf.set_title(f"Certificate of completion: {_one_line(name)[:MAX_NAME] or PLACEHOLDER}")
+    pdf.set_title(title)
     pdf.set_author(_one_line(program))
     pdf.set_subject(f"{_one_line(program)}, {_one_line(round_name)}")
     pdf.set_creator("mailflow")
@@ -130,12 +129,12 @@ def certificate_pdf(
     pdf.set_y(TOP)
     pdf.set_font(family, "B", 22)
     pdf.set_char_spacing(2)
-    _centred(pdf, "CERTIFICATE OF COMPLETION", 22)
+    _centred(pdf, heading, 22)
     pdf.set_char_spacing(0)
 
     pdf.ln(14)
     pdf.set_font(family, "", TEXT_PT)
-    _centred(pdf, "This certifies that", TEXT_PT)
+    _centred(pdf, opening, TEXT_PT)
 
     pdf.ln(5)
     size = NAME_PT
@@ -156,24 +155,6 @@ def certificate_pdf(
     pdf.set_font(family, "B", 12)
     _centred(pdf, printable(program), 12)
     return bytes(pdf.output())
-
-
-def readable_date(day: date) -> str:
-    """The date as "2 March 2026": the same in every locale, and unambiguous where 03/02
-    is not."""
-    return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
-
-
-def _partners(countries: Iterable[str]) -> str:
-    """'a partner in Kenya', 'partners in Kenya and Chile'; each country named once."""
-    listed = [country for country in countries if country]
-    places = list(dict.fromkeys(listed))
-    who = "a partner" if len(listed) <= 1 else "partners"
-    if not places:
-        return who
-    if len(places) == 1:
-        return f"{who} in {places[0]}"
-    return f"{who} in {', '.join(places[:-1])} and {places[-1]}"
 
 
 def _centred(pdf: FPDF, text: str, points: float) -> None:

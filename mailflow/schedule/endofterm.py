@@ -88,6 +88,7 @@ def _finish(
         partner_countries=countries,
         term_start=term_start[:10],
         term_end=term_end[:10],
+        words=lambda context: program.renderer.lines("certificate-pdf", context),
     )
     mails = (
         ("term-ended", {}),

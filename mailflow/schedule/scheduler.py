@@ -311,15 +311,12 @@ def silent_alerts(program: Program, cadence: Cadence, now: datetime) -> int:
         quiet = last_answer is None or last_answer < sent_at
         if not quiet or now - parse_time(sent_at) < silence or (partnership_id, since) in known:
             continue
-        detail = (
-            f"nobody has answered check-in {number} (sent {sent_at[:10]}) for"
-            f" {(now - parse_time(sent_at)).days} days; "
-            + (
-                f"the last answer came on {last_answer[:10]}"
-                if last_answer
-                else "nobody has answered any check-in yet"
-            )
-        )
-        found.append((partnership_id, "silent", since, detail))
+        facts = {
+            "checkin": number,
+            "sent": sent_at[:10],
+            "days": (now - parse_time(sent_at)).days,
+            "last_answer": (last_answer or "")[:10],
+        }
+        found.append((partnership_id, "silent", since, facts))
     with transaction(program.db):
         return alert(program, found, now)

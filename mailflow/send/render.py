@@ -65,6 +65,7 @@ REQUIRED = (
     "results/broadcast",
     "results/import",
     "results/coordinators",
+    "certificate-pdf",  # not a mail: the words of the PDF certificate, one a line
 )
 
 
@@ -90,6 +91,17 @@ class Renderer:
         missing = [name for name in REQUIRED if not (self.folder / f"{name}.txt").exists()]
         if missing:
             raise SettingError(f"templates missing in {self.folder}: {', '.join(missing)}")
+
+    def sentence(self, partial: str, macro: str, *arguments: object) -> str:
+        """One macro of a partial (`_problems.txt`'s `sentence`), for wording that is shown
+        inside another text rather than mailed on its own: a roster import's report."""
+        return str(getattr(self.env.get_template(f"{partial}.txt").module, macro)(*arguments))
+
+    def lines(self, name: str, context: dict) -> list[str]:
+        """A template that is not a mail, as its lines without blank ones: words that code
+        lays out elsewhere (the PDF certificate's)."""
+        text = self.env.get_template(f"{name}.txt").render(**context)
+        return [line.strip() for line in text.splitlines() if line.strip()]
 
     def render(self, name: str, context: dict) -> Rendered:
         text = self.env.get_template(f"{name}.txt").render(**context)

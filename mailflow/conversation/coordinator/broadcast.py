@@ -50,7 +50,6 @@ def _broadcast_preview(ask: Ask) -> str:
     changes=True,
     preview=_broadcast_preview,
     takes_text=True,
-    summary="send the lines after it to every participant taking part (not paused or left)",
 )
 def broadcast(ask: Ask) -> str:
     subject, recipients = _broadcast_check(ask)

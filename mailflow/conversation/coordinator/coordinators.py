@@ -43,7 +43,6 @@ def _coordinator_add_preview(ask: Ask) -> str:
     audience=AUDIENCE,
     changes=True,
     preview=_coordinator_add_preview,
-    summary="add a coordinator, for the whole program or for the countries named",
 )
 def coordinator_add(ask: Ask) -> str:
     address, countries = _coordinator_add_check(ask)
@@ -81,7 +80,6 @@ def _coordinator_remove_preview(ask: Ask) -> str:
     audience=AUDIENCE,
     changes=True,
     preview=_coordinator_remove_preview,
-    summary="remove a coordinator",
 )
 def coordinator_remove(ask: Ask) -> str:
     found = _coordinator_remove_check(ask)

@@ -40,7 +40,6 @@ def _import(ask: Ask, dry_run: bool) -> str:
     audience=AUDIENCE,
     changes=True,
     preview=lambda ask: _import(ask, dry_run=True),
-    summary="add or update applicants from the attached CSV file; a line for each bad row",
 )
 def import_(ask: Ask) -> str:
     return _import(ask, dry_run=False)

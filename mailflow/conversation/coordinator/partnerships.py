@@ -42,7 +42,6 @@ def _match_preview(ask: Ask) -> str:
     audience=AUDIENCE,
     changes=True,
     preview=_match_preview,
-    summary="preview the matching of the round; reply CONFIRM to carry it out",
 )
 def match(ask: Ask) -> str:
     only_program_wide(ask, "MATCH")
@@ -86,7 +85,6 @@ def _rematch_preview(ask: Ask) -> str:
     audience=AUDIENCE,
     changes=True,
     preview=_rematch_preview,
-    summary="end this person's partnership and match them with the best person waiting",
 )
 def rematch(ask: Ask) -> str:
     me, partnership, partners = _rematch_check(ask)
@@ -145,7 +143,6 @@ def _pair_preview(ask: Ask) -> str:
     audience=AUDIENCE,
     changes=True,
     preview=_pair_preview,
-    summary="make these two partners by hand and introduce them",
 )
 def pair(ask: Ask) -> str:
     people, made, _ = _pair_check(ask)
@@ -193,7 +190,6 @@ def _end_preview(ask: Ask) -> str:
     audience=AUDIENCE,
     changes=True,
     preview=_end_preview,
-    summary="end this person's partnership; its members wait for the next round",
 )
 def end(ask: Ask) -> str:
     me, partnership, partners = _end_check(ask)

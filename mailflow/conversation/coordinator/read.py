@@ -26,7 +26,7 @@ FIND_WORDS = 8
 FIND_CHARACTERS = 200
 
 
-@command("HELP", audience=AUDIENCE, summary="this list of coordinators' commands")
+@command("HELP", audience=AUDIENCE)
 def help_(ask: Ask) -> str:
     return ask.say("read", "help", commands=listing(AUDIENCE))
 
@@ -34,8 +34,6 @@ def help_(ask: Ask) -> str:
 @command(
     "STATS",
     audience=AUDIENCE,
-    summary="participants by status, country and continent, the rounds, check-in answers"
-    " and the survey; a chart attached",
 )
 def stats_(ask: Ask) -> str:
     countries = None if ask.coordinator.program_wide else ask.coordinator.countries
@@ -48,7 +46,6 @@ def stats_(ask: Ask) -> str:
     "FIND",
     usage="FIND text",
     audience=AUDIENCE,
-    summary="participants whose address, name, country, role or interests match every word",
 )
 def find(ask: Ask) -> str:
     words = ask.arguments.split()
@@ -84,7 +81,6 @@ def find(ask: Ask) -> str:
 @command(
     "COORDINATOR LIST",
     audience=AUDIENCE,
-    summary="the coordinators and their countries",
 )
 def coordinator_list(ask: Ask) -> str:
     return ask.say("read", "coordinators", coordinators=roles.listing(ask.db))
@@ -93,7 +89,6 @@ def coordinator_list(ask: Ask) -> str:
 @command(
     "EXPORT",
     audience=AUDIENCE,
-    summary="participants and partnerships as CSV files attached to the answer",
 )
 def export(ask: Ask) -> str:
     countries = None if ask.coordinator.program_wide else ask.coordinator.countries

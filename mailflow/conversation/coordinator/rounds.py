@@ -92,7 +92,6 @@ def _round_preview(ask: Ask) -> str:
     audience=AUDIENCE,
     changes=True,
     preview=_round_preview,
-    summary="open and schedule a round: applications, then the term from START",
 )
 def round_(ask: Ask) -> str:
     name, moments, existing = _round_check(ask)

@@ -14,12 +14,7 @@ from mailflow.model.participants import find as find_participant
 from mailflow.send.sending import send
 from mailflow.store import iso
 
-MEANINGS = {
-    1: "we are in regular contact",
-    2: "we have had some contact",
-    3: "I have had no word from my partner",
-    4: "I want to leave the program",
-}
+# What each number means is templates/_checkin.txt's; these are the words read as each.
 # Longest first, so "no contact" is read before "contact".
 _WORDS = sorted(
     [
@@ -86,7 +81,7 @@ def checkin_reply(turn: Turn, token: tokens.Token) -> str:
         tokens.use(turn.program.db, token.token, turn.now)
         turn.answer(
             "checkin-unclear",
-            {"first_line": turn.first_line[:200], "meanings": MEANINGS},
+            {"first_line": turn.first_line[:200]},
             token_purpose=tokens.CHECKIN,
             payload=token.payload,
         )
@@ -109,7 +104,7 @@ def checkin_reply(turn: Turn, token: tokens.Token) -> str:
     nudged = []
     if answer == 3 and me is not None:
         nudged = _no_word(turn, me, partnership_id, token.payload["number"])
-    turn.answer("checkin-thanks", {"answer": answer, "meaning": MEANINGS[answer], "nudged": nudged})
+    turn.answer("checkin-thanks", {"answer": answer, "nudged": nudged})
     return f"checkin-{answer}"
 
 
@@ -144,6 +139,5 @@ def _no_word(turn: Turn, me: dict, partnership_id: int, number: int) -> list[str
     ).fetchone()[0]
     threshold = program.rules.cadence.alert_no_word_answers
     if count >= threshold:
-        detail = f"{count} answers of 'no word from my partner' so far"
-        alert(program, [(partnership_id, "no-word", "-", detail)], turn.now)
+        alert(program, [(partnership_id, "no-word", "-", {"answers": count})], turn.now)
     return nudged

@@ -26,18 +26,18 @@ from mailflow.read.dates import read_date
 from mailflow.store import iso
 
 
-@command("HELP", summary="this list of what you can write")
+@command("HELP")
 def help_(turn: Turn, arguments: str) -> str:
     turn.answer("help", {"commands": commands.listing()})
     return "help"
 
 
-@command("APPLY", "JOIN", "SIGN UP", summary="get the application form")
+@command("APPLY", "JOIN", "SIGN UP")
 def apply(turn: Turn, arguments: str) -> str:
     return send_blank_form(turn)
 
 
-@command("STATUS", summary="see the details we hold for you and where you stand")
+@command("STATUS")
 def status(turn: Turn, arguments: str) -> str:
     db = turn.program.db
     record = participants.find(db, turn.sender)
@@ -111,7 +111,6 @@ def change_reply(turn: Turn, token: tokens.Token) -> str:
 @command(
     "PAUSE",
     usage="PAUSE [until DATE]",
-    summary="take a break: nothing is sent to you until RESUME or the date",
 )
 def pause(turn: Turn, arguments: str) -> str:
     me = sender_record(turn)
@@ -154,7 +153,7 @@ def _pause(turn: Turn, me: dict | None, until: datetime | None, *, proven: bool)
     return state
 
 
-@command("RESUME", summary="end a pause and take part again")
+@command("RESUME")
 def resume(turn: Turn, arguments: str) -> str:
     return resume_now(turn, sender_record(turn), proven=turn.proven)
 
@@ -175,7 +174,6 @@ def resume_now(turn: Turn, me: dict | None, *, proven: bool) -> str:
 @command(
     "UPDATE",
     usage="UPDATE, then Field: value lines",
-    summary="change some of your details; write only the lines that change",
 )
 def update(turn: Turn, arguments: str) -> str:
     me = sender_record(turn)
@@ -229,7 +227,6 @@ OUT_OF_THE_PROGRAM = (Status.COMPLETED, Status.LEFT, Status.UNREACHABLE)
     "AGAIN",
     "REJOIN",
     "SIGN UP AGAIN",
-    summary="sign up for the next round with the details we hold",
 )
 def again(turn: Turn, arguments: str) -> str:
     me = sender_record(turn)

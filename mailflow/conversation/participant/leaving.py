@@ -32,7 +32,6 @@ LEAVE_WORDS = frozenset({"yes", "confirm", "stop", "leave", "opt out", "unsubscr
     "OPT OUT",
     "UNSUBSCRIBE",
     "LEAVE",
-    summary="leave the program at once; nothing more is sent to you",
 )
 def stop(turn: Turn, arguments: str) -> str:
     return leave_now(turn, proven=turn.proven)
@@ -99,7 +98,7 @@ def _ask_to_prove_stop(turn: Turn, me: dict, *, unclear: bool = False) -> None:
     )
 
 
-@command("DELETE MY DATA", summary="erase everything we hold about you (we ask you to confirm)")
+@command("DELETE MY DATA")
 def delete_my_data(turn: Turn, arguments: str) -> str:
     me = sender_record(turn)
     turn.answer(
