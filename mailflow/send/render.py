@@ -65,6 +65,7 @@ REQUIRED = (
     "results/broadcast",
     "results/import",
     "results/coordinators",
+    "results/stats",
 )
 
 
