@@ -66,6 +66,7 @@ REQUIRED = (
     "results/import",
     "results/coordinators",
     "results/stats",
+    "results/match",
 )
 
 
