@@ -13,6 +13,7 @@ from pathlib import Path
 from mailflow import config as configuration
 from mailflow import logs, pipeline, store
 from mailflow.app import roster
+from mailflow.conversation.coordinator.ask import wording
 from mailflow.errors import MailflowError, SettingError
 from mailflow.model import coordinators
 from mailflow.program import Program
@@ -82,8 +83,7 @@ def cmd_import(config: configuration.Config, args: argparse.Namespace) -> int:
     program = Program(config)
     text = Path(args.file).read_text(encoding="utf-8-sig", errors="replace")
     report = roster.import_csv(program, text, program.now())
-    for line in report.lines():
-        print(line)
+    print(wording(program, "import", "imported", report=report))
     if not report.problems:
         return 0
     # The contract's one-line reason on stderr; the rows themselves are listed above.

@@ -40,22 +40,13 @@ NOT_YOURS = "the email address is missing, invalid or not one you can import"
 
 @dataclass
 class ImportReport:
+    """What an import did or would do; `templates/results/import.txt` words it."""
+
     added: int = 0
     updated: int = 0
     problems: list[tuple[int, str, str]] = field(default_factory=list)  # (row, email, what)
     round: str = ""
     merged: bool = False  # a country coordinator's: added and updated counted as one
-
-    def lines(self) -> list[str]:
-        counts = (
-            f"{self.added + self.updated} added or updated"
-            if self.merged
-            else f"{self.added} added, {self.updated} updated"
-        )
-        head = f"{counts}, {len(self.problems)} rows with problems (round: {self.round})"
-        return [head] + [
-            f"row {row} ({email or 'no email'}): {what}" for row, email, what in self.problems
-        ]
 
 
 def _cell(text: str) -> str:
