@@ -67,6 +67,7 @@ REQUIRED = (
     "results/coordinators",
     "results/stats",
     "results/match",
+    "results/proof",
 )
 
 
