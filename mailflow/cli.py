@@ -169,7 +169,8 @@ def cmd_coordinator(config: configuration.Config, args: argparse.Namespace) -> i
     db, now = program.db, program.now()
     if args.action == "list":
         for coordinator in coordinators.listing(db):
-            print(f"{coordinator.email}  {coordinator.scope()}  ({coordinator.source})")
+            scope = wording(program, "coordinators", "scope", coordinator=coordinator)
+            print(f"{coordinator.email}  {scope}  ({coordinator.source})")
         return 0
     if not args.address or not roster.ADDRESS.match(args.address.lower()):
         raise SettingError(f"{args.action} needs a coordinator's email address")
@@ -185,7 +186,8 @@ def cmd_coordinator(config: configuration.Config, args: argparse.Namespace) -> i
         coordinators.add(db, args.address, countries, source="cli", by="operator", now=now)
     added = coordinators.find(db, args.address)
     assert added is not None
-    print(f"{added.email} coordinates {added.scope()}")
+    scope = wording(program, "coordinators", "scope", coordinator=added)
+    print(f"{added.email} coordinates {scope}")
     return 0
 
 

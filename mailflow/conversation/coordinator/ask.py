@@ -90,7 +90,7 @@ def _raw(turn: Turn, row_id: int) -> bytes:
 def only_program_wide(ask: Ask, command: str) -> None:
     """Refused unless the coordinator coordinates the whole program."""
     if not ask.coordinator.program_wide:
-        raise Refusal("ask", "program-wide-only", command=command, scope=ask.coordinator.scope())
+        raise Refusal("ask", "program-wide-only", command=command, coordinator=ask.coordinator)
 
 
 def email_address(text: str) -> str:
