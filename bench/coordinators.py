@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(
         (
             "STATS text + chart",
-            _timed(lambda: (read.stats_text(program, figures), stats.chart_png(figures))),
+            _timed(lambda: (read.stats_text(program, figures), read.stats_chart(program, figures))),
             "",
         )
     )

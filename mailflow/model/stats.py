@@ -224,11 +224,13 @@ WHITE, INK, GRID = (255, 255, 255), (40, 40, 40), (225, 225, 225)
 STATUS_COLOUR, CONTINENT_COLOUR = (47, 109, 176), (222, 127, 38)
 
 
-def chart_png(figures: Figures) -> bytes:
-    """Two horizontal bar charts, participants by status and by continent, as a small PNG."""
+def chart_png(figures: Figures, titles: tuple[str, str], empty: str) -> bytes:
+    """Two horizontal bar charts, participants by status and by continent, as a small PNG;
+    `titles` head the two and `empty` stands in a chart with no bars (the words are the
+    caller's, from the templates)."""
     panels = [
-        (f"Participants by status ({figures.total:,})", figures.by_status, STATUS_COLOUR),
-        ("Participants by continent", figures.by_continent, CONTINENT_COLOUR),
+        (titles[0], figures.by_status, STATUS_COLOUR),
+        (titles[1], figures.by_continent, CONTINENT_COLOUR),
     ]
     height = MARGIN + sum(TITLE + max(len(rows), 1) * ROW + MARGIN for _, rows, _ in panels)
     image = Image.new("RGB", (CHART_WIDTH, height), WHITE)
@@ -238,7 +240,7 @@ def chart_png(figures: Figures) -> bytes:
     for title, rows, colour in panels:
         draw.text((MARGIN, top), title, fill=INK, font=font)
         top += TITLE
-        _bars(draw, font, rows, colour, top)
+        _bars(draw, font, rows, colour, top, empty)
         top += max(len(rows), 1) * ROW + MARGIN
     # Few colours in, few out: a 16-colour palette keeps the PNG a few kilobytes while the
     # text keeps its anti-aliasing.
@@ -248,13 +250,13 @@ def chart_png(figures: Figures) -> bytes:
     return out.getvalue()
 
 
-def _bars(draw: ImageDraw.ImageDraw, font, rows, colour, top: int) -> None:
+def _bars(draw: ImageDraw.ImageDraw, font, rows, colour, top: int, empty: str) -> None:
     left = MARGIN + LABEL_WIDTH
     # Room on the right of the longest bar for its count.
     longest = CHART_WIDTH - left - MARGIN - 56
     most = max((count for _, count in rows), default=0)
     if not rows:
-        draw.text((left, top), "nobody yet", fill=INK, font=font)
+        draw.text((left, top), empty, fill=INK, font=font)
     for index, (label, count) in enumerate(rows):
         y = top + index * ROW
         draw.text((MARGIN, y), label, fill=INK, font=font)

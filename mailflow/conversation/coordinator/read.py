@@ -44,8 +44,17 @@ def help_(ask: Ask) -> str:
 def stats_(ask: Ask) -> str:
     countries = None if ask.coordinator.program_wide else ask.coordinator.countries
     figures = stats.figures(ask.db, ask.now, countries)
-    ask.files.append(Attachment("stats.png", "image/png", stats.chart_png(figures)))
+    ask.files.append(Attachment("stats.png", "image/png", stats_chart(ask.program, figures)))
     return stats_text(ask.program, figures)
+
+
+def stats_chart(program, figures: stats.Figures) -> bytes:
+    """The STATS chart, its titles from `templates/results/stats.txt`."""
+    titles = tuple(
+        wording(program, "stats", outcome, f=figures)
+        for outcome in ("chart-by-status", "chart-by-continent")
+    )
+    return stats.chart_png(figures, titles, wording(program, "stats", "chart-empty"))
 
 
 def stats_text(program, figures: stats.Figures) -> str:
