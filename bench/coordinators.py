@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from mailflow import config, pipeline
+from mailflow.conversation.coordinator import read
 from mailflow.conversation.coordinator.ask import Ask
 from mailflow.conversation.coordinator.broadcast import broadcast
 from mailflow.conversation.turn import Turn
@@ -89,7 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     figures = stats.figures(program.db, program.now())
     rows.append(("STATS figures", _timed(lambda: stats.figures(program.db, program.now())), ""))
     rows.append(
-        ("STATS text + chart", _timed(lambda: (stats.text(figures), stats.chart_png(figures))), "")
+        (
+            "STATS text + chart",
+            _timed(lambda: (read.stats_text(program, figures), read.stats_chart(program, figures))),
+            "",
+        )
     )
     ask = _ask(program, "News", "Hello all.\n\nThe coordinators")
     with transaction(program.db):

@@ -13,6 +13,7 @@ from pathlib import Path
 from mailflow import config as configuration
 from mailflow import logs, pipeline, store
 from mailflow.app import roster
+from mailflow.conversation.coordinator.ask import wording
 from mailflow.errors import MailflowError, SettingError
 from mailflow.model import coordinators
 from mailflow.program import Program
@@ -82,14 +83,12 @@ def cmd_import(config: configuration.Config, args: argparse.Namespace) -> int:
     program = Program(config)
     text = Path(args.file).read_text(encoding="utf-8-sig", errors="replace")
     report = roster.import_csv(program, text, program.now())
-    for line in report.lines():
-        print(line)
+    print(wording(program, "import", "imported", report=report))
     if not report.problems:
         return 0
     # The contract's one-line reason on stderr; the rows themselves are listed above.
-    row, _, what = report.problems[0]
-    more = f" (and {len(report.problems) - 1} more rows)" if len(report.problems) > 1 else ""
-    print(f"mailflow import: row {row}: {what}{more}", file=sys.stderr)
+    first = wording(program, "import", "first-problem", report=report)
+    print(f"mailflow import: {first}", file=sys.stderr)
     return 1
 
 
@@ -169,7 +168,8 @@ def cmd_coordinator(config: configuration.Config, args: argparse.Namespace) -> i
     db, now = program.db, program.now()
     if args.action == "list":
         for coordinator in coordinators.listing(db):
-            print(f"{coordinator.email}  {coordinator.scope()}  ({coordinator.source})")
+            scope = wording(program, "coordinators", "scope", coordinator=coordinator)
+            print(f"{coordinator.email}  {scope}  ({coordinator.source})")
         return 0
     if not args.address or not roster.ADDRESS.match(args.address.lower()):
         raise SettingError(f"{args.action} needs a coordinator's email address")
@@ -185,7 +185,8 @@ def cmd_coordinator(config: configuration.Config, args: argparse.Namespace) -> i
         coordinators.add(db, args.address, countries, source="cli", by="operator", now=now)
     added = coordinators.find(db, args.address)
     assert added is not None
-    print(f"{added.email} coordinates {added.scope()}")
+    scope = wording(program, "coordinators", "scope", coordinator=added)
+    print(f"{added.email} coordinates {scope}")
     return 0
 
 

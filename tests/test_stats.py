@@ -14,6 +14,7 @@ from PIL import Image
 
 from mailflow import config
 from mailflow.app import membership, roster
+from mailflow.conversation.coordinator.read import stats_chart, stats_text
 from mailflow.matching import matchmaker
 from mailflow.model import stats
 from mailflow.program import Program
@@ -244,13 +245,13 @@ def test_a_new_program_and_a_closing_date(tmp_path):
         assert f.total == 0
         assert f.current_round == stats.CurrentRound("Round 1", 0, None)
         assert f.matched_round is None
-        assert "open until matched" in stats.text(f)
-        assert "none yet" in stats.text(f)
+        assert "open until matched" in stats_text(program, f)
+        assert "none yet" in stats_text(program, f)
         program.db.execute("UPDATE rounds SET closes_at = '2026-03-20T00:00:00+00:00'")
         f = stats.figures(program.db, MATCHED_AT)
         assert f.current_round.closes_at == datetime(2026, 3, 20, tzinfo=UTC)
-        assert re.search(r"^  closes +2026-03-20$", stats.text(f), re.M)
-        later = stats.text(stats.figures(program.db, datetime(2026, 3, 21, tzinfo=UTC)))
+        assert re.search(r"^  closes +2026-03-20$", stats_text(program, f), re.M)
+        later = stats_text(program, stats.figures(program.db, datetime(2026, 3, 21, tzinfo=UTC)))
         assert re.search(r"^  closed +2026-03-20$", later, re.M)
         rounds = program.db.execute("SELECT count(*) FROM rounds").fetchone()[0]
         assert rounds == 1  # reading the figures never opens a round
@@ -260,7 +261,7 @@ def test_a_new_program_and_a_closing_date(tmp_path):
 
 def test_text_reads_on_a_phone(store):
     program, plan = store
-    text = stats.text(stats.figures(program.db, NOW))
+    text = stats_text(program, stats.figures(program.db, NOW))
     lines = text.splitlines()
     assert all(len(line) <= 60 for line in lines)
     assert lines[:2] == ["Program figures", "at 2026-04-16 09:00 UTC"]
@@ -306,7 +307,7 @@ def test_text_shows_the_top_fifteen_countries_and_wraps_long_names(store):
     f = stats.figures(program.db, NOW, frozenset({"NG", "SE"}))
     long_name = "South Georgia and the South Sandwich Islands"
     countries = ((long_name, 30), *((f"Country {n:02}", 20 - n) for n in range(19)))
-    text = stats.text(dataclasses.replace(f, total=300, by_country=countries))
+    text = stats_text(program, dataclasses.replace(f, total=300, by_country=countries))
     lines = text.splitlines()
     assert all(len(line) <= 60 for line in lines)
     assert "  and 5 more countries" in lines
@@ -319,8 +320,8 @@ def test_text_shows_the_top_fifteen_countries_and_wraps_long_names(store):
 def test_chart_is_a_small_deterministic_png(store):
     program, _ = store
     f = stats.figures(program.db, NOW)
-    png = stats.chart_png(f)
-    assert png == stats.chart_png(f)
+    png = stats_chart(program, f)
+    assert png == stats_chart(program, f)
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(png) < 20_000
     image = Image.open(io.BytesIO(png))
@@ -337,7 +338,7 @@ def test_chart_is_a_small_deterministic_png(store):
     assert pixels.getpixel((left + 200, matched_row)) != (255, 255, 255)
     waiting_row = matched_row - stats.ROW
     assert pixels.getpixel((left + 200, waiting_row)) == (255, 255, 255)
-    other = stats.chart_png(stats.figures(program.db, NOW, frozenset({"NG"})))
+    other = stats_chart(program, stats.figures(program.db, NOW, frozenset({"NG"})))
     assert other != png and len(other) < 20_000
 
 

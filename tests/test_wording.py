@@ -44,7 +44,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("mailflow/read/survey.py", ""): READS + " (survey answers)",
     ("mailflow/conversation/participant/checkins.py", "no word from my partner"): READS,
     ("mailflow/conversation/participant/checkins.py", "i want to leave"): READS,
-    ("mailflow/model/stats.py", "would sign up again"): READS + " (a survey question)",
     # The blank form's hints (and its labels' variants) are shown, but also read back: a hint
     # left in a reply is not an answer (form._is_hint), so the reader must know them.
     ("mailflow/read/form.py", ""): "the blank form's hints, read back as well as shown",
@@ -60,13 +59,10 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("mailflow/logs.py", ""): "the log's line format",
     ("mailflow/send/relay.py", ""): "the relay's refusal, for the operator",
     ("mailflow/model/rounds.py", ""): "a column list, and a rules file's error for the operator",
+    ("mailflow/conversation/coordinator/proof.py", "refused: not a coordinator"): JOURNAL
+    + " (the audit's outcome column, which `mailflow audit` prints)",
     ("mailflow/receive/smtp.py", ""): "an SMTP reply (RFC 5321) to the sending server",
     # Wording still to move (issue 17), each with where it goes.
-    ("mailflow/conversation/coordinator/proof.py", ""): "coordinators' command results:"
-    " moving to templates with the coordinators' result lines",
-    ("mailflow/model/stats.py", ""): "the STATS text: moving with the coordinators' results",
-    ("mailflow/app/roster.py", ""): "IMPORT's report, a coordinator's command result: the same",
-    ("mailflow/matching/matchmaker.py", ""): "the match preview: the same",
     ("mailflow/matching/round.py", ""): "why someone waits (match-waitlisted) and why a pair by"
     " hand breaks a rule (the preview): to become kinds that templates word, as form problems",
     ("mailflow/matching/population.py", ""): "why we matched you (match-intro): the same",

@@ -42,9 +42,7 @@ def alert(program: Program, found: list[tuple[int, str, str, dict]], now: dateti
             "INSERT INTO alerts (partnership_id, reason, since, sent_at) VALUES (?, ?, ?, ?)",
             [partnership_id, reason, since, iso(now)],
         )
-        quiet.append(
-            {**_partnership(program, partnership_id), "reason": reason, "facts": facts}
-        )
+        quiet.append({**_partnership(program, partnership_id), "reason": reason, "facts": facts})
     coordinators = program.config.coordinators
     if not coordinators:
         log.warning("%d partnership(s) need a coordinator, but none is set", len(new))

@@ -33,29 +33,28 @@ EXPORT_COLUMNS = (*COLUMNS, "status", "partner_email")
 PARTNERSHIP_COLUMNS = ("round", "email_a", "email_b", "email_c", "start", "end", "status", "score")
 ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9.-]{1,252}\.[A-Za-z]{2,}$")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-BAD_ADDRESS = "the email address is missing or invalid"
-# A country coordinator's answer for a bad address and for someone who is not theirs alike.
-NOT_YOURS = "the email address is missing, invalid or not one you can import"
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """Why a row was not imported: a `kind` that `templates/results/import.txt` words, and
+    the `data` its sentence needs (the form's problems, the reader's error, the limit)."""
+
+    row: int
+    email: str
+    kind: str
+    data: dict = field(default_factory=dict)
 
 
 @dataclass
 class ImportReport:
+    """What an import did or would do; `templates/results/import.txt` words it."""
+
     added: int = 0
     updated: int = 0
-    problems: list[tuple[int, str, str]] = field(default_factory=list)  # (row, email, what)
+    problems: list[RowProblem] = field(default_factory=list)
     round: str = ""
     merged: bool = False  # a country coordinator's: added and updated counted as one
-
-    def lines(self) -> list[str]:
-        counts = (
-            f"{self.added + self.updated} added or updated"
-            if self.merged
-            else f"{self.added} added, {self.updated} updated"
-        )
-        head = f"{counts}, {len(self.problems)} rows with problems (round: {self.round})"
-        return [head] + [
-            f"row {row} ({email or 'no email'}): {what}" for row, email, what in self.problems
-        ]
 
 
 def _cell(text: str) -> str:
@@ -66,9 +65,11 @@ def _cell(text: str) -> str:
     return text
 
 
-def _rows(text: str, max_rows: int | None) -> Iterator[tuple[int, dict[str, str] | None, str]]:
-    """(row number, the row by column, '') for each row; (row number, None, what is wrong)
-    for a row that cannot be read, after which nothing more is read."""
+def _rows(
+    text: str, max_rows: int | None
+) -> Iterator[tuple[int, dict[str, str] | None, RowProblem | None]]:
+    """(row number, the row by column, None) for each row; (row number, None, what is
+    wrong) for a row that cannot be read, after which nothing more is read."""
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     columns = list(COLUMNS)
     number, read = 0, 0
@@ -81,7 +82,7 @@ def _rows(text: str, max_rows: int | None) -> Iterator[tuple[int, dict[str, str]
         except csv.Error as error:
             # A cell over the csv module's field limit, or a broken quote: the rows after it
             # can't be told apart reliably, so reading stops here.
-            yield number, None, f"the row cannot be read ({error}); rows after it were not read"
+            yield number, None, RowProblem(number, "", "unreadable", {"error": str(error)})
             return
         if not any(cell.strip() for cell in cells):
             continue
@@ -92,14 +93,9 @@ def _rows(text: str, max_rows: int | None) -> Iterator[tuple[int, dict[str, str]
             continue
         read += 1
         if max_rows is not None and read > max_rows:
-            yield (
-                number,
-                None,
-                f"this row and those after it were not read: one file may carry {max_rows:,}"
-                " rows; send the rest in another",
-            )
+            yield number, None, RowProblem(number, "", "too-many", {"most": max_rows})
             return
-        yield number, dict(zip(columns, cells, strict=False)), ""
+        yield number, dict(zip(columns, cells, strict=False)), None
 
 
 def import_csv(
@@ -119,43 +115,38 @@ def import_csv(
     `max_rows`: rows after that many are reported, not read."""
     db = program.db
     report = ImportReport(merged=countries is not None)
-    bad_address = BAD_ADDRESS if countries is None else NOT_YOURS
+    # A country coordinator reads the same for a bad address and for someone not theirs.
+    bad_address = "bad-address" if countries is None else "not-yours"
     with transaction(db):
         current, _ = accepting(db, now)
         report.round = current.name
         for number, row, unreadable in _rows(text, max_rows):
             if row is None:
-                report.problems.append((number, "", unreadable))
+                report.problems.append(unreadable)
                 continue
             email = row.get("email", "").lower()
             if not ADDRESS.match(email):
-                report.problems.append((number, email, bad_address))
+                report.problems.append(RowProblem(number, email, bad_address))
                 continue
             answers = {key: row.get(key, "") for key in COLUMNS[1:]}
             profile, problems = form.validate(answers, program.choices)
             if problems:
-                what = "; ".join(
-                    f"{p.label}: {program.renderer.sentence('_problems', 'sentence', p)}"
-                    for p in problems
-                )
-                report.problems.append((number, email, what))
+                report.problems.append(RowProblem(number, email, "form", {"problems": problems}))
                 continue
             assert profile is not None
             if countries is not None:
                 if profile.country not in countries:
-                    report.problems.append((number, email, "not in one of your countries"))
+                    report.problems.append(RowProblem(number, email, "not-your-country"))
                     continue
                 existing = participants.find(db, email)
                 if existing is not None and existing["country"] not in countries:
                     # Someone else's: refused at once, but the preview reads as for a newcomer.
                     if not dry_run:
-                        report.problems.append((number, email, bad_address))
+                        report.problems.append(RowProblem(number, email, bad_address))
                         continue
                     existing = None
                 if existing is not None and existing["country"] != profile.country:
-                    report.problems.append(
-                        (number, email, "only a program-wide coordinator can change a country")
-                    )
+                    report.problems.append(RowProblem(number, email, "country-change"))
                     continue
             if dry_run:
                 updated = participants.find(db, email) is not None

@@ -3,7 +3,8 @@
 `plan` reads the round's eligible applicants, former partners and the matching rules,
 and asks `matching.match`; it changes nothing, so a preview is free. `carry_out` stores
 the partnerships, starts the term, sends each partner an introduction and tells everyone
-left out why, all in one transaction.
+left out why, all in one transaction. What the coordinator or operator reads of it, the
+preview and the one-line summary, is `templates/results/match.txt`'s wording.
 """
 
 from __future__ import annotations
@@ -23,12 +24,7 @@ from mailflow.send.sending import send
 from mailflow.store import iso, transaction
 
 ELIGIBLE = (Status.APPLIED, Status.WAITING)
-NOT_ELIGIBLE = {
-    Status.PAUSED: "paused",
-    Status.LEFT: "left the program",
-    Status.UNREACHABLE: "mail to them bounces",
-    Status.MATCHED: "already in a partnership",
-}
+WEAKEST_SHOWN = 10  # the preview's weakest pairs, for a coordinator to look at
 
 
 @dataclass(frozen=True)
@@ -36,7 +32,7 @@ class Plan:
     round: rounds.Round
     result: matching.Matching
     people: Mapping[int, dict]  # participant records by id, everyone the plan names
-    not_eligible: tuple[tuple[int, str], ...]
+    not_eligible: tuple[tuple[int, str], ...]  # (id, status) of applicants not matched
 
 
 def applicant(
@@ -84,11 +80,7 @@ def plan(
     current = rounds.to_match(program.db, now)
     records = _records(program, current.id)
     eligible = [r for r in records if r["status"] in ELIGIBLE]
-    not_eligible = tuple(
-        (r["id"], NOT_ELIGIBLE.get(r["status"], r["status"]))
-        for r in records
-        if r["status"] not in ELIGIBLE
-    )
+    not_eligible = tuple((r["id"], r["status"]) for r in records if r["status"] not in ELIGIBLE)
     weights = program.rules.weights
     result = matching.match(
         applicants(program, eligible, now),
@@ -103,37 +95,20 @@ def _who(record: dict) -> str:
     return f"{record['name']} <{record['email']}>, {country_name(record['country'])}"
 
 
-def preview_lines(plan: Plan) -> list[str]:
-    """The preview a coordinator (or the operator's --dry-run) reads before confirming."""
-    result, people = plan.result, plan.people
-    matched = sum(len(pair.members) for pair in result.pairs)
-    lines = [
-        f"round: {plan.round.name}",
-        f"pairs: {len(result.pairs)}",
-        f"people matched: {matched} of {len(people)}",
-        f"quality: {result.certified_ratio:.1%} of the best possible total"
-        + (
-            " (proven: every possible pair was scored)"
-            if result.candidate_graph == "complete"
-            else f" among the pairs considered ({result.candidate_graph} candidates each:"
-            " a large round, so not every possible pair was scored)"
-        ),
-        f"total score: {result.total} (bound {result.upper_bound})",
-    ]
-    left_out = [*plan.not_eligible, *result.unmatched, *result.deferred]
-    lines.append(f"left out: {len(left_out)}")
-    lines += [f"  - {_who(people[pid])}: {why}" for pid, why in left_out]
-    weakest = sorted(result.pairs, key=lambda pair: pair.score)[:10]
-    if weakest:
-        lines.append("weakest pairs:")
-    for pair in weakest:
-        names = " + ".join(_who(people[m]) for m in pair.members)
-        lines.append(f"  - {pair.score}: {names}: {'; '.join(pair.reasons) or 'no shared ground'}")
-    return lines
-
-
 def preview_text(program: Program, plan: Plan) -> str:
-    return "\n".join(preview_lines(plan))
+    """The preview a coordinator (or the operator's --dry-run) reads before confirming."""
+    result = plan.result
+    weakest = sorted(result.pairs, key=lambda pair: pair.score)[:WEAKEST_SHOWN]
+    left_out = [*plan.not_eligible, *result.unmatched, *result.deferred]
+    shown = [*(pid for pid, _ in left_out), *(m for pair in weakest for m in pair.members)]
+    return program.renderer.result(
+        "match",
+        "preview",
+        plan=plan,
+        matched=sum(len(pair.members) for pair in result.pairs),
+        weakest=weakest,
+        who={pid: _who(plan.people[pid]) for pid in shown},
+    )
 
 
 def hours_together(offsets: list[int], waking: tuple[int, int]) -> list[tuple[int, int]]:
@@ -248,7 +223,8 @@ def introduce(
 
 
 def carry_out(program: Program, plan: Plan, now: datetime, made_by: str = "matching") -> str:
-    """Store the partnerships, start the term, introduce everyone; a one-line summary."""
+    """Store the partnerships, start the term, introduce everyone; a one-line summary
+    (`templates/results/match.txt`)."""
     db = program.db
     months = program.rules.term_months
     waking = program.rules.weights.waking_hours
@@ -279,8 +255,14 @@ def carry_out(program: Program, plan: Plan, now: datetime, made_by: str = "match
                 now=now,
             )
     result = plan.result
-    return (
-        f"{plan.round.name} matched: {len(result.pairs)} partnerships, "
-        f"{len(result.unmatched) + len(result.deferred)} waiting for {nxt.name}, quality "
-        f"{result.certified_ratio:.1%}; term {iso(start)[:10]} to {iso(end)[:10]}"
+    return program.renderer.result(
+        "match",
+        "matched",
+        round=plan.round.name,
+        partnerships=len(result.pairs),
+        waiting=len(result.unmatched) + len(result.deferred),
+        next_round=nxt.name,
+        quality=result.certified_ratio,
+        start=iso(start)[:10],
+        end=iso(end)[:10],
     )

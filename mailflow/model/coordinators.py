@@ -32,11 +32,10 @@ class Coordinator:
     def covers(self, country: str | None) -> bool:
         return self.program_wide or (country or "") in self.countries
 
-    def scope(self) -> str:
-        """How the role reads in an answer: 'the whole program' or 'Kenya, Ghana'."""
-        if self.program_wide:
-            return "the whole program"
-        return ", ".join(sorted(country_name(code) for code in self.countries))
+    def country_names(self) -> list[str]:
+        """The countries' English names, sorted (none: the whole program); how the role
+        reads in an answer is `templates/results/_scope.txt`'s."""
+        return sorted(country_name(code) for code in self.countries)
 
 
 def _coordinator(row: tuple) -> Coordinator:

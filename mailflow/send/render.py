@@ -65,6 +65,9 @@ REQUIRED = (
     "results/broadcast",
     "results/import",
     "results/coordinators",
+    "results/stats",
+    "results/match",
+    "results/proof",
     "certificate-pdf",  # not a mail: the words of the PDF certificate, one a line
 )
 
@@ -96,6 +99,16 @@ class Renderer:
         """One macro of a partial (`_problems.txt`'s `sentence`), for wording that is shown
         inside another text rather than mailed on its own: a roster import's report."""
         return str(getattr(self.env.get_template(f"{partial}.txt").module, macro)(*arguments))
+
+    def result(self, family: str, outcome: str, **data: object) -> str:
+        """A coordinator's answer line for `outcome`: `results/<family>.txt` rendered with
+        `data`, less the newline that ends the file. Code passes data; the English, and how
+        the data is written into it, is the template's."""
+        template = self.env.get_template(f"results/{family}.txt")
+        said = template.render(outcome=outcome, **data).removesuffix("\n")
+        if not said:
+            raise ValueError(f"templates/results/{family}.txt says nothing for {outcome!r}")
+        return said
 
     def lines(self, name: str, context: dict) -> list[str]:
         """A template that is not a mail, as its lines without blank ones: words that code

@@ -33,14 +33,8 @@ class Refusal(Exception):
 
 
 def wording(program, family: str, outcome: str, **data) -> str:
-    """What a coordinator reads for `outcome`: `templates/results/<family>.txt` rendered
-    with `data`, less the newline that ends the file. Code passes data; the English, and
-    how the data is written into it, is the template's."""
-    template = program.renderer.env.get_template(f"results/{family}.txt")
-    said = template.render(outcome=outcome, **data).removesuffix("\n")
-    if not said:
-        raise ValueError(f"templates/results/{family}.txt says nothing for {outcome!r}")
-    return said
+    """What a coordinator reads for `outcome`, worded by `templates/results/<family>.txt`."""
+    return program.renderer.result(family, outcome, **data)
 
 
 @dataclass
@@ -90,7 +84,7 @@ def _raw(turn: Turn, row_id: int) -> bytes:
 def only_program_wide(ask: Ask, command: str) -> None:
     """Refused unless the coordinator coordinates the whole program."""
     if not ask.coordinator.program_wide:
-        raise Refusal("ask", "program-wide-only", command=command, scope=ask.coordinator.scope())
+        raise Refusal("ask", "program-wide-only", command=command, coordinator=ask.coordinator)
 
 
 def email_address(text: str) -> str:

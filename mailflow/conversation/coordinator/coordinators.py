@@ -33,8 +33,8 @@ def _coordinator_add_check(ask: Ask) -> tuple[str, frozenset[str]]:
 
 def _coordinator_add_preview(ask: Ask) -> str:
     address, countries = _coordinator_add_check(ask)
-    scope = roles.Coordinator(address, countries).scope()
-    return ask.say("coordinators", "add-preview", address=address, scope=scope)
+    coordinator = roles.Coordinator(address, countries)
+    return ask.say("coordinators", "add-preview", address=address, coordinator=coordinator)
 
 
 @command(
@@ -47,8 +47,8 @@ def _coordinator_add_preview(ask: Ask) -> str:
 def coordinator_add(ask: Ask) -> str:
     address, countries = _coordinator_add_check(ask)
     new = roles.add(ask.db, address, countries, source="command", by=ask.sender, now=ask.now)
-    scope = roles.Coordinator(address, countries).scope()
-    return ask.say("coordinators", "added", address=address, new=new, scope=scope)
+    coordinator = roles.Coordinator(address, countries)
+    return ask.say("coordinators", "added", address=address, new=new, coordinator=coordinator)
 
 
 def _coordinator_remove_check(ask: Ask) -> roles.Coordinator:
@@ -69,7 +69,7 @@ def _coordinator_remove_preview(ask: Ask) -> str:
         "coordinators",
         "remove-preview",
         address=found.email,
-        scope=found.scope(),
+        coordinator=found,
         from_settings=found.source == "config",
     )
 

@@ -32,7 +32,7 @@ def _import(ask: Ask, dry_run: bool) -> str:
     report = roster.import_csv(
         ask.program, text, ask.now, countries=countries, dry_run=dry_run, max_rows=IMPORT_ROWS
     )
-    return ask.say("import", "report", filename=filename, dry_run=dry_run, report=report.lines())
+    return ask.say("import", "report", filename=filename, dry_run=dry_run, report=report)
 
 
 @command(

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from mailflow.config import parse_time
 from mailflow.conversation import commands
 from mailflow.conversation.commands import Command
-from mailflow.conversation.coordinator.ask import AUDIENCE, Ask, Refusal
+from mailflow.conversation.coordinator.ask import AUDIENCE, Ask, Refusal, wording
 from mailflow.conversation.turn import Turn, continues, says_yes
 from mailflow.model import coordinators, tokens
 from mailflow.send.compose import Attachment
@@ -53,7 +53,7 @@ class Order:
     entry: Command | None  # None: not understood, or `problem`
     arguments: str = ""
     text: str = ""
-    problem: str = ""  # why it is not even read (too long, past MAX_LINES)
+    problem: Refusal | None = None  # why it is not even read (too long, past MAX_LINES)
 
 
 def _quoted(line: str) -> str:
@@ -77,8 +77,7 @@ def orders(lines: list[str]) -> list[Order]:
                 Order(
                     _quoted(line),
                     None,
-                    problem=f"this line and the {left - 1} after it were not read: one message"
-                    f" may carry {MAX_LINES} commands; send the rest in another.",
+                    problem=Refusal("proof", "too-many-lines", after=left - 1, most=MAX_LINES),
                 )
             )
             break
@@ -87,8 +86,9 @@ def orders(lines: list[str]) -> list[Order]:
                 Order(
                     _quoted(line),
                     None,
-                    problem=f"a command line may have {LINE_CHARACTERS:,} characters; this one"
-                    f" has {len(line):,}.",
+                    problem=Refusal(
+                        "proof", "line-too-long", most=LINE_CHARACTERS, characters=len(line)
+                    ),
                 )
             )
             continue
@@ -125,6 +125,11 @@ def record(turn: Turn, command: str, proof: str, outcome: str, changed: bool) ->
     )
 
 
+def _said(turn: Turn, outcome: str, **data) -> str:
+    """A line of `templates/results/proof.txt`: what the message answers around a command."""
+    return wording(turn.program, "proof", outcome, **data)
+
+
 def _carry_out(turn: Turn, ask: Ask, order: Order, proof: str) -> str:
     """Run one command; a refusal is its answer line, and changes nothing."""
     assert order.entry is not None
@@ -133,7 +138,7 @@ def _carry_out(turn: Turn, ask: Ask, order: Order, proof: str) -> str:
             outcome = order.entry.run(ask)
         changed = order.entry.changes
     except Refusal as refusal:
-        outcome, changed = f"Not done: {refusal.said(turn.program)}", False
+        outcome, changed = _said(turn, "not-done", reason=refusal.said(turn.program)), False
     record(turn, order.line, proof, outcome, changed)
     return outcome
 
@@ -184,21 +189,23 @@ class _Allowance:
         self.asked: Counter[str] = Counter()
         self.spent = _spent(turn)
 
-    def refusal(self, order: Order) -> str | None:
+    def refusal(self, order: Order) -> Refusal | None:
         assert order.entry is not None
         name = order.entry.name
         if name not in PER_MESSAGE:
             return None
         self.asked[name] += 1
         if self.asked[name] > PER_MESSAGE[name]:
-            most = "one" if PER_MESSAGE[name] == 1 else f"at most {PER_MESSAGE[name]}"
-            return f"{most} {name} per message; send another message for the next."
+            return Refusal("proof", "once-per-message", command=name, most=PER_MESSAGE[name])
         # A signed message of the coordinator's own is not held back by what forgers spent.
         if len(self.spent) >= EXPENSIVE_PER_HOUR and not self.turn.proven:
             free = self.spent[len(self.spent) - EXPENSIVE_PER_HOUR] + timedelta(hours=1)
-            return (
-                f"limit reached, try again after {free:%H:%M} UTC (MATCH, IMPORT, EXPORT, STATS,"
-                f" FIND and REMATCH: {EXPENSIVE_PER_HOUR} an hour in all)."
+            return Refusal(
+                "proof",
+                "hourly-limit",
+                free=free,
+                commands=list(PER_MESSAGE),
+                most=EXPENSIVE_PER_HOUR,
             )
         self.spent.append(self.turn.now)
         return None
@@ -222,17 +229,19 @@ def handle(turn: Turn, coordinator: coordinators.Coordinator) -> str:
     for order in wanted:
         if order.entry is None:
             if order.problem:
-                results.append((order.line, f"Not done: {order.problem}"))
-                record(turn, order.line, "refused: too much", order.problem, False)
+                problem = order.problem.said(turn.program)
+                results.append((order.line, _said(turn, "not-done", reason=problem)))
+                record(turn, order.line, "refused: too much", problem, False)
             else:
-                results.append((order.line, "Not understood; write HELP for the list of commands."))
+                results.append((order.line, _said(turn, "not-understood")))
                 record(turn, order.line, "own address", "not understood", False)
             continue
         refusal = None if proof or not order.entry.changes else _waiting(turn, order.entry.name)
         refusal = refusal or allowance.refusal(order)
         if refusal is not None:
-            results.append((order.line, f"Not done: {refusal}"))
-            record(turn, order.line, "refused: limit", refusal, False)
+            reason = refusal.said(turn.program)
+            results.append((order.line, _said(turn, "not-done", reason=reason)))
+            record(turn, order.line, "refused: limit", reason, False)
             continue
         ask = Ask(turn, coordinator, order.arguments, order.text, turn.row_id)
         if not order.entry.changes:
@@ -241,11 +250,13 @@ def handle(turn: Turn, coordinator: coordinators.Coordinator) -> str:
             results.append((order.line, _carry_out(turn, ask, order, proof)))
         else:
             try:
-                preview = order.entry.preview(ask) if order.entry.preview else "Will be done."
+                preview = (
+                    order.entry.preview(ask) if order.entry.preview else _said(turn, "will-be-done")
+                )
                 pending.append(order)
                 record(turn, order.line, "awaiting confirmation", preview, False)
             except Refusal as refusal_:
-                preview = f"Not possible: {refusal_.said(turn.program)}"
+                preview = _said(turn, "not-possible", reason=refusal_.said(turn.program))
                 record(turn, order.line, "own address", preview, False)
             results.append((order.line, preview))
         files.extend(ask.files)
@@ -269,17 +280,14 @@ def handle(turn: Turn, coordinator: coordinators.Coordinator) -> str:
     return "command-result"
 
 
-def _waiting(turn: Turn, name: str) -> str | None:
+def _waiting(turn: Turn, name: str) -> Refusal | None:
     """Why an unproven preview of `name` is not made now: another awaits the reply."""
     if name not in ONE_PREVIEW_AT_A_TIME:
         return None
     sent = _preview_waiting(turn, name)
     if sent is None:
         return None
-    return (
-        f"a {name} preview sent at {sent:%H:%M} UTC on {sent:%d %B} still awaits your reply;"
-        " reply CONFIRM or CANCEL to it first."
-    )
+    return Refusal("proof", "preview-waiting", command=name, sent=sent)
 
 
 @continues(tokens.CONFIRM_COMMANDS)
@@ -291,7 +299,7 @@ def confirmed(turn: Turn, token: tokens.Token) -> str:
     written = token.payload.get("orders", [])
     if not says_yes(turn.first_line):
         # Anything but a clear yes changes nothing; a coordinator who meant yes writes again.
-        results = [(order["line"], "Not carried out.") for order in written]
+        results = [(order["line"], _said(turn, "not-carried-out")) for order in written]
         for order in written:
             record(turn, order["line"], "cancelled", "not carried out", False)
         turn.answer("command-result", {"results": results, "cancelled": True, "proof": None})
@@ -301,7 +309,7 @@ def confirmed(turn: Turn, token: tokens.Token) -> str:
     for order in written:
         found = commands.find(order["line"], AUDIENCE)
         if found is None:  # the registry changed since the preview
-            results.append((order["line"], "No longer a command; nothing done."))
+            results.append((order["line"], _said(turn, "no-longer-a-command")))
             continue
         entry, arguments = found
         ask = Ask(turn, coordinator, arguments, order["text"], token.payload.get("source", 0))

@@ -7,6 +7,8 @@ theirs is answered as if it did not exist. They never write to the store.
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from mailflow.app import roster
 from mailflow.conversation.commands import command, listing
 from mailflow.conversation.coordinator.ask import (
@@ -15,9 +17,11 @@ from mailflow.conversation.coordinator.ask import (
     Refusal,
     partners_of,
     who,
+    wording,
 )
 from mailflow.model import coordinators as roles
 from mailflow.model import search, stats
+from mailflow.read.countries import country_name
 from mailflow.send.compose import Attachment
 
 FOUND_AT_MOST = 20
@@ -38,8 +42,27 @@ def help_(ask: Ask) -> str:
 def stats_(ask: Ask) -> str:
     countries = None if ask.coordinator.program_wide else ask.coordinator.countries
     figures = stats.figures(ask.db, ask.now, countries)
-    ask.files.append(Attachment("stats.png", "image/png", stats.chart_png(figures)))
-    return stats.text(figures)
+    ask.files.append(Attachment("stats.png", "image/png", stats_chart(ask.program, figures)))
+    return stats_text(ask.program, figures)
+
+
+def stats_chart(program, figures: stats.Figures) -> bytes:
+    """The STATS chart, its titles from `templates/results/stats.txt`."""
+    titles = tuple(
+        wording(program, "stats", outcome, f=figures)
+        for outcome in ("chart-by-status", "chart-by-continent")
+    )
+    return stats.chart_png(figures, titles, wording(program, "stats", "chart-empty"))
+
+
+def stats_text(program, figures: stats.Figures) -> str:
+    """The figures as a STATS reply reads them (`templates/results/stats.txt`)."""
+    names = None
+    if figures.countries is not None:
+        names = sorted(country_name(code) for code in figures.countries)
+    return wording(
+        program, "stats", "figures", f=figures, at=figures.at.astimezone(UTC), country_names=names
+    )
 
 
 @command(
