@@ -91,16 +91,27 @@ def run_cli(home: Path, *args: str, stdin: bytes | None = None, **extra: str):
     )
 
 
-def command(home: Path, *args: str, **extra: str) -> str:
+def command(home: Path, *args: str, stdin: bytes = b"", **extra: str) -> str:
     """`mailflow ARGS`, which must succeed; what it printed. Run by the command's own
     function (`cli.parser`'s choice) in this process with the CLI's settings: that spares a
-    test starting Python and SciPy for each command. `run_cli` runs the real process."""
+    test starting Python and SciPy for each command. `run_cli` runs the real process: for
+    what only the process shows (its exit status, its stderr, its umask)."""
     chosen = cli.parser().parse_args(list(args))
     config = configuration.load(environment(home, **extra), cwd=home.parent)
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
+    given = io.TextIOWrapper(io.BytesIO(stdin))  # `ingest` reads sys.stdin.buffer
+    with contextlib.redirect_stdout(printed), swapped_stdin(given):
         assert chosen.run(config, chosen) == 0, f"mailflow {' '.join(args)} failed"
     return printed.getvalue()
+
+
+@contextlib.contextmanager
+def swapped_stdin(stream: io.TextIOWrapper):
+    before, sys.stdin = sys.stdin, stream
+    try:
+        yield
+    finally:
+        sys.stdin = before
 
 
 def tick(home: Path, now: str, **extra: str) -> str:
@@ -360,10 +371,9 @@ def prepared(matched_template: Path, tmp_path_factory) -> Path:
     shutil.copytree(matched_template, home)
     later = "2026-03-03T09:00:00Z"
     path = roster(folder, WAITING)
-    assert run_cli(home, "import", str(path), MAILFLOW_NOW=later).returncode == 0
-    assert run_cli(home, "match", MAILFLOW_NOW=later).returncode == 0
-    added = run_cli(home, "coordinator", "add", KENYA, "--countries", "KE,Sweden")
-    assert added.returncode == 0, added.stderr
+    command(home, "import", str(path), MAILFLOW_NOW=later)
+    command(home, "match", MAILFLOW_NOW=later)
+    command(home, "coordinator", "add", KENYA, "--countries", "KE,Sweden")
     assert status(home, "ivo@lib.example.ke") == "waiting"
     return home
 

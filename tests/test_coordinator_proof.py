@@ -23,6 +23,7 @@ from tests.conftest import (
     PROGRAM,
     Person,
     body,
+    command,
     compose,
     run_cli,
     start_in_process,
@@ -341,15 +342,20 @@ def test_a_stranger_asking_a_coordinators_command_is_refused_and_told_nothing(se
 
 
 def test_the_cli_adds_lists_and_removes_coordinators(home):
-    def cli(*args: str):
-        done = run_cli(home, "coordinator", *args)
-        return done.returncode, done.stdout.decode(), done.stderr.decode()
+    # What succeeds runs by its function (`command`, which checks it succeeded); what must
+    # fail runs the real process, whose exit status and one line on stderr are checked.
+    def cli(*args: str) -> str:
+        return command(home, "coordinator", *args)
 
-    assert run_cli(home, "migrate").returncode == 0  # later stderr holds only the reason
-    code, out, _ = cli("add", "KC@example.org", "--countries", "Sweden,DE")
-    assert code == 0 and "kc@example.org coordinates Germany, Sweden" in out
-    code, out, _ = cli("list")
-    assert code == 0
+    def refused(*args: str) -> str:
+        done = run_cli(home, "coordinator", *args)
+        assert done.returncode != 0, args
+        return done.stderr.decode()
+
+    command(home, "migrate")  # later stderr holds only the reason
+    out = cli("add", "KC@example.org", "--countries", "Sweden,DE")
+    assert "kc@example.org coordinates Germany, Sweden" in out
+    out = cli("list")
     assert [line.split() for line in out.splitlines()] == [
         ["kc@example.org", "Germany,", "Sweden", "(cli)"]
     ]
@@ -362,17 +368,15 @@ def test_the_cli_adds_lists_and_removes_coordinators(home):
         ("remove",),
     ]
     for bad in bad_input:
-        code, out, err = cli(*bad)
-        assert code != 0, bad
+        err = refused(*bad)
         lines = [line for line in err.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("mailflow coordinator: "), (bad, err)
         assert "Narnia" in err or "Narnia,SE" not in bad
-    assert cli("list")[1].split() == ["kc@example.org", "Germany,", "Sweden", "(cli)"]
+    assert cli("list").split() == ["kc@example.org", "Germany,", "Sweden", "(cli)"]
 
-    code, out, _ = cli("remove", "kc@example.org")
-    assert code == 0 and "removed kc@example.org" in out
-    assert cli("list")[1] == ""
-    assert cli("remove", "kc@example.org")[0] != 0
+    assert "removed kc@example.org" in cli("remove", "kc@example.org")
+    assert cli("list") == ""
+    refused("remove", "kc@example.org")
 
 
 def test_audit_lists_who_how_and_what_in_order(serve):
@@ -394,8 +398,8 @@ def test_audit_lists_who_how_and_what_in_order(serve):
         (COORDINATOR, "confirmed by reply", "changed", f"END {ANN}"),
     ]
     assert len(lines) == len(expected) + 1
-    for line, (sender, proof, mark, command) in zip(lines, expected, strict=False):
-        who, how, what = (re.escape(value) for value in (sender, proof, command))
+    for line, (sender, proof, mark, asked) in zip(lines, expected, strict=False):
+        who, how, what = (re.escape(value) for value in (sender, proof, asked))
         assert re.match(rf"^\S+  {who}  \[{how}\]  {mark}  {what}  => ", line), line
     assert "Ended the partnership of Ann Okafor" in lines[3]
 
@@ -447,10 +451,8 @@ def test_a_confirm_token_works_once_and_only_for_its_coordinator(serve):
 
 def test_taking_a_coordinator_out_of_the_configuration_takes_their_rights(home):
     both = "coord@program.example.org,old@program.example.org"
-    assert run_cli(home, "migrate", MAILFLOW_COORDINATORS=both).returncode == 0
-    assert (
-        run_cli(home, "coordinator", "add", "kc@example.org", "--countries", "KE").returncode == 0
-    )
-    listed = run_cli(home, "coordinator", "list", MAILFLOW_COORDINATORS=COORDINATOR)
-    emails = [line.split()[0] for line in listed.stdout.decode().splitlines()]
+    command(home, "migrate", MAILFLOW_COORDINATORS=both)
+    command(home, "coordinator", "add", "kc@example.org", "--countries", "KE")
+    listed = command(home, "coordinator", "list", MAILFLOW_COORDINATORS=COORDINATOR)
+    emails = [line.split()[0] for line in listed.splitlines()]
     assert emails == ["coord@program.example.org", "kc@example.org"]

@@ -14,7 +14,7 @@ from email.message import EmailMessage
 from PIL import Image
 
 from mailflow.conversation import commands
-from tests.conftest import Person, body, compose, run_cli
+from tests.conftest import Person, body, command, compose
 from tests.mailbox import attachments, inbox, text
 from tests.people import (
     ANN,
@@ -266,7 +266,7 @@ def test_the_audit_lists_who_did_what_and_how_it_was_proven(coordinated):
     coordinator = Person(coordinated, COORDINATOR)
     confirm(coordinator, f"FIND ann\nEND {BO}")
     Person(coordinated, "mallory@evil.example").say("EXPORT", expect="command-refused")
-    listing = run_cli(coordinated.home, "audit").stdout.decode().splitlines()
+    listing = command(coordinated.home, "audit").splitlines()
     assert listing[-1] == "4 command(s) shown"
     assert "[own address]  -  FIND ann" in listing[0]
     assert "[awaiting confirmation]  -  END bo@lib.example.se" in listing[1]
@@ -275,7 +275,7 @@ def test_the_audit_lists_who_did_what_and_how_it_was_proven(coordinated):
 
 
 def test_a_coordinator_who_takes_part_uses_the_participants_commands_too(coordinated):
-    run_cli(coordinated.home, "coordinator", "add", BO)  # Bo, matched with Dee, coordinates too
+    command(coordinated.home, "coordinator", "add", BO)  # Bo, matched with Dee, coordinates too
     bo = Person(coordinated, BO)
     assert "Dee Brown" in text(bo.say("STATUS", expect="status"))
     assert "Participants" in text(bo.say("STATS", expect="command-result"))

@@ -17,10 +17,10 @@ from tests.conftest import (
     PROGRAM,
     Person,
     body,
+    command,
     form_text,
     free_port,
     listening,
-    run_cli,
     start_daemon,
     until,
 )
@@ -48,7 +48,7 @@ def test_a_partners_words_are_quoted_in_the_introduction(program, home):
     apply(bob, form_text(Name="Bob Smith"))
     saved = program.query("SELECT about_me FROM participants WHERE email = ?", mallory.address)
     assert "IMPORTANT NOTICE FROM THE PROGRAM" in saved[0]["about_me"]
-    assert run_cli(home, "match").returncode == 0
+    command(home, "match")
     intros = [
         email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         for path in (home / "outbox" / "new").iterdir()

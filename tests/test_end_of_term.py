@@ -14,7 +14,7 @@ from mailflow import config as configuration
 from mailflow.config import parse_time
 from mailflow.program import Program
 from mailflow.schedule import scheduler
-from tests.conftest import Person, environment, program_at, run_cli, tick
+from tests.conftest import Person, command, environment, program_at, tick
 from tests.mailbox import inbox
 from tests.people import ANN, BO, CHEN, PEOPLE, status
 
@@ -105,8 +105,7 @@ def test_returners_are_invited_sign_up_again_and_never_meet_a_former_partner(mat
             person.reply(asked, "YES", expect="signup-again")
     finally:
         program.stop()
-    result = run_cli(matched, "match", MAILFLOW_NOW="2026-07-20T09:00:00Z")
-    assert result.returncode == 0, result.stderr.decode()
+    command(matched, "match", MAILFLOW_NOW="2026-07-20T09:00:00Z")
     with sqlite3.connect(matched / "mailflow.db") as db:
         pairs = db.execute(
             "SELECT r.name, member_a, member_b FROM partnerships p JOIN rounds r"

@@ -15,10 +15,10 @@ import pytest
 
 from tests.conftest import (
     Person,
+    command,
     compose,
     free_port,
     program_at,
-    run_cli,
     start_daemon,
     tick,
     until,
@@ -42,10 +42,8 @@ from tests.people import (
 def with_waiting(matched, tmp_path):
     """The same, and Ivo and Jo (both in Kenya) left waiting by round 2's matching."""
     path = roster(tmp_path, WAITING)
-    assert (
-        run_cli(matched, "import", str(path), MAILFLOW_NOW="2026-03-03T09:00:00Z").returncode == 0
-    )
-    assert run_cli(matched, "match", MAILFLOW_NOW="2026-03-03T09:00:00Z").returncode == 0
+    command(matched, "import", str(path), MAILFLOW_NOW="2026-03-03T09:00:00Z")
+    command(matched, "match", MAILFLOW_NOW="2026-03-03T09:00:00Z")
     assert status(matched, "ivo@lib.example.ke") == "waiting"
     return matched
 
@@ -151,7 +149,7 @@ def test_scheduled_mail_carries_list_unsubscribe_and_writing_to_it_is_stop(match
 
 
 def test_one_click_unsubscribe_is_offered_when_there_is_a_public_address(matched):
-    run_cli(
+    command(
         matched, "tick", "--now", "2026-03-16T09:00:00Z", MAILFLOW_PUBLIC_URL="https://mf.example"
     )
     [checkin] = inbox(matched, BO, "checkin")

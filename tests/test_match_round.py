@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.conftest import Person, body, run_cli, start_in_process
+from tests.conftest import Person, body, command, run_cli, start_in_process
 from tests.people import COORDINATOR, PEOPLE, roster
 
 
@@ -25,11 +25,10 @@ def test_dry_run_previews_and_changes_nothing(home, tmp_path):
 
 
 def test_match_pairs_everyone_abroad_and_introduces_them(home, tmp_path):
-    assert run_cli(home, "import", str(roster(tmp_path))).returncode == 0
-    result = run_cli(home, "match")
-    assert result.returncode == 0, result.stderr
-    assert "Round 1 matched: 4 partnerships" in result.stdout.decode()
-    rows = run_cli(home, "export", "--partnerships").stdout.decode().splitlines()[1:]
+    command(home, "import", str(roster(tmp_path)))
+    result = command(home, "match")
+    assert "Round 1 matched: 4 partnerships" in result
+    rows = command(home, "export", "--partnerships").splitlines()[1:]
     countries = {email: country for email, _, country, *_ in PEOPLE}
     pairs = [row.split(",")[1:3] for row in rows]
     assert len(pairs) == 4
@@ -50,7 +49,7 @@ def test_match_pairs_everyone_abroad_and_introduces_them(home, tmp_path):
     assert "What you share: palaeography" in intro
     assert "Where do you work" in intro and "How often would you like to be in touch" in intro
     assert "Auto-Submitted: auto-generated" in intro
-    statuses = run_cli(home, "export").stdout.decode()
+    statuses = command(home, "export")
     assert statuses.count(",matched,") == 8
 
 
@@ -58,8 +57,8 @@ def test_the_odd_one_out_is_told(home, tmp_path):
     people = [p for p in PEOPLE if p[2] in ("Nigeria", "China", "Sweden")]
     people.append(("kofi@lib.example.ng", "Kofi Ade", "Nigeria", "public", "reading", "Lagos"))
     people.append(("ngozi@lib.example.ng", "Ngozi Eze", "Nigeria", "public", "reading", "Lagos"))
-    assert run_cli(home, "import", str(roster(tmp_path, people))).returncode == 0
-    out = run_cli(home, "match").stdout.decode()
+    command(home, "import", str(roster(tmp_path, people)))
+    out = command(home, "match")
     assert "waiting for Round 2" in out
     mails = [m.read_text() for m in (home / "outbox" / "new").iterdir()]
     templates = sorted(re.search(r"X-Mailflow-Template: (\S+)", m).group(1) for m in mails)
@@ -74,7 +73,7 @@ def test_the_odd_one_out_is_told(home, tmp_path):
 @pytest.fixture
 def imported(home, tmp_path):
     """The roster imported, not matched; in process with COORDINATOR configured."""
-    assert run_cli(home, "import", str(roster(tmp_path))).returncode == 0
+    command(home, "import", str(roster(tmp_path)))
     program = start_in_process(home, MAILFLOW_COORDINATORS=COORDINATOR)
     yield program
     program.stop()

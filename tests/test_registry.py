@@ -13,7 +13,7 @@ import sys
 from email.message import EmailMessage
 from pathlib import Path
 
-from tests.conftest import ROOT, environment, run_cli, wire
+from tests.conftest import ROOT, command, environment, run_cli, wire
 from tests.mailbox import inbox
 from tests.people import ANN
 
@@ -129,7 +129,7 @@ def test_help_lists_exactly_the_registered_commands(tmp_path):
 def test_a_survey_reply_piped_into_ingest_is_stored_and_thanked(matched):
     """In a fresh `mailflow ingest` process, which never imports the scheduler."""
     end = "2026-07-02T09:00:00Z"
-    assert run_cli(matched, "tick", "--now", end).returncode == 0
+    command(matched, "tick", "--now", end)
     [survey] = inbox(matched, ANN, "survey")
     reply_to = survey["Reply-To"].addresses[0].addr_spec
     reply = EmailMessage()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from tests.conftest import run_cli
+from tests.conftest import command, run_cli
 
 HEADER = (
     "email,name,country,role,library_type,career_stage,interests,languages,time_zone,"
@@ -41,7 +41,7 @@ def test_import_reports_every_bad_row_and_saves_the_good_ones(home, tmp_path):
 def test_import_updates_never_duplicates_and_columns_may_come_in_any_order(home, tmp_path):
     first = tmp_path / "first.csv"
     first.write_text(HEADER + "\n" + GOOD + "\n", encoding="utf-8")
-    assert run_cli(home, "import", str(first)).returncode == 0
+    command(home, "import", str(first))
     second = tmp_path / "second.csv"
     second.write_text(
         "name,email,country,role,library_type,career_stage,interests,languages,time_zone,"
@@ -50,9 +50,9 @@ def test_import_updates_never_duplicates_and_columns_may_come_in_any_order(home,
         "Lagos,phone,monthly,Archives now.\n",
         encoding="utf-8",
     )
-    result = run_cli(home, "import", str(second))
-    assert "0 added, 1 updated, 0 rows with problems" in result.stdout.decode()
-    exported = list(csv.DictReader(io.StringIO(run_cli(home, "export").stdout.decode())))
+    result = command(home, "import", str(second))
+    assert "0 added, 1 updated, 0 rows with problems" in result
+    exported = list(csv.DictReader(io.StringIO(command(home, "export"))))
     assert [(r["email"], r["name"], r["country"]) for r in exported] == [
         ("ann@uni.example.edu", "Ann O.", "Nigeria")
     ]
@@ -61,9 +61,8 @@ def test_import_updates_never_duplicates_and_columns_may_come_in_any_order(home,
 def test_import_without_a_header_uses_the_contract_order(home, tmp_path):
     path = tmp_path / "plain.csv"
     path.write_text(GOOD + "\n", encoding="utf-8")
-    assert run_cli(home, "import", str(path)).returncode == 0
-    out = run_cli(home, "export", "-o", str(tmp_path / "out.csv"))
-    assert out.returncode == 0
+    command(home, "import", str(path))
+    command(home, "export", "-o", str(tmp_path / "out.csv"))
     rows = list(csv.reader((tmp_path / "out.csv").open(encoding="utf-8")))
     assert rows[0][-2:] == ["status", "partner_email"]
     assert rows[1][0] == "ann@uni.example.edu"

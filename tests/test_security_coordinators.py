@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mailflow.model.coordinators import read_countries
 from mailflow.send import signatures
-from tests.conftest import PROGRAM, Person, compose, run_cli, wire
+from tests.conftest import PROGRAM, Person, command, compose, run_cli, wire
 from tests.mailbox import attachments, text
 from tests.people import ANN, COORDINATOR, HEADER, IVO, KENYA, audit, status
 from tests.signing import DOMAIN, SELECTOR, signing_at
@@ -151,14 +151,13 @@ def test_expensive_commands_are_limited_per_coordinator_per_hour(coordinated):
     # An hour later the coordinator may again (through `mailflow ingest`, an hour on).
     coordinated.stop()
     later = wire(compose(COORDINATOR, "STATS"))
-    run = run_cli(
+    command(
         coordinated.home,
         "ingest",
         stdin=later,
         MAILFLOW_NOW="2026-03-04T10:01:00Z",
         MAILFLOW_COORDINATORS=COORDINATOR,
     )
-    assert run.returncode == 0, run.stderr
     [(outcome,)] = query(coordinated.home, "SELECT outcome FROM audit ORDER BY id DESC LIMIT 1")
     assert "Participants" in outcome and "Not done" not in outcome
 
@@ -180,7 +179,7 @@ def test_a_signed_command_to_another_installation_needs_confirmation(home, dns, 
         message = compose(COORDINATOR, f"COORDINATOR ADD {MALLORY}", "admin", to=to)
         with signing_at("2026-03-02T09:00:00Z"):
             raw = signatures.sign(wire(message), SELECTOR, DOMAIN, keys[DOMAIN][0])
-        run = run_cli(
+        command(
             home,
             "ingest",
             "--recipient",
@@ -190,7 +189,6 @@ def test_a_signed_command_to_another_installation_needs_confirmation(home, dns, 
             MAILFLOW_TRUST_DKIM="1",
             MAILFLOW_DKIM_RESOLVER=dns.address,
         )
-        assert run.returncode == 0, run.stderr
 
     ingest("program@other-network.example")  # the same coordinator's mail, resent here
     assert query(home, "SELECT * FROM coordinators WHERE email = ?", MALLORY) == []
@@ -253,8 +251,8 @@ def test_export_neutralises_formulas_and_import_takes_them_back(home, tmp_path):
     path = tmp_path / "people.csv"
     eve = row("eve@example.net", FORMULA, about=DDE)
     path.write_text("\n".join([HEADER, eve]) + "\n", encoding="utf-8")
-    assert run_cli(home, "import", str(path)).returncode == 0
-    exported = run_cli(home, "export").stdout.decode()
+    command(home, "import", str(path))
+    exported = command(home, "export")
     [record] = list(csv.DictReader(io.StringIO(exported)))
     assert record["name"] == "'" + FORMULA and record["about_me"] == "'" + DDE
     for cells in csv.reader(io.StringIO(exported)):
@@ -262,8 +260,8 @@ def test_export_neutralises_formulas_and_import_takes_them_back(home, tmp_path):
     # The exported file imports unchanged: the ' is taken off again.
     again = tmp_path / "again.csv"
     again.write_text(exported, encoding="utf-8")
-    result = run_cli(home, "import", str(again))
-    assert "0 added, 1 updated, 0 rows with problems" in result.stdout.decode()
+    result = command(home, "import", str(again))
+    assert "0 added, 1 updated, 0 rows with problems" in result
     assert query(home, "SELECT name, about_me FROM participants") == [(FORMULA, DDE)]
 
 
@@ -310,7 +308,7 @@ def test_what_forgers_spent_does_not_hold_back_the_coordinators_signed_message(h
         if signed:
             with signing_at("2026-03-02T09:00:00Z"):
                 raw = signatures.sign(raw, SELECTOR, DOMAIN, keys[DOMAIN][0])
-        run = run_cli(
+        command(
             home,
             "ingest",
             stdin=raw,
@@ -318,7 +316,6 @@ def test_what_forgers_spent_does_not_hold_back_the_coordinators_signed_message(h
             MAILFLOW_TRUST_DKIM="1",
             MAILFLOW_DKIM_RESOLVER=dns.address,
         )
-        assert run.returncode == 0, run.stderr
         [(outcome,)] = query(home, "SELECT outcome FROM audit ORDER BY id DESC LIMIT 1")
         return outcome
 

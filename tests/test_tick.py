@@ -10,7 +10,7 @@ import pytest
 
 from mailflow.config import parse_time
 from mailflow.rulebook.cadence import Cadence, latest_due, load_cadence
-from tests.conftest import Person, run_cli, start_daemon, start_in_process, tick, until
+from tests.conftest import Person, command, run_cli, start_daemon, start_in_process, tick, until
 from tests.mailbox import scheduled
 from tests.people import PEOPLE
 
@@ -232,11 +232,11 @@ def test_an_unclear_check_in_answer_is_asked_again_and_the_second_reply_counts(c
 
 def test_schedule_also_shows_reminders_due_and_the_end_of_the_term(matched):
     tick(matched, "2026-03-16T09:00:00Z")
-    result = run_cli(matched, "schedule", "--days", "10", MAILFLOW_NOW="2026-03-17T09:00:00Z")
-    lines = result.stdout.decode().splitlines()
+    result = command(matched, "schedule", "--days", "10", MAILFLOW_NOW="2026-03-17T09:00:00Z")
+    lines = result.splitlines()
     assert sum("2026-03-21  checkin-reminder #1" in line for line in lines) == 8
-    assert "term-ended" not in result.stdout.decode()
-    result = run_cli(matched, "schedule", "--days", "30", MAILFLOW_NOW="2026-06-15T09:00:00Z")
-    lines = result.stdout.decode().splitlines()
+    assert "term-ended" not in result
+    result = command(matched, "schedule", "--days", "30", MAILFLOW_NOW="2026-06-15T09:00:00Z")
+    lines = result.splitlines()
     assert sum("2026-07-02  term-ended       #1" in line for line in lines) == 8
     assert sum("2026-07-01  topic            #4" in line for line in lines) == 8

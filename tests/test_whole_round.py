@@ -23,7 +23,7 @@ from mailflow import pipeline
 from mailflow.config import parse_time
 from mailflow.program import Program
 from mailflow.schedule import scheduler
-from tests.conftest import PROGRAM, environment, run_cli
+from tests.conftest import PROGRAM, command, environment
 from tests.people import roster
 
 COORDINATOR = "coord@program.example.org"
@@ -150,8 +150,8 @@ class Round:
 
 
 def test_a_whole_round_over_five_months(home, tmp_path):
-    assert run_cli(home, "import", str(roster(tmp_path, PEOPLE))).returncode == 0
-    assert run_cli(home, "match").returncode == 0
+    command(home, "import", str(roster(tmp_path, PEOPLE)))
+    command(home, "match")
     env = environment(home, MAILFLOW_COORDINATORS=COORDINATOR)
     world = Round(home, configuration.load(env, cwd=home.parent))
 
