@@ -303,7 +303,7 @@ def _mailflow_row(case: Case, people, former, weights, row: Row) -> object:
     trios = sum(len(pair.members) == 3 for pair in result.pairs)
     if trios:
         row.notes.append(f"{trios} trio")
-    reasons = sorted({why for _, why in (*result.unmatched, *result.deferred)})
+    reasons = sorted({why.kind for _, why in (*result.unmatched, *result.deferred)})
     if reasons:
         row.notes.append("why: " + " / ".join(reasons[:3]) + (" …" if len(reasons) > 3 else ""))
     return result

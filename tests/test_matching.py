@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from mailflow.matching import (
     Applicant,
+    Finding,
     Matching,
     Pair,
     Weights,
@@ -37,6 +38,20 @@ from mailflow.matching import (
     match,
     pair_scores,
 )
+from mailflow.send.render import Renderer
+
+_WORDS = Renderer(Path(__file__).resolve().parent.parent / "templates").sentence
+
+
+def reason(finding: Finding, size: int = 2) -> str:
+    """A finding about a pair as its members read it (templates/_matching.txt)."""
+    return _WORDS("_matching", "reason", finding, size)
+
+
+def waiting(finding: Finding) -> str:
+    """Why someone waits, as they read it."""
+    return _WORDS("_matching", "why_waiting", finding)
+
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "rules"
@@ -88,15 +103,16 @@ def problems(
             found.append(f"breaks a hard constraint: {pair.members}")
         if not is_int(pair.score):
             found.append(f"score is not an integer: {pair}")
-        if not all(isinstance(r, str) and r.strip() for r in pair.reasons):
-            found.append(f"an empty or non-text reason: {pair}")
+        size = len(pair.members)
+        if not all(isinstance(r, Finding) and reason(r, size).strip() for r in pair.reasons):
+            found.append(f"a reason without words: {pair}")
     trios = [pair for pair in result.pairs if len(pair.members) == 3 and not pair.by_hand]
     if len(trios) > 1:
         found.append(f"more than one group of three: {trios}")
     if trios and not trio_allowed:
         found.append(f"a group of three although they are not allowed: {trios}")
     for pid, why in (*result.unmatched, *result.deferred):
-        if not (isinstance(why, str) and why.strip()):
+        if not (isinstance(why, Finding) and waiting(why).strip()):
             found.append(f"{pid} is left out without a reason: {why!r}")
     kept = {frozenset(pair.members) for pair in result.pairs if pair.by_hand}
     wanted = {frozenset(members) for members in fixed}
@@ -451,7 +467,7 @@ def test_two_people_who_alone_share_a_rare_interest_end_up_together():
     result = match([*people, ann, ade], Weights(), former=former)
     together = [pair for pair in result.pairs if 1001 in pair.members]
     assert together and 1002 in together[0].members, together
-    assert any("palaeography" in reason for reason in together[0].reasons)
+    assert any("palaeography" in reason(r) for r in together[0].reasons)
 
 
 def test_the_same_round_gives_the_same_matching():
@@ -534,7 +550,7 @@ def test_two_people_who_may_not_pair_are_both_left_out_with_a_reason(second, for
     result = match([person(1, "GB"), second], Weights(), former=former)
     assert result.pairs == ()
     assert sorted(pid for pid, _ in result.unmatched) == [1, 2]
-    assert all(why.strip() for _, why in result.unmatched)
+    assert all(waiting(why).strip() for _, why in result.unmatched)
 
 
 def test_an_applicant_no_one_can_talk_to_is_left_out_with_a_reason():
@@ -542,7 +558,7 @@ def test_an_applicant_no_one_can_talk_to_is_left_out_with_a_reason():
     result = match(people, Weights())
     assert [pair.members for pair in result.pairs] in ([(1, 2)], [(2, 1)])
     assert [pid for pid, _ in result.unmatched] == [3]
-    assert result.unmatched[0][1].strip()
+    assert waiting(result.unmatched[0][1]).strip()
 
 
 # --- the odd one out ---------------------------------------------------------------------
@@ -562,7 +578,7 @@ def test_without_trios_the_odd_one_out_is_left_with_a_reason():
     result = match(THREE, Weights(), allow_trio=False)
     assert [len(pair.members) for pair in result.pairs] == [2]
     assert len(result.unmatched) == 1
-    assert result.unmatched[0][1].strip()
+    assert waiting(result.unmatched[0][1]).strip()
 
 
 @pytest.mark.parametrize(
@@ -626,7 +642,7 @@ def test_people_beyond_the_country_cap_are_deferred_not_matched():
     # A quarter of the applicants is 5; a quarter of those who go ahead is fewer. Either
     # reading of "share of the round" keeps some Nigerians and no more than 5.
     assert 1 <= 12 - len(deferred) <= 5
-    assert all(why.strip() for _, why in result.deferred)
+    assert all(waiting(why).strip() for _, why in result.deferred)
     matched = {m for pair in result.pairs for m in pair.members}
     assert not matched & deferred
     assert set(range(13, 21)) <= matched
@@ -684,13 +700,14 @@ def test_shared_ground_raises_the_score_and_is_named_in_the_reasons(to_ann, to_a
     after, better = scored(dataclasses.replace(ann, **to_ann), dataclasses.replace(ade, **to_ade))
     assert after > before
     assert set(better.reasons) - set(plain.reasons), (plain.reasons, better.reasons)
-    assert all(0 < len(reason) <= 120 and "\n" not in reason for reason in better.reasons)
+    said = [reason(r) for r in better.reasons]
+    assert all(0 < len(words) <= 120 and "\n" not in words for words in said), said
 
 
 def test_the_shared_interest_is_named_in_a_reason():
     ann, ade = base_pair()
     _, pair = scored(ann, dataclasses.replace(ade, interests=frozenset({"cataloguing"})))
-    assert any("cataloguing" in reason for reason in pair.reasons), pair.reasons
+    assert any("cataloguing" in reason(r) for r in pair.reasons), pair.reasons
 
 
 def test_a_wish_not_met_adds_nothing():

@@ -179,7 +179,15 @@ def add_partnership(
     to `term_end`; its members are taken out of the wait. Returns its id."""
     members = sorted(pair.members)
     partnership_id = partnerships.add(
-        program.db, round_id, members, now, term_end, pair.score, pair.reasons, made_by, now
+        program.db,
+        round_id,
+        members,
+        now,
+        term_end,
+        pair.score,
+        matchmaker.reasons(program, pair),
+        made_by,
+        now,
     )
     for member in members:
         take(program, member, now)

@@ -22,7 +22,7 @@ people who share an interest, a language or a wish, taken nearest in time zone; 
 then holds for matchings inside that candidate graph, and the result says so.
 
 The stages are modules, each importing only those before it:
-- `model`: Applicant, Weights, Pair, Matching, and `load_weights` (rules/matching.toml);
+- `model`: Applicant, Weights, Pair, Matching, Finding, and `load_weights` (rules/matching.toml);
 - `population`: the applicants as arrays and the pair score as array arithmetic;
 - `candidates`: the graph to match on, sparse candidates on large rounds;
 - `solve`: the relaxation, its cycles, augmenting paths and swaps;
@@ -30,12 +30,13 @@ The stages are modules, each importing only those before it:
 This file only gathers the names the rest of mailflow imports.
 """
 
-from mailflow.matching.model import Applicant, Matching, Pair, Weights, load_weights
+from mailflow.matching.model import Applicant, Finding, Matching, Pair, Weights, load_weights
 from mailflow.matching.population import describe
 from mailflow.matching.round import allowed, best_partner, broken_rules, match, pair_scores
 
 __all__ = [
     "Applicant",
+    "Finding",
     "Matching",
     "Pair",
     "Weights",

@@ -186,6 +186,11 @@ def introduction(
     }
 
 
+def reasons(program: Program, pair: matching.Pair) -> str:
+    """Why the pair was made, as its members read it (templates/_matching.txt)."""
+    return program.renderer.sentence("_matching", "why_matched", pair.reasons, len(pair.members))
+
+
 def introduce(
     program: Program,
     partnership_id: int,
@@ -234,7 +239,15 @@ def carry_out(program: Program, plan: Plan, now: datetime, made_by: str = "match
         nxt = rounds.open_round(db, now)
         for pair in plan.result.pairs:
             partnership_id = partnerships.add(
-                db, plan.round.id, pair.members, start, end, pair.score, pair.reasons, made_by, now
+                db,
+                plan.round.id,
+                pair.members,
+                start,
+                end,
+                pair.score,
+                reasons(program, pair),
+                made_by,
+                now,
             )
             for member in pair.members:
                 participants.set_status(db, member, Status.MATCHED, now)

@@ -4,7 +4,8 @@
 common, never partners before) and the points of `Weights`; one scoring function serves
 the complete graph of small rounds and the candidate search of large ones, so both
 optimise the same score. `describe` gives the wishes a person fulfils, and `reasons`
-puts a pair's score into the words coordinators and partners read.
+names what a pair has in common, as findings templates/_matching.txt words for
+coordinators and partners.
 
 It never reads the store, the clock or a file, and knows nothing of graphs or matchings.
 """
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from mailflow.matching.model import NOT_ALLOWED, Applicant, Weights
+from mailflow.matching.model import NOT_ALLOWED, Applicant, Finding, Weights
 from mailflow.read.countries import country_name
 
 _PROFILE_TABLE_UP_TO = 4000  # distinct profiles; the table is this squared, in int32
@@ -243,26 +244,25 @@ class _Population:
     def score(self, a: int, b: int, *, hard: bool = True) -> int:
         return int(self.score_block(np.array([a]), np.array([b]), hard=hard)[0, 0])
 
-    def reasons(self, members: Sequence[int]) -> tuple[str, ...]:
-        """What the members have in common, in the words coordinators and partners read."""
+    def reasons(self, members: Sequence[int]) -> tuple[Finding, ...]:
+        """What the members have in common, strongest interests first."""
         w, people = self.weights, [self.people[m] for m in members]
-        said = []
-        both = "both" if len(people) == 2 else "all three"
+        found = []
         shared = set.intersection(*(set(p.interests) for p in people))
         if shared:
             rank = {name: i for i, name in enumerate(self.interest_names)}
             points = {name: self.interest_points[rank[name]] for name in shared}
             names = sorted(shared, key=lambda name: (-points[name], name))
-            said.append(f"{both} interested in " + ", ".join(names))
+            found.append(Finding("interests", tuple(names)))
         if len({p.library_type.casefold() for p in people}) == 1:
-            said.append(f"{both} in {people[0].library_type} libraries")
+            found.append(Finding("library-type", (people[0].library_type,)))
         if len({p.career_stage.casefold() for p in people}) == 1:
-            said.append(f"{both} {people[0].career_stage}")
+            found.append(Finding("career-stage", (people[0].career_stage,)))
         methods = set.intersection(*({m.casefold() for m in p.contact_methods} for p in people))
         if methods:
-            said.append(f"{both} happy with " + " or ".join(sorted(methods)))
+            found.append(Finding("contact-methods", tuple(sorted(methods))))
         if len({p.contact_frequency.casefold() for p in people}) == 1:
-            said.append(f"{both} want to be in touch {people[0].contact_frequency}")
+            found.append(Finding("contact-frequency", (people[0].contact_frequency,)))
         offsets = np.array([p.utc_offset for p in people])
         hours = min(
             int(_waking_hours_together(offsets[i], offsets[j], w.waking_hours))
@@ -270,24 +270,19 @@ class _Population:
             for j in range(i + 1, len(people))
         )
         if hours:
-            said.append(f"{hours} waking hour{'s' if hours != 1 else ''} in common")
+            found.append(Finding("waking-hours", (hours,)))
         for m in members:
             for other in members:
                 if other != m:
                     met = sorted(self.wish_sets[m] & self.described[other])
-                    said += [f"a wish met: {_wish_words(key)}" for key in met]
-        return tuple(dict.fromkeys(said))
+                    found += [Finding("wish", _wish(key)) for key in met]
+        return tuple(dict.fromkeys(found))
 
 
-def _wish_words(key: str) -> str:
+def _wish(key: str) -> tuple[str, str]:
+    """A wish key as its kind and the value a person reads (a country by its name)."""
     kind, _, value = key.partition(":")
-    if kind == "country":
-        return country_name(value)
-    if kind == "library_type":
-        return f"{value} library"
-    if kind == "language":
-        return f"speaks {value.title()}"
-    return value.title() if kind == "region" else value
+    return kind, country_name(value) if kind == "country" else value
 
 
 def _waking_hours_together(a: np.ndarray, b: np.ndarray, waking: tuple[int, int]) -> np.ndarray:

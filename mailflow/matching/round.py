@@ -16,7 +16,15 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from mailflow.matching.candidates import _candidates, _Graph, _greedy, _widen
-from mailflow.matching.model import NOT_ALLOWED, Applicant, Matching, Pair, Progress, Weights
+from mailflow.matching.model import (
+    NOT_ALLOWED,
+    Applicant,
+    Finding,
+    Matching,
+    Pair,
+    Progress,
+    Weights,
+)
 from mailflow.matching.population import _any_common, _Population
 from mailflow.matching.solve import _Matcher
 from mailflow.read.countries import country_name
@@ -44,19 +52,16 @@ def _defer_by_country(people: Sequence[Applicant], cap: float) -> set[int]:
     return deferred
 
 
-def _why_alone(population: _Population, i: int, alone_count: int) -> str:
+def _why_alone(population: _Population, i: int, alone_count: int) -> Finding:
     others = population.allowed_block(np.array([i]), np.arange(population.n))[0]
     if not others.any():
         person = population.people[i]
         abroad = population.country != population.country[i]
         speaks = _any_common(population.languages[[i]], population.languages)[0]
         if (abroad & speaks).any():
-            return "everyone abroad who shares a language with them has been their partner"
-        languages = ", ".join(sorted(person.languages)) or "no language given"
-        return f"no one in another country in this round speaks {languages}"
-    if alone_count == 1:
-        return "the odd one out of an odd number: first in line for a partner"
-    return "no partner who suits them was left free: first in line for a partner"
+            return Finding("all-former")
+        return Finding("no-language", tuple(sorted(person.languages)))
+    return Finding("odd-one-out" if alone_count == 1 else "none-free")
 
 
 def match(
@@ -109,11 +114,7 @@ def match(
         deferred_idx = {free[k] for k in beyond}
         busy[list(deferred_idx)] = True
     deferred = tuple(
-        (
-            people[i].id,
-            f"more than {country_cap:.0%} of this round's applicants are from "
-            f"{country_name(people[i].country)}: first in line for the next round",
-        )
+        (people[i].id, Finding("country-cap", (country_cap, country_name(people[i].country))))
         for i in sorted(deferred_idx)
     )
 
@@ -256,13 +257,13 @@ def allowed(a: Applicant, b: Applicant, former: frozenset[frozenset[int]] = froz
 
 def broken_rules(
     a: Applicant, b: Applicant, former: frozenset[frozenset[int]] = frozenset()
-) -> list[str]:
-    """The hard constraints a pair breaks, as a coordinator reads them (a pair by hand)."""
+) -> list[Finding]:
+    """The hard constraints a pair breaks (a pair by hand), for the coordinator to read."""
     broken = []
     if a.country == b.country:
-        broken.append("both are in the same country")
+        broken.append(Finding("same-country"))
     if not {x.casefold() for x in a.languages} & {x.casefold() for x in b.languages}:
-        broken.append("they share no language")
+        broken.append(Finding("no-language"))
     if frozenset((a.id, b.id)) in former:
-        broken.append("they were partners before")
+        broken.append(Finding("former"))
     return broken

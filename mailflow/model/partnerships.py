@@ -154,11 +154,12 @@ def add(
     term_start: datetime,
     term_end: datetime,
     score: int,
-    reasons: Sequence[str],
+    reasons: str,
     made_by: str,
     now: datetime,
 ) -> int:
-    """A new active partnership of two or three people; its id."""
+    """A new active partnership of two or three people; its id. `reasons` are kept as
+    the partners read them."""
     cursor = db.execute(
         f"INSERT INTO partnerships (round_id, {MEMBERS}, term_start, term_end, score, reasons,"
         " made_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -169,7 +170,7 @@ def add(
             iso(term_start),
             iso(term_end),
             score,
-            "; ".join(reasons),
+            reasons,
             made_by,
             iso(now),
         ],
