@@ -8,6 +8,7 @@ from __future__ import annotations
 import email.utils
 import sqlite3
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -435,7 +436,9 @@ def test_one_click_unsubscribe_is_a_post_and_a_get_changes_nothing(matched):
         url = checkin["List-Unsubscribe"].split(", ")[1].strip("<>")
         local = url.replace("https://mf.example", f"http://127.0.0.1:{port}")
         with urllib.request.urlopen(local, timeout=10) as page:  # a link checker's GET
-            assert b"<button>Unsubscribe</button>" in page.read()
+            shown = page.read()
+        assert b"<button>Unsubscribe</button>" in shown
+        assert f'action="{urllib.parse.urlsplit(local).path}"'.encode() in shown
         assert status(matched, BO) == "matched"
         body = b"List-Unsubscribe=One-Click"
         with urllib.request.urlopen(urllib.request.Request(local, data=body), timeout=10) as done:
@@ -447,5 +450,6 @@ def test_one_click_unsubscribe_is_a_post_and_a_get_changes_nothing(matched):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(urllib.request.Request(wrong, data=body), timeout=10)
         assert refused.value.code == 404
+        assert b"unknown or has expired" in refused.value.read()
     finally:
         daemon.stop()

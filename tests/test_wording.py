@@ -62,11 +62,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("mailflow/conversation/coordinator/proof.py", "refused: not a coordinator"): JOURNAL
     + " (the audit's outcome column, which `mailflow audit` prints)",
     ("mailflow/receive/smtp.py", ""): "an SMTP reply (RFC 5321) to the sending server",
-    # Wording still to move (issue 17), each with where it goes.
-    ("mailflow/matching/round.py", ""): "why someone waits (match-waitlisted) and why a pair by"
-    " hand breaks a rule (the preview): to become kinds that templates word, as form problems",
-    ("mailflow/matching/population.py", ""): "why we matched you (match-intro): the same",
-    ("mailflow/receive/http.py", ""): "the one-click unsubscribe page: to a template of its own",
 }
 
 

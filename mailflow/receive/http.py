@@ -15,7 +15,6 @@ reads; at most MOST_CONNECTIONS are served at once, the rest get a 503.
 from __future__ import annotations
 
 import contextlib
-import html
 import logging
 import re
 import threading
@@ -24,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from mailflow.conversation.participant import leaving
 from mailflow.receive.worker import Worker
+from mailflow.send.render import Renderer
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +44,19 @@ def unsubscribe(worker: Worker, token: str) -> bool:
 
 
 def handler(worker: Worker) -> type[BaseHTTPRequestHandler]:
+    pages = Renderer(worker.config.templates)  # templates/unsubscribe.html, one a state
+
     class Unsubscribe(BaseHTTPRequestHandler):
         server_version = "mailflow"
         # Seconds any read may wait: an idle or stalled client is closed, its thread freed.
         timeout = worker.config.http_timeout
 
-        def _refuse(self, status: int, text: str) -> None:
+        def _refuse(self, status: int, page: str, **data: object) -> None:
             self.close_connection = True  # what is left of the request is never read
-            self._reply(status, text)
+            self._reply(status, page, **data)
 
-        def _reply(self, status: int, text: str) -> None:
-            body = text.encode()
+        def _reply(self, status: int, page: str, **data: object) -> None:
+            body = pages.page("unsubscribe", page=page, **data).encode()
             self.send_response(status)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
@@ -64,44 +66,33 @@ def handler(worker: Worker) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             match = PATH.match(self.path)
             if not match:
-                self._reply(404, "<p>Not found.</p>")
+                self._reply(404, "not-found")
                 return
-            action = html.escape(self.path)
-            self._reply(
-                200,
-                "<!doctype html><title>Unsubscribe</title><form method=post"
-                f' action="{action}"><input type=hidden name=List-Unsubscribe value=One-Click>'
-                "<p>Leave the program and receive no more mail from it?</p>"
-                "<button>Unsubscribe</button></form>",
-            )
+            self._reply(200, "ask", action=self.path)
 
         def do_POST(self) -> None:
             length = self.headers.get("Content-Length")
             if length is None:
-                self._refuse(411, "<p>A POST here needs a Content-Length.</p>")
+                self._refuse(411, "no-length")
                 return
             if not length.strip().isdigit() or int(length) > MOST_BODY:
-                self._refuse(400, f"<p>Content-Length must be a number from 0 to {MOST_BODY}.</p>")
+                self._refuse(400, "bad-length", most=MOST_BODY)
                 return
             data = self.rfile.read(int(length))
             match = PATH.match(self.path)
             if not match:
-                self._reply(404, "<p>Not found.</p>")
+                self._reply(404, "not-found")
                 return
             # RFC 8058: the POST of a one-click unsubscribe says so in its body.
             fields = urllib.parse.parse_qs(data.decode("ascii", "replace"))
             if fields.get("List-Unsubscribe") != ["One-Click"]:
-                self._refuse(400, "<p>This is not a one-click unsubscribe (RFC 8058).</p>")
+                self._refuse(400, "not-one-click")
                 return
             done = worker.executor.submit(unsubscribe, worker, match.group(1)).result()
             if done:
-                self._reply(200, "<p>You have left the program. No more mail will be sent.</p>")
+                self._reply(200, "done")
             else:
-                self._reply(
-                    404,
-                    "<p>This unsubscribe link is unknown or has expired. Write STOP to the"
-                    " program's address instead.</p>",
-                )
+                self._reply(404, "unknown")
 
         def log_message(self, template: str, *args) -> None:
             log.info("http %s", template % args)

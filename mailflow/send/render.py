@@ -69,6 +69,7 @@ REQUIRED = (
     "results/match",
     "results/proof",
     "certificate-pdf",  # not a mail: the words of the PDF certificate, one a line
+    "unsubscribe.html",  # not a mail: the one-click unsubscribe endpoint's pages
 )
 
 
@@ -84,14 +85,18 @@ class Renderer:
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(folder),
             undefined=jinja2.StrictUndefined,
-            autoescape=False,
+            autoescape=jinja2.select_autoescape(["html"], default_for_string=False),
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
         )
 
     def check(self) -> None:
-        missing = [name for name in REQUIRED if not (self.folder / f"{name}.txt").exists()]
+        missing = [
+            name
+            for name in REQUIRED
+            if not (self.folder / (name if name.endswith(".html") else f"{name}.txt")).exists()
+        ]
         if missing:
             raise SettingError(f"templates missing in {self.folder}: {', '.join(missing)}")
 
@@ -115,6 +120,10 @@ class Renderer:
         lays out elsewhere (the PDF certificate's)."""
         text = self.env.get_template(f"{name}.txt").render(**context)
         return [line.strip() for line in text.splitlines() if line.strip()]
+
+    def page(self, name: str, **context: object) -> str:
+        """A web page, `<name>.html`, its values escaped as HTML."""
+        return self.env.get_template(f"{name}.html").render(**context).strip() + "\n"
 
     def render(self, name: str, context: dict) -> Rendered:
         text = self.env.get_template(f"{name}.txt").render(**context)
