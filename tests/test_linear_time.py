@@ -28,10 +28,10 @@ from mailflow import config as configuration
 from mailflow import pipeline
 from mailflow.conversation import commands
 from mailflow.conversation.coordinator import rounds as _coordinator  # registers them; ROUND
-from mailflow.conversation.participant import checkins
 from mailflow.conversation.participant import commands as _participant  # noqa: F401
 from mailflow.program import Program
 from mailflow.read import (
+    checkin,
     classify,
     countries,
     dates,
@@ -212,7 +212,7 @@ READERS: dict[str, tuple[Callable[..., object], tuple[str, ...]]] = {
     "countries.normalise_country": (lambda text, **_: countries.normalise_country(text), LINE),
     "countries.fold_name": (lambda text, **_: countries.fold_name(text), LINE),
     "wishes.read": (lambda text, wish_reader, **_: wish_reader.read(text), ("words", *LINES)),
-    "checkins.read_answer": (lambda text, **_: checkins.read_answer(text), (*LINE, "numbers")),
+    "checkin.read_answer": (lambda text, **_: checkin.read_answer(text), (*LINE, "numbers")),
     "parse.html_to_text": (lambda text, **_: parse.html_to_text(text), ("spaces", *LINES)),
     "parse.parse(body)": (
         lambda text, **_: parse.parse(_message(text), None, (PROGRAM,)),

@@ -42,8 +42,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("mailflow/read/countries.py", ""): READS + " (country names and their variants)",
     ("mailflow/read/timezones.py", ""): READS + " (time zone names)",
     ("mailflow/read/survey.py", ""): READS + " (survey answers)",
-    ("mailflow/conversation/participant/checkins.py", "no word from my partner"): READS,
-    ("mailflow/conversation/participant/checkins.py", "i want to leave"): READS,
+    ("mailflow/read/checkin.py", ""): READS + " (check-in answers)",
     # The blank form's hints (and its labels' variants) are shown, but also read back: a hint
     # left in a reply is not an answer (form._is_hint), so the reader must know them.
     ("mailflow/read/form.py", ""): "the blank form's hints, read back as well as shown",
