@@ -254,6 +254,15 @@ def cmd_quarantine(config: configuration.Config, args: argparse.Namespace) -> in
     return 0
 
 
+def cmd_config(config: configuration.Config, args: argparse.Namespace) -> int:
+    if args.reference:
+        sys.stdout.write(configuration.reference())
+        return 0
+    for line in configuration.in_force(config):
+        print(line)
+    return 0
+
+
 def cmd_scheduler(config: configuration.Config, args: argparse.Namespace) -> int:
     from mailflow.serve import run_scheduler
 
@@ -263,6 +272,13 @@ def cmd_scheduler(config: configuration.Config, args: argparse.Namespace) -> int
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="mailflow", description="A mentoring program by email.")
+    top.add_argument(
+        "-C",
+        "--config",
+        dest="config_file",
+        metavar="FILE",
+        help=f"the settings file (else ${configuration.CONFIG_VARIABLE}, else ./mailflow.toml)",
+    )
     sub = top.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="the SMTP daemon, delivering the outbox and ticking")
     serve.add_argument("--no-scheduler", action="store_true", help="without the rules loop")
@@ -319,6 +335,13 @@ def parser() -> argparse.ArgumentParser:
     quarantined = sub.add_parser("quarantine", help="messages set aside, with the reason")
     quarantined.add_argument("--limit", type=int, default=200)
     quarantined.set_defaults(run=cmd_quarantine)
+    showing = sub.add_parser(
+        "config", help="every setting in force and where it came from, passwords masked"
+    )
+    showing.add_argument(
+        "--reference", action="store_true", help="the settings reference (docs/settings.md)"
+    )
+    showing.set_defaults(run=cmd_config)
     return top
 
 
@@ -329,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure()
     args = parser().parse_args(argv)
     try:
-        config = configuration.load()
+        config = configuration.load(file=args.config_file)
         return args.run(config, args)
     # The operator's mistakes only: a ValueError or KeyError from code is a bug, and its
     # traceback is what finds it.

@@ -1,47 +1,154 @@
-"""Configuration: environment variables over `mailflow.toml` over defaults (CONTRACT.md).
+"""Configuration: environment variables over the settings file over defaults.
+
+Every setting is one row of SETTINGS: its name, its default, what it means and how it is
+read. `docs/settings.md`, `mailflow config` and `--help` are all made from that table, so
+a setting cannot exist in the code without being documented, nor the other way round.
 
 Read once per process into a frozen value that is passed around; nothing else reads the
 environment, so tests can build a Config for each daemon they start. A wrong setting is a
-SettingError naming the variable, never a bare ValueError (that is a bug's).
+SettingError naming it, never a bare ValueError (that is a bug's). A setting nobody knows
+(a typo such as `smtp_rely` or MAILFLOW_SMTP_STARTLS) stops the start: silently ignoring
+it is how a volunteer ends up with TLS off and no idea why.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from mailflow.errors import SettingError
 
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
+SETTINGS_FILE = "mailflow.toml"  # read from the working directory unless -C or MAILFLOW_CONFIG
+CONFIG_VARIABLE = "MAILFLOW_CONFIG"  # names the settings file; not a setting itself
+PREFIX = "MAILFLOW_"
+MASK = "********"
 
-DEFAULTS: dict[str, str] = {
-    "home": "./var",
-    "address": "program@localhost",
-    "listen": "127.0.0.1:8025",
-    "max_size": "10485760",
-    "smtp_starttls": "",
-    "coordinators": "",
-    "token_days": "7",
-    "program_name": "Librarians Peer Network",
-    "relay_attempts": "12",
-    "http_listen": "127.0.0.1:8026",
-    "http_timeout": "10",
-    "trust_dkim": "",
-    "dkim_resolver": "",
-    "dkim_key": "",
-    "dkim_selector": "",
-    "imap_url": "",
-    "imap_done": "mailflow-handled",
-    "imap_poll": "60",
-    "tls_cert": "",
-    "tls_key": "",
-    "reply_limit": "10",
-    "sender_rate": "60",
-    "handling_budget": "5",
-}
+TRUE = frozenset({"1", "true", "yes", "on"})
+FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: `name` in the settings file, MAILFLOW_NAME in the environment."""
+
+    name: str
+    default: str  # as an operator would write it; "" is unset
+    meaning: str  # one line, for docs/settings.md, `mailflow config` and --help
+    kind: str = "text"  # how it is read: see _READERS
+    secret: bool = False  # masked wherever settings are shown
+
+    @property
+    def variable(self) -> str:
+        return PREFIX + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("home", "./var", "folder for the database, the spool and the outbox", "path"),
+    Setting("db", "", "the SQLite file; unset: mailflow.db in the home", "path"),
+    Setting(
+        "address",
+        "program@localhost",
+        "the program's address; replies come to local+TOKEN@domain",
+        "address",
+    ),
+    Setting(
+        "listen",
+        "127.0.0.1:8025",
+        "where the daemon takes mail: host:port (SMTP), lmtp:host:port or lmtp:unix:PATH",
+        "listen",
+    ),
+    Setting("max_size", "10485760", "largest message accepted, in bytes", "whole"),
+    Setting(
+        "outbox", "", "Maildir for outgoing mail when no relay is set; unset: in the home", "path"
+    ),
+    Setting("smtp_relay", "", "host:port of the relay for outgoing mail; unset: the Maildir"),
+    Setting("smtp_user", "", "the relay's login name"),
+    Setting("smtp_password", "", "the relay's password", secret=True),
+    Setting("smtp_starttls", "false", "STARTTLS to the relay before logging in", "bool"),
+    Setting(
+        "coordinators",
+        "",
+        "program-wide coordinators' addresses, comma-separated; added at every start",
+        "addresses",
+    ),
+    Setting("token_days", "7", "days a token in a reply address stays valid", "whole"),
+    Setting(
+        "program_name", "Librarians Peer Network", "the program's name, in From and signatures"
+    ),
+    Setting("relay_attempts", "12", "tries at the relay before a message is given up", "whole"),
+    Setting(
+        "public_url",
+        "",
+        "base HTTPS address of the one-click unsubscribe endpoint (RFC 8058); unset: none",
+    ),
+    Setting(
+        "http_listen",
+        "127.0.0.1:8026",
+        "host:port where `serve` answers one-click unsubscribe requests",
+        "host-port",
+    ),
+    Setting(
+        "http_timeout",
+        "10",
+        "seconds a one-click connection may sit idle before it is closed",
+        "seconds",
+    ),
+    Setting(
+        "trust_dkim",
+        "false",
+        "a coordinator's message with an aligned, passing DKIM signature needs no confirmation",
+        "bool",
+    ),
+    Setting("dkim_resolver", "", "host:port of the nameserver for DKIM keys; unset: the system's"),
+    Setting("dkim_key", "", "sign outgoing mail with this private key (PEM file)", "path"),
+    Setting("dkim_selector", "", "the DKIM selector that key is published under"),
+    Setting(
+        "imap_url",
+        "",
+        "imap[s]://user:password@host:port/INBOX of a hosted mailbox to read",
+        "url",
+        secret=True,
+    ),
+    Setting(
+        "imap_done",
+        "mailflow-handled",
+        "the mailbox's folder for handled mail; empty: only mark it read",
+    ),
+    Setting("imap_poll", "60", "seconds between IMAP passes when IDLE says nothing", "seconds"),
+    Setting("tls_cert", "", "the daemon offers STARTTLS with this certificate (PEM)", "path"),
+    Setting("tls_key", "", "the private key of that certificate (PEM)", "path"),
+    Setting(
+        "reply_limit",
+        "10",
+        "automatic answers to one sender an hour, then one notice and silence",
+        "positive",
+    ),
+    Setting(
+        "sender_rate",
+        "60",
+        "messages a minute the daemon takes from one envelope sender",
+        "positive",
+    ),
+    Setting(
+        "handling_budget",
+        "5",
+        "seconds one message's handling may take before it is set aside",
+        "seconds",
+    ),
+    Setting("templates", "", "a folder of customised templates; unset: the shipped ones", "path"),
+    Setting("rules", "", "a folder of customised rules; unset: the shipped ones", "path"),
+    Setting("now", "", "an ISO 8601 time every command takes as now (simulations, tests)", "time"),
+)
+
+BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
+DEFAULTS: dict[str, str] = {setting.name: setting.default for setting in SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -64,22 +171,24 @@ class Config:
     token_days: int = 7
     program_name: str = "Librarians Peer Network"
     relay_attempts: int = 12
-    public_url: str | None = None  # one-click unsubscribe (RFC 8058) is offered under it
-    http_listen: str = "127.0.0.1:8026"  # where `serve` answers those one-click POSTs
-    http_timeout: float = 10.0  # seconds a one-click connection may sit idle before it is closed
-    trust_dkim: bool = False  # a coordinator's DKIM-signed message needs no confirmation
-    dkim_resolver: str | None = None  # host:port of the nameserver for DKIM keys; else the system's
-    dkim_key: Path | None = None  # sign outgoing mail with this private key (PEM)
+    public_url: str | None = None
+    http_listen: str = "127.0.0.1:8026"
+    http_timeout: float = 10.0
+    trust_dkim: bool = False
+    dkim_resolver: str | None = None
+    dkim_key: Path | None = None
     dkim_selector: str | None = None
-    imap_url: str | None = None  # the hosted mailbox `poll-imap` reads
-    imap_done: str = "mailflow-handled"  # its folder for handled mail; empty: mark \Seen only
-    imap_poll: float = 60.0  # seconds between passes when IDLE says nothing
-    tls_cert: Path | None = None  # the daemon offers STARTTLS with this certificate (PEM)
+    imap_url: str | None = None
+    imap_done: str = "mailflow-handled"
+    imap_poll: float = 60.0
+    tls_cert: Path | None = None
     tls_key: Path | None = None
-    reply_limit: int = 10  # automatic answers to one sender an hour, then one notice
-    sender_rate: int = 60  # messages a minute the daemon takes from one envelope sender
-    handling_budget: float = 5.0  # seconds one message's handling may take; then set aside
-    extra: dict[str, str] = field(default_factory=dict)
+    reply_limit: int = 10
+    sender_rate: int = 60
+    handling_budget: float = 5.0
+    # Where each setting came from: "environment", the settings file's path, or "default".
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    file: Path | None = None  # the settings file read, if any
 
     @property
     def spool(self) -> Path:
@@ -111,122 +220,313 @@ class Config:
 
 
 def parse_time(text: str) -> datetime:
-    """ISO 8601; no offset means UTC; a date alone is 00:00 UTC (CONTRACT.md)."""
+    """ISO 8601; no offset means UTC; a date alone is 00:00 UTC."""
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _settings(environ: dict[str, str], cwd: Path) -> dict[str, str]:
-    settings = dict(DEFAULTS)
-    toml_file = cwd / "mailflow.toml"
-    if toml_file.exists():
-        try:
-            with toml_file.open("rb") as handle:
-                written = tomllib.load(handle)
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-            raise SettingError(f"{toml_file}: not valid TOML: {error}") from error
-        for key, value in written.items():
-            settings[key.lower()] = str(value)
-    for key, value in environ.items():
-        if key.startswith("MAILFLOW_"):
-            settings[key.removeprefix("MAILFLOW_").lower()] = value
-    return settings
+# --- where each value comes from ----------------------------------------------------------
 
 
-def _at_least_one(settings: dict[str, str], key: str) -> int:
-    text = settings[key].strip()
-    if not text.isdigit() or int(text) < 1:
-        name = "MAILFLOW_" + key.upper()
-        raise SettingError(f"{name} must be a whole number from 1, not {settings[key]!r}")
-    return int(text)
+@dataclass(frozen=True)
+class _Given:
+    """A setting's value as written, where it was written, and the folder its paths are
+    relative to (the settings file's, or the working directory)."""
+
+    value: object
+    source: str
+    base: Path
+    where: str  # how to name it in an error: MAILFLOW_X, or the file and key
 
 
-def _whole(settings: dict[str, str], key: str) -> int:
+def _nearest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else " (docs/settings.md lists them all)"
+
+
+def settings_file(environ: Mapping[str, str], cwd: Path, named: str | None = None) -> Path | None:
+    """The settings file: `-C FILE`, else MAILFLOW_CONFIG, else mailflow.toml in the working
+    directory if there is one. A file named but missing is an error, not a silent default."""
+    chosen = named or environ.get(CONFIG_VARIABLE, "").strip()
+    if chosen:
+        path = (cwd / chosen).resolve()
+        if not path.is_file():
+            how = "-C" if named else CONFIG_VARIABLE
+            raise SettingError(f"{how}: no settings file at {path}")
+        return path
+    default = cwd / SETTINGS_FILE
+    return default.resolve() if default.is_file() else None
+
+
+def _from_file(path: Path) -> dict[str, _Given]:
     try:
-        return int(settings[key])
-    except ValueError:
-        name = "MAILFLOW_" + key.upper()
-        raise SettingError(f"{name} must be a whole number, not {settings[key]!r}") from None
+        with path.open("rb") as handle:
+            written = tomllib.load(handle)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise SettingError(f"{path}: not valid TOML: {error}") from error
+    except OSError as error:
+        raise SettingError(f"{path}: cannot be read: {error.strerror}") from error
+    given = {}
+    for key, value in written.items():
+        name = key.lower().removeprefix(PREFIX.lower())
+        if name not in BY_NAME:
+            raise SettingError(f"{path}: unknown setting {key!r}{_nearest(name, list(BY_NAME))}")
+        given[name] = _Given(value, str(path), path.parent, f"{path}: {key}")
+    return given
 
 
-def _host_port(settings: dict[str, str], key: str) -> str:
-    # Checked here, not where the daemon binds: a wrong port is a setting, told in one line.
-    _, colon, port = settings[key].rpartition(":")
-    if not colon or not port.strip().isdigit():
-        name = "MAILFLOW_" + key.upper()
-        raise SettingError(f"{name} must be host:port, not {settings[key]!r}")
-    return settings[key]
+def _from_environment(environ: Mapping[str, str], cwd: Path) -> dict[str, _Given]:
+    known = [setting.variable for setting in SETTINGS]
+    given = {}
+    for variable, value in environ.items():
+        if not variable.startswith(PREFIX) or variable == CONFIG_VARIABLE:
+            continue
+        name = variable.removeprefix(PREFIX).lower()
+        if name not in BY_NAME:
+            raise SettingError(
+                f"unknown setting {variable}{_nearest(variable, [*known, CONFIG_VARIABLE])}"
+            )
+        given[name] = _Given(value, "environment", cwd, variable)
+    return given
 
 
-def _seconds(settings: dict[str, str], key: str) -> float:
-    name = "MAILFLOW_" + key.upper()
-    try:
-        value = float(settings[key])
-    except ValueError:
-        raise SettingError(f"{name} must be seconds, not {settings[key]!r}") from None
-    if not 0 < value < float("inf"):  # NaN is neither
-        raise SettingError(f"{name} must be more than 0 seconds")
+# --- reading each kind ---------------------------------------------------------------------
+
+
+def _text(setting: Setting, given: _Given) -> str:
+    if isinstance(given.value, bool) or not isinstance(given.value, str | int | float):
+        raise SettingError(f"{given.where} must be text, not {given.value!r}")
+    return str(given.value).strip()
+
+
+def _bool(setting: Setting, given: _Given) -> bool:
+    if isinstance(given.value, bool):
+        return given.value
+    text = str(given.value).strip().lower() if isinstance(given.value, str | int) else None
+    if text in TRUE:
+        return True
+    if text in FALSE:
+        return False
+    raise SettingError(
+        f"{given.where} must be true or false (1/0, yes/no, on/off), not {given.value!r}"
+    )
+
+
+def _whole(setting: Setting, given: _Given, least: int | None = None) -> int:
+    value = given.value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SettingError(f"{given.where} must be a whole number, not {given.value!r}")
+    if least is not None and value < least:
+        raise SettingError(
+            f"{given.where} must be a whole number from {least}, not {given.value!r}"
+        )
     return value
 
 
-def load(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Config:
-    """Build the Config; raises SettingError with a one-line reason when a setting is wrong."""
+def _seconds(setting: Setting, given: _Given) -> float:
+    try:
+        if isinstance(given.value, bool):
+            raise ValueError
+        value = float(given.value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise SettingError(f"{given.where} must be seconds, not {given.value!r}") from None
+    if not 0 < value < float("inf"):  # NaN is neither
+        raise SettingError(f"{given.where} must be more than 0 seconds")
+    return value
+
+
+def _host_port(setting: Setting, given: _Given) -> str:
+    # Checked here, not where the daemon binds: a wrong port is a setting, told in one line.
+    text = _text(setting, given)
+    _, colon, port = text.rpartition(":")
+    if not colon or not port.strip().isdigit():
+        raise SettingError(f"{given.where} must be host:port, not {given.value!r}")
+    return text
+
+
+def _listen(setting: Setting, given: _Given) -> str:
+    return _host_port(setting, given)
+
+
+def _path(setting: Setting, given: _Given) -> Path | None:
+    text = _text(setting, given)
+    return (given.base / text).resolve() if text else None
+
+
+def _address(setting: Setting, given: _Given) -> str:
+    text = _text(setting, given)
+    if text.count("@") != 1 or not all(text.split("@")):
+        raise SettingError(f"{given.where} must look like local@domain, not {text!r}")
+    return text.lower()
+
+
+def _addresses(setting: Setting, given: _Given) -> tuple[str, ...]:
+    value = given.value
+    parts = value if isinstance(value, list) else _text(setting, given).split(",")
+    return tuple(str(a).strip().lower() for a in parts if str(a).strip())
+
+
+def _time(setting: Setting, given: _Given) -> datetime | None:
+    text = _text(setting, given)
+    try:
+        return parse_time(text) if text else None
+    except ValueError:
+        raise SettingError(f"{given.where} is not an ISO 8601 time: {text!r}") from None
+
+
+_READERS = {
+    "text": _text,
+    "bool": _bool,
+    "whole": _whole,
+    "positive": lambda setting, given: _whole(setting, given, least=1),
+    "seconds": _seconds,
+    "host-port": _host_port,
+    "listen": _listen,
+    "path": _path,
+    "address": _address,
+    "addresses": _addresses,
+    "time": _time,
+    "url": _text,
+}
+
+
+def _values(given: Mapping[str, _Given], cwd: Path) -> dict[str, object]:
+    values = {}
+    for setting in SETTINGS:
+        chosen = given.get(setting.name) or _Given(
+            setting.default, "default", cwd, setting.variable
+        )
+        values[setting.name] = _READERS[setting.kind](setting, chosen)
+    return values
+
+
+def load(
+    environ: Mapping[str, str] | None = None, cwd: Path | None = None, file: str | None = None
+) -> Config:
+    """Build the Config; raises SettingError with a one-line reason when a setting is wrong.
+    `file` is `-C FILE`; else MAILFLOW_CONFIG; else ./mailflow.toml if it exists."""
     environ = dict(os.environ if environ is None else environ)
     cwd = cwd or Path.cwd()
-    s = _settings(environ, cwd)
-    home = (cwd / s["home"]).resolve()
-    address = s["address"].strip()
-    if address.count("@") != 1 or not all(address.split("@")):
-        raise SettingError(f"MAILFLOW_ADDRESS must look like local@domain, not {address!r}")
-    try:
-        now = parse_time(s["now"]) if s.get("now") else None
-    except ValueError as error:
-        raise SettingError(f"MAILFLOW_NOW is not an ISO 8601 time: {s['now']!r}") from error
-    if bool(s.get("dkim_key")) != bool(s.get("dkim_selector")):
+    path = settings_file(environ, cwd, file)
+    given = _from_file(path) if path else {}
+    given.update(_from_environment(environ, cwd))
+    v = _values(given, cwd)
+    if bool(v["dkim_key"]) != bool(v["dkim_selector"]):
         raise SettingError("MAILFLOW_DKIM_KEY and MAILFLOW_DKIM_SELECTOR go together: set both")
-    if bool(s["tls_cert"]) != bool(s["tls_key"]):
+    if bool(v["tls_cert"]) != bool(v["tls_key"]):
         raise SettingError("MAILFLOW_TLS_CERT and MAILFLOW_TLS_KEY go together: set both")
-    try:
-        imap_poll = float(s["imap_poll"])
-    except ValueError:
-        raise SettingError(f"MAILFLOW_IMAP_POLL must be seconds, not {s['imap_poll']!r}") from None
-    if imap_poll <= 0:
-        raise SettingError("MAILFLOW_IMAP_POLL must be more than 0 seconds")
+    home = v["home"]
+    assert isinstance(home, Path)
     return Config(
         home=home,
-        db=(cwd / s["db"]).resolve() if s.get("db") else home / "mailflow.db",
-        address=address.lower(),
-        listen=_host_port(s, "listen"),
-        max_size=_whole(s, "max_size"),
-        outbox=(cwd / s["outbox"]).resolve() if s.get("outbox") else home / "outbox",
-        templates=Path(s["templates"]).resolve()
-        if s.get("templates")
-        else SOURCE_ROOT / "templates",
-        rules=Path(s["rules"]).resolve() if s.get("rules") else SOURCE_ROOT / "rules",
+        db=v["db"] or home / "mailflow.db",
+        address=v["address"],
+        listen=v["listen"],
+        max_size=v["max_size"],
+        outbox=v["outbox"] or home / "outbox",
+        templates=v["templates"] or SOURCE_ROOT / "templates",
+        rules=v["rules"] or SOURCE_ROOT / "rules",
         migrations=SOURCE_ROOT / "migrations",
-        smtp_relay=s.get("smtp_relay") or None,
-        smtp_user=s.get("smtp_user") or None,
-        smtp_password=s.get("smtp_password") or None,
-        smtp_starttls=s["smtp_starttls"] == "1",
-        coordinators=tuple(a.strip().lower() for a in s["coordinators"].split(",") if a.strip()),
-        now=now,
-        token_days=_whole(s, "token_days"),
-        program_name=s["program_name"],
-        relay_attempts=_whole(s, "relay_attempts"),
-        public_url=s.get("public_url") or None,
-        http_listen=_host_port(s, "http_listen"),
-        http_timeout=_seconds(s, "http_timeout"),
-        trust_dkim=s.get("trust_dkim", "") == "1",
-        dkim_resolver=s.get("dkim_resolver") or None,
-        dkim_key=(cwd / s["dkim_key"]).resolve() if s.get("dkim_key") else None,
-        dkim_selector=s.get("dkim_selector") or None,
-        imap_url=s["imap_url"] or None,
-        imap_done=s["imap_done"].strip(),
-        imap_poll=imap_poll,
-        tls_cert=(cwd / s["tls_cert"]).resolve() if s["tls_cert"] else None,
-        tls_key=(cwd / s["tls_key"]).resolve() if s["tls_key"] else None,
-        reply_limit=_at_least_one(s, "reply_limit"),
-        sender_rate=_at_least_one(s, "sender_rate"),
-        handling_budget=_seconds(s, "handling_budget"),
-        extra={k: v for k, v in s.items() if k not in DEFAULTS},
+        smtp_relay=v["smtp_relay"] or None,
+        smtp_user=v["smtp_user"] or None,
+        smtp_password=v["smtp_password"] or None,
+        smtp_starttls=v["smtp_starttls"],
+        coordinators=v["coordinators"],
+        now=v["now"],
+        token_days=v["token_days"],
+        program_name=v["program_name"],
+        relay_attempts=v["relay_attempts"],
+        public_url=v["public_url"] or None,
+        http_listen=v["http_listen"],
+        http_timeout=v["http_timeout"],
+        trust_dkim=v["trust_dkim"],
+        dkim_resolver=v["dkim_resolver"] or None,
+        dkim_key=v["dkim_key"],
+        dkim_selector=v["dkim_selector"] or None,
+        imap_url=v["imap_url"] or None,
+        imap_done=v["imap_done"],
+        imap_poll=v["imap_poll"],
+        tls_cert=v["tls_cert"],
+        tls_key=v["tls_key"],
+        reply_limit=v["reply_limit"],
+        sender_rate=v["sender_rate"],
+        handling_budget=v["handling_budget"],
+        sources={name: given[name].source if name in given else "default" for name in BY_NAME},
+        file=path,
     )
+
+
+# --- showing them ------------------------------------------------------------------------
+
+
+def _masked_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:{MASK}@{host}"))
+
+
+def _shown(setting: Setting, value: object) -> str:
+    if value is None:
+        return '""'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"{value:g}" if isinstance(value, float) else str(value)
+    if isinstance(value, datetime):
+        text = value.isoformat()
+    elif isinstance(value, tuple):
+        text = ",".join(value)
+    else:
+        text = str(value)
+    if setting.secret and text:
+        text = _masked_url(text) if setting.kind == "url" else MASK
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def in_force(config: Config) -> list[str]:
+    """`mailflow config`: every setting as a line of TOML, with where it came from;
+    passwords masked. What is printed could be a settings file itself."""
+    lines = [f"# settings file: {config.file or 'none'}"]
+    rows = [(f"{s.name} = {_shown(s, getattr(config, s.name))}", s) for s in SETTINGS]
+    width = max(len(text) for text, _ in rows)
+    for text, setting in rows:
+        source = config.sources.get(setting.name, "default")
+        where = setting.variable if source == "environment" else source
+        lines.append(
+            f"{text:<{width}}  # {'environment: ' + where if source == 'environment' else where}"
+        )
+    return lines
+
+
+def reference() -> str:
+    """docs/settings.md, made from SETTINGS (`mailflow config --reference`); a test checks
+    that the file in the repository is what this returns."""
+    lines = [
+        "# Settings",
+        "",
+        "<!-- Made by `mailflow config --reference > docs/settings.md` from the table in",
+        "mailflow/config.py; a test fails when the two differ. Edit the table, not this. -->",
+        "",
+        "Each setting is a key in the settings file or a `MAILFLOW_` variable in the",
+        "environment; the environment wins over the file, and the file over the default.",
+        f"The settings file is `-C FILE`, else `{CONFIG_VARIABLE}`, else `{SETTINGS_FILE}` in the",
+        "working directory if there is one. Relative paths in the file are relative to the",
+        "file's folder; in the environment, to the working directory.",
+        "",
+        "The file is TOML: `smtp_starttls = true`, `max_size = 10485760`. In the environment,",
+        "true is `1`, `true`, `yes` or `on` and false is `0`, `false`, `no`, `off` or empty.",
+        "A key or a `MAILFLOW_` variable that is not below stops every command with its name",
+        "and the nearest known setting. `mailflow config` prints the settings in force and",
+        "where each came from, passwords masked.",
+        "",
+        "| file key | environment | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for setting in SETTINGS:
+        default = f"`{setting.default}`" if setting.default else "unset"
+        lines.append(f"| `{setting.name}` | `{setting.variable}` | {default} | {setting.meaning} |")
+    return "\n".join(lines) + "\n"
