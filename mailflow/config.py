@@ -316,12 +316,10 @@ def _whole(setting: Setting, given: _Given, least: int | None = None) -> int:
     value = given.value
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SettingError(f"{given.where} must be a whole number, not {given.value!r}")
-    if least is not None and value < least:
-        raise SettingError(
-            f"{given.where} must be a whole number from {least}, not {given.value!r}"
-        )
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    if not whole or (least is not None and value < least):
+        kind = "a whole number" if least is None else f"a whole number from {least}"
+        raise SettingError(f"{given.where} must be {kind}, not {given.value!r}")
     return value
 
 
