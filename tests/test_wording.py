@@ -56,6 +56,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("mailflow/receive/handling.py", ""): JOURNAL,
     ("mailflow/budget.py", ""): JOURNAL,
     ("mailflow/logs.py", ""): "the log's line format",
+    ("mailflow/config.py", ""): "a setting's meaning, for the operator (docs/settings.md)",
     ("mailflow/send/relay.py", ""): "the relay's refusal, for the operator",
     ("mailflow/model/rounds.py", ""): "a column list, and a rules file's error for the operator",
     ("mailflow/conversation/coordinator/proof.py", "refused: not a coordinator"): JOURNAL
