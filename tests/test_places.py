@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailflow.read import timezones
+from mailflow.read import countries, timezones
 from mailflow.read.countries import country_name, normalise_country
 from mailflow.read.languages import normalise_language
 from mailflow.read.timezones import normalise_time_zone, utc_offset_minutes
@@ -124,6 +124,45 @@ def test_every_country_reads_back_from_its_name_and_codes(country) -> None:
 def test_country_never_raises(text: str) -> None:
     code = normalise_country(text)
     assert code is None or (len(code) == 2 and code.isupper())
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("Česko", "CZ"),  # pycountry's own translations
+        ("مصر", "EG"),
+        ("香港", "HK"),
+        ("Nihon", "JP"),
+        ("Qazaqstan", "KZ"),
+        ("Республика Казахстан", "KZ"),
+        ("Allemagne", "DE"),
+        ("Rosja", "RU"),  # the aliases: pycountry calls Russia only "Russian Federation"
+        ("Russie", "RU"),
+        ("Sakartvelo", "GE"),
+        ("ایران", "IR"),
+        ("Lëtzebuerg", "LU"),
+        ("Kalaallit Nunaat", "GL"),
+        ("Congo-Kinshasa", "CD"),
+    ],
+)
+def test_country_names_in_other_languages(text: str, code: str) -> None:
+    assert normalise_country(text) == code
+
+
+# Two countries share "Korea"; a catalogue's short word for a country is an English word in
+# an answer ("man", "end", "sad"); a city is not a country.
+@pytest.mark.parametrize("text", ["Korea", "Korée", "man", "end", "sad", "Berlin"])
+def test_country_ambiguity_is_refused(text: str) -> None:
+    assert normalise_country(text) is None
+
+
+def test_country_tables_build_quickly() -> None:
+    countries._index.cache_clear()
+    countries._translations.cache_clear()
+    started = time.perf_counter()
+    assert normalise_country("Deutschland") == "DE"
+    # Reading pycountry's 163 catalogues takes seconds; the derived table a few milliseconds.
+    assert time.perf_counter() - started < 1
 
 
 # --- time zones ---------------------------------------------------------------------------

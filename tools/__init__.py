@@ -1,0 +1,1 @@
+"""Development-time scripts: never imported by mailflow itself."""
