@@ -23,6 +23,9 @@ DEFAULTS: dict[str, str] = {
     "listen": "127.0.0.1:8025",
     "max_size": "10485760",
     "smtp_starttls": "",
+    "smtp_tls": "",
+    "smtp_oauth_command": "",
+    "imap_oauth_command": "",
     "coordinators": "",
     "token_days": "7",
     "program_name": "Librarians Peer Network",
@@ -59,6 +62,11 @@ class Config:
     smtp_user: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = False
+    # TLS to the relay: starttls, implicit (RFC 8314, SMTPS) or none; empty: implicit on
+    # port 465, else starttls when smtp_starttls is on, else none
+    smtp_tls: str = ""
+    smtp_oauth_command: str | None = None  # prints an access token: the relay login is XOAUTH2
+    imap_oauth_command: str | None = None  # prints an access token: the IMAP login is XOAUTH2
     coordinators: tuple[str, ...] = ()
     now: datetime | None = None
     token_days: int = 7
@@ -192,6 +200,18 @@ def load(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Conf
         raise SettingError(f"MAILFLOW_IMAP_POLL must be seconds, not {s['imap_poll']!r}") from None
     if imap_poll <= 0:
         raise SettingError("MAILFLOW_IMAP_POLL must be more than 0 seconds")
+    smtp_tls = s["smtp_tls"].strip().lower()
+    if smtp_tls not in ("", "starttls", "implicit", "none"):
+        raise SettingError(
+            f"MAILFLOW_SMTP_TLS must be starttls, implicit or none, not {s['smtp_tls']!r}"
+        )
+    if smtp_tls not in ("", "starttls") and s["smtp_starttls"] == "1":
+        raise SettingError(f"MAILFLOW_SMTP_STARTTLS is on but MAILFLOW_SMTP_TLS is {smtp_tls}")
+    if s["smtp_oauth_command"].strip() and (s.get("smtp_password") or not s.get("smtp_user")):
+        raise SettingError(
+            "MAILFLOW_SMTP_OAUTH_COMMAND needs MAILFLOW_SMTP_USER (whose token it prints)"
+            " and no MAILFLOW_SMTP_PASSWORD"
+        )
     return Config(
         home=home,
         db=(cwd / s["db"]).resolve() if s.get("db") else home / "mailflow.db",
@@ -208,6 +228,9 @@ def load(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Conf
         smtp_user=s.get("smtp_user") or None,
         smtp_password=s.get("smtp_password") or None,
         smtp_starttls=s["smtp_starttls"] == "1",
+        smtp_tls=smtp_tls,
+        smtp_oauth_command=s["smtp_oauth_command"].strip() or None,
+        imap_oauth_command=s["imap_oauth_command"].strip() or None,
         coordinators=tuple(a.strip().lower() for a in s["coordinators"].split(",") if a.strip()),
         now=now,
         token_days=_whole(s, "token_days"),
