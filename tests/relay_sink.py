@@ -233,7 +233,9 @@ class RelaySink:
         with self._lock:
             self.tokens_refused += 1
         await server.challenge_auth('{"status":"401","schemes":"bearer","scope":"mail"}')
-        return AuthResult(success=False, message="535 5.7.3 Authentication unsuccessful")
+        return AuthResult(
+            success=False, handled=False, message="535 5.7.3 Authentication unsuccessful"
+        )
 
     def _connection(self, session) -> int:
         with self._lock:
