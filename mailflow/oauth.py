@@ -56,8 +56,9 @@ def access_token(command: str, setting: str, timeout: float = TIMEOUT) -> str:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
-            late = f"{setting}: {argv[0]} printed no token within {timeout:g} s"
-            raise TokenError(late) from None
+            raise TokenError(
+                f"{setting}: {argv[0]} printed no token within {timeout:g} s"
+            ) from None
     said = _last_line(err)
     if process.returncode != 0:
         raise TokenError(f"{setting}: {argv[0]} exited with status {process.returncode}{said}")

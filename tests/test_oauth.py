@@ -275,7 +275,7 @@ def test_no_good_token_for_the_relay_is_a_retry_not_a_lost_mail(
         [row] = outbox(home)
         assert (row["state"], row["attempts"]) == ("queued", 1)
         if problem == "wrong token":
-            assert "refused the token of" in row["last_error"] and "535" in row["last_error"]
+            assert "refused the login of" in row["last_error"] and "535" in row["last_error"]
         else:
             assert row["last_error"].endswith("exited with status 2: token endpoint: 400")
         [line] = [x for x in run.stderr.decode().splitlines() if "relay unavailable" in x]

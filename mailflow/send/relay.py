@@ -143,8 +143,7 @@ class Connection:
                 smtp.login(config.smtp_user, config.smtp_password or "")
         except smtplib.SMTPAuthenticationError as error:
             smtp.close()
-            how = "token" if token is not None else "login"
-            refused = f"{target} refused the {how} of {config.smtp_user}: {error}"
+            refused = f"{target} refused the login of {config.smtp_user}: {error}"
             raise Unavailable(refused) from error
         except (OSError, smtplib.SMTPException, ssl.SSLError) as error:
             smtp.close()
