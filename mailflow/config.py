@@ -73,6 +73,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp_password", "", "the relay's password", secret=True),
     Setting("smtp_starttls", "false", "STARTTLS to the relay before logging in", "bool"),
     Setting(
+        "smtp_tls",
+        "",
+        "TLS to the relay: starttls, implicit (RFC 8314) or none; unset: implicit on port 465,"
+        " else as smtp_starttls says",
+        "choice:starttls,implicit,none",
+    ),
+    Setting(
+        "smtp_oauth_command",
+        "",
+        "a command that prints an OAuth 2 access token: the relay login is XOAUTH2",
+    ),
+    Setting(
         "coordinators",
         "",
         "program-wide coordinators' addresses, comma-separated; added at every start",
@@ -115,6 +127,11 @@ SETTINGS: tuple[Setting, ...] = (
         "imap[s]://user:password@host:port/INBOX of a hosted mailbox to read",
         "url",
         secret=True,
+    ),
+    Setting(
+        "imap_oauth_command",
+        "",
+        "a command that prints an OAuth 2 access token: the IMAP login is XOAUTH2",
     ),
     Setting(
         "imap_done",
@@ -166,6 +183,9 @@ class Config:
     smtp_user: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = False
+    smtp_tls: str = ""
+    smtp_oauth_command: str | None = None
+    imap_oauth_command: str | None = None
     coordinators: tuple[str, ...] = ()
     now: datetime | None = None
     token_days: int = 7
@@ -348,6 +368,16 @@ def _listen(setting: Setting, given: _Given) -> str:
     return _host_port(setting, given)
 
 
+def _choice(setting: Setting, given: _Given) -> str:
+    choices = setting.kind.removeprefix("choice:").split(",")
+    text = _text(setting, given).lower()
+    if text and text not in choices:
+        raise SettingError(
+            f"{given.where} must be {', '.join(choices[:-1])} or {choices[-1]}, not {text!r}"
+        )
+    return text
+
+
 def _path(setting: Setting, given: _Given) -> Path | None:
     text = _text(setting, given)
     return (given.base / text).resolve() if text else None
@@ -387,6 +417,7 @@ _READERS = {
     "addresses": _addresses,
     "time": _time,
     "url": _text,
+    "choice": _choice,
 }
 
 
@@ -396,7 +427,8 @@ def _values(given: Mapping[str, _Given], cwd: Path) -> dict[str, object]:
         chosen = given.get(setting.name) or _Given(
             setting.default, "default", cwd, setting.variable
         )
-        values[setting.name] = _READERS[setting.kind](setting, chosen)
+        kind = setting.kind.partition(":")[0]
+        values[setting.name] = _READERS[kind](setting, chosen)
     return values
 
 
@@ -415,6 +447,13 @@ def load(
         raise SettingError("MAILFLOW_DKIM_KEY and MAILFLOW_DKIM_SELECTOR go together: set both")
     if bool(v["tls_cert"]) != bool(v["tls_key"]):
         raise SettingError("MAILFLOW_TLS_CERT and MAILFLOW_TLS_KEY go together: set both")
+    if v["smtp_tls"] in ("none", "implicit") and v["smtp_starttls"]:
+        raise SettingError(f"MAILFLOW_SMTP_STARTTLS is on but MAILFLOW_SMTP_TLS is {v['smtp_tls']}")
+    if v["smtp_oauth_command"] and (v["smtp_password"] or not v["smtp_user"]):
+        raise SettingError(
+            "MAILFLOW_SMTP_OAUTH_COMMAND needs MAILFLOW_SMTP_USER (whose token it prints)"
+            " and no MAILFLOW_SMTP_PASSWORD"
+        )
     home = v["home"]
     assert isinstance(home, Path)
     return Config(
@@ -431,6 +470,9 @@ def load(
         smtp_user=v["smtp_user"] or None,
         smtp_password=v["smtp_password"] or None,
         smtp_starttls=v["smtp_starttls"],
+        smtp_tls=v["smtp_tls"],
+        smtp_oauth_command=v["smtp_oauth_command"] or None,
+        imap_oauth_command=v["imap_oauth_command"] or None,
         coordinators=v["coordinators"],
         now=v["now"],
         token_days=v["token_days"],

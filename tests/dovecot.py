@@ -7,13 +7,20 @@ As root (CI), login and mail processes must not run as root: they run as the pac
 process runs as that user (Dovecot's rootless mode). Test mail goes in with a plain IMAP
 APPEND (imaplib), so the poller under test meets it exactly as a provider's mailbox holds
 it; the helpers here never touch the Maildir files behind Dovecot's back.
+
+Given an `Introspection` endpoint, it also takes OAuth 2 access tokens (XOAUTH2 and
+OAUTHBEARER) through Dovecot's oauth2 password database, which asks that endpoint
+(RFC 7662 token introspection, started by the test on 127.0.0.1) whether a token is
+active and whose it is, as it would ask Microsoft's or Google's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import grp
+import http.server
 import imaplib
+import json
 import os
 import pwd
 import re
@@ -24,11 +31,12 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 from tests.certs import Certificate
 from tests.conftest import WAIT, free_port
@@ -162,14 +170,76 @@ class Account:
         return [int(uid) for uid in data[0].split()]
 
 
-class Dovecot:
-    """`dovecot -F -c CONFIG` as a subprocess; stop() and start() keep the same port."""
+class Introspection:
+    """A token-introspection endpoint (RFC 7662) on 127.0.0.1, as an identity provider
+    runs one: a POSTed `token=` it issued and did not revoke is {"active": true,
+    "username": ...}; any other is {"active": false}. `asked` counts the questions."""
 
-    def __init__(self, tls: Certificate | None = None):
+    def __init__(self) -> None:
+        self._tokens: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.asked = 0
+        endpoint = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                form = parse_qs(self.rfile.read(length).decode())
+                answer = endpoint._introspect((form.get("token") or [""])[0])
+                body = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args) -> None:  # the test's output stays quiet
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/introspect"
+
+    def issue(self, user: str) -> str:
+        """A new access token for `user`."""
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._tokens[token] = user
+        return token
+
+    def revoke(self, token: str) -> None:
+        with self._lock:
+            self._tokens.pop(token, None)
+
+    def _introspect(self, token: str) -> dict:
+        with self._lock:
+            self.asked += 1
+            user = self._tokens.get(token)
+        return {"active": True, "username": user} if user else {"active": False}
+
+    def start(self) -> Introspection:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Dovecot:
+    """`dovecot -F -c CONFIG` as a subprocess; stop() and start() keep the same port.
+    With `introspection`, logins by access token (XOAUTH2, OAUTHBEARER) as well."""
+
+    def __init__(self, tls: Certificate | None = None, introspection: Introspection | None = None):
         binary = executable()
         assert binary, "dovecot is not installed"
         self.binary = binary
         self.tls = tls
+        self.introspection = introspection
         # Not under pytest's tmp_path: that is private to the test user (0700), and the
         # login and mail processes run as other users who must reach their files.
         self.folder = Path(tempfile.mkdtemp(prefix="dovecot-"))
@@ -215,6 +285,23 @@ class Dovecot:
     port = 0
   }}"""
             ssl_settings = "ssl = no"
+        mechanisms, oauth2, by_password = "plain login", "", ""
+        if self.introspection:
+            by_password = "\n  mechanisms = plain login"  # a token is never a password
+            mechanisms += " xoauth2 oauthbearer"
+            settings = self.folder / "oauth2.conf.ext"
+            settings.write_text(
+                f"introspection_mode = post\nintrospection_url = {self.introspection.url}\n"
+                "force_introspection = yes\nusername_attribute = username\n"
+                "active_attribute = active\nactive_value = true\n"
+            )
+            settings.chmod(0o644)
+            oauth2 = f"""
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {settings}
+}}"""
         return f"""# A throwaway Dovecot for mailflow's tests; everything lives in this folder.
 base_dir = {self.folder}/run
 state_dir = {self.folder}/state
@@ -227,13 +314,13 @@ default_internal_group = {internal_group}
 first_valid_uid = 1
 mail_location = maildir:~/Maildir
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 auth_failure_delay = 0
 {ssl_settings}
 passdb {{
   driver = passwd-file
-  args = {self.users}/%u
-}}
+  args = {self.users}/%u{by_password}
+}}{oauth2}
 userdb {{
   driver = passwd-file
   args = {self.users}/%u

@@ -10,6 +10,7 @@ Time moves with MAILFLOW_NOW, never by sleeping.
 
 from __future__ import annotations
 
+import logging
 import signal
 import smtplib
 import sqlite3
@@ -19,6 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from mailflow import config as configuration
+from mailflow.errors import SettingError
+from mailflow.send.relay import tls_mode as relay_mode
 from tests.certs import Certificate, make_certificate
 from tests.conftest import (
     MAILFLOW,
@@ -26,6 +30,7 @@ from tests.conftest import (
     PROGRAM,
     WAIT,
     Person,
+    command,
     compose,
     environment,
     free_port,
@@ -378,3 +383,123 @@ def test_the_daemon_offers_starttls_with_a_certificate(home, tmp_path, certifica
                 client.starttls(context=trusting(certificate))
     finally:
         plain.stop()
+
+
+# --- implicit TLS (RFC 8314) and the one line per hand-off ------------------------------
+
+
+def test_an_answer_goes_over_implicit_tls_when_the_relay_speaks_it(home, certificate):
+    question = compose(ANN, "HELP", "how does this work?")
+    with RelaySink(certificate=certificate, implicit_tls=True, login=True) as sink:
+        settings = sink.settings()
+        assert settings["MAILFLOW_SMTP_TLS"] == "implicit"
+        assert "MAILFLOW_SMTP_STARTTLS" not in settings
+        run = run_cli(home, "ingest", stdin=wire(question), **settings)
+        assert run.returncode == 0, run.stderr.decode()
+    [got] = sink.received
+    assert got.tls, "sent in the clear"
+    assert (got.user, got.mechanism) == (sink.user, "PLAIN")
+    assert got.message["In-Reply-To"] == question["Message-ID"]
+    [row] = outbox(home)
+    assert (row["state"], row["attempts"], row["message_id"]) == ("sent", 1, got.message_id)
+
+
+@pytest.mark.parametrize("untrusted", [False, True], ids=["starttls-relay", "untrusted"])
+def test_implicit_tls_to_a_relay_that_wants_starttls_or_is_not_trusted_sends_nothing(
+    home, tmp_path, certificate, untrusted
+):
+    """TLS from the first byte to a relay that greets in the clear, or whose certificate
+    nobody vouches for: one line, the mail queued for later, nothing in the clear."""
+    [question] = helps(tmp_path / "in", 1)
+    with RelaySink(certificate=certificate, implicit_tls=untrusted, login=True) as sink:
+        settings = {**sink.settings(), "MAILFLOW_SMTP_TLS": "implicit"}
+        settings.pop("MAILFLOW_SMTP_STARTTLS", None)
+        if untrusted:
+            settings["SSL_CERT_FILE"] = str(make_certificate(tmp_path / "other-ca").cert)
+        run = ingest(home, question, **settings)
+        assert sink.received == [] and sink.recipients_tried == []
+    [row] = outbox(home)
+    assert (row["state"], row["attempts"]) == ("queued", 1)
+    assert moment(row["next_attempt_at"]) == START + timedelta(minutes=1)
+    assert b"relay unavailable" in run.stderr and b"over implicit TLS" in run.stderr
+    if untrusted:
+        assert "certificate" in row["last_error"].lower()
+    assert sink.password.encode() not in run.stderr
+
+
+def test_port_465_is_implicit_tls_unless_a_setting_says_otherwise(tmp_path):
+    def mode(**env: str) -> str:
+        return relay_mode(configuration.load({"MAILFLOW_HOME": str(tmp_path), **env}, tmp_path))
+
+    assert mode(MAILFLOW_SMTP_RELAY="smtp.example.org:465") == "implicit"
+    assert mode(MAILFLOW_SMTP_RELAY="smtp.example.org:587", MAILFLOW_SMTP_STARTTLS="1") == (
+        "starttls"
+    )
+    assert mode(MAILFLOW_SMTP_RELAY="smtp.example.org:587") == "none"
+    assert mode(MAILFLOW_SMTP_RELAY="smtp.example.org") == "none"  # port 25
+    assert mode(MAILFLOW_SMTP_RELAY="127.0.0.1:2465", MAILFLOW_SMTP_TLS="implicit") == "implicit"
+    assert mode(MAILFLOW_SMTP_RELAY="smtp.example.org:465", MAILFLOW_SMTP_TLS="starttls") == (
+        "starttls"
+    )
+    assert mode(MAILFLOW_SMTP_RELAY="127.0.0.1:465", MAILFLOW_SMTP_TLS="none") == "none"
+    assert mode(MAILFLOW_SMTP_RELAY="smtp.example.org:465", MAILFLOW_SMTP_STARTTLS="1") == (
+        "implicit"  # the old boolean asks for TLS; on 465 that is TLS from the first byte
+    )
+    with pytest.raises(SettingError, match="MAILFLOW_SMTP_TLS must be starttls, implicit or"):
+        mode(MAILFLOW_SMTP_RELAY="smtp.example.org:465", MAILFLOW_SMTP_TLS="ssl")
+    with pytest.raises(SettingError, match="MAILFLOW_SMTP_STARTTLS is on but"):
+        mode(MAILFLOW_SMTP_TLS="none", MAILFLOW_SMTP_STARTTLS="1")
+
+
+def test_a_relay_on_port_465_gets_the_mail_over_implicit_tls_with_no_tls_setting(home, certificate):
+    try:
+        sink = RelaySink(465, certificate=certificate, implicit_tls=True).start()
+    except (OSError, RuntimeError) as error:  # not root, or 465 taken on this machine
+        pytest.skip(f"cannot listen on 127.0.0.1:465: {error}")
+    question = compose(ANN, "HELP", "help")
+    try:
+        settings = sink.settings()
+        assert "MAILFLOW_SMTP_TLS" not in settings and "MAILFLOW_SMTP_STARTTLS" not in settings
+        run = run_cli(home, "ingest", stdin=wire(question), **settings)
+        assert run.returncode == 0, run.stderr.decode()
+    finally:
+        sink.stop()
+    [got] = sink.received
+    assert got.tls and got.message["In-Reply-To"] == question["Message-ID"]
+
+
+def test_each_hand_off_to_the_relay_is_one_line_with_the_relays_answer(home, tmp_path, caplog):
+    """Accepted: one INFO line with the row, the Message-ID, the recipient and the relay's
+    250 (its "queued as"), in Postfix's words; refused or deferred: one WARNING line each."""
+    caplog.set_level(logging.INFO)
+    files = helps(tmp_path / "in", 3)
+    with RelaySink() as sink:
+        sink.refuse_recipient("person02@members.example", "550 5.1.1 No such user here")
+        sink.refuse_recipient("person03@members.example", "450 4.2.0 Mailbox busy")
+        command(home, "ingest", *map(str, files), **sink.settings())
+    [got] = sink.received
+    sent, refused, deferred = outbox(home)
+    assert (sent["state"], refused["state"], deferred["state"]) == ("sent", "failed", "queued")
+    lines = {
+        row["id"]: [r for r in caplog.records if r.getMessage().startswith(f"outbox {row['id']}:")]
+        for row in (sent, refused, deferred)
+    }
+    assert all(len(found) == 1 for found in lines.values()), lines
+    [accepted], [failed], [later] = lines.values()
+    assert accepted.levelno == logging.INFO
+    assert accepted.getMessage() == (
+        f"outbox {sent['id']}: to=<person01@members.example>, message-id={got.message_id},"
+        f" relay={sink.address}, status=sent (250 2.0.0 OK: queued as {got.queued_as})"
+    )
+    assert failed.levelno == logging.WARNING
+    assert failed.getMessage() == (
+        f"outbox {refused['id']}: to=<person02@members.example>,"
+        f" message-id={refused['message_id']}, relay={sink.address},"
+        " status=failed (550 5.1.1 No such user here): giving up"
+    )
+    assert later.levelno == logging.WARNING
+    assert later.getMessage() == (
+        f"outbox {deferred['id']}: to=<person03@members.example>,"
+        f" message-id={deferred['message_id']}, relay={sink.address},"
+        " status=deferred (450 4.2.0 Mailbox busy): retry in 0:01:00"
+    )

@@ -8,6 +8,11 @@ folder (new UIDVALIDITY) is read again from the start, and the pipeline's Messag
 keeps what was handled from acting twice. What it cannot handle (too large, unreadable)
 stays where it is, flagged, with one log line. It never deletes a message it has not
 stored, and it never answers anything itself.
+
+It logs in with the URL's password, or, when MAILFLOW_IMAP_OAUTH_COMMAND is set, with an
+OAuth 2 access token over XOAUTH2 (Microsoft 365 and Google Workspace): the command runs
+at each connection, and a failing command or a refused token is a refused login, tried
+again with backoff.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from dataclasses import dataclass, field
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from mailflow import pipeline
+from mailflow import oauth, pipeline
 from mailflow.config import Config
 from mailflow.errors import SettingError
 from mailflow.program import Program
@@ -64,8 +69,10 @@ class Mailbox:
         return f"{scheme}://{urllib.parse.quote(self.user)}@{self.host}:{self.port}/{self.folder}"
 
 
-def mailbox(url: str) -> Mailbox:
-    """MAILFLOW_IMAP_URL read; ValueError with what is wrong (never echoing the password)."""
+def mailbox(url: str, token: bool = False) -> Mailbox:
+    """MAILFLOW_IMAP_URL read; SettingError with what is wrong (never echoing the password).
+    `token`: the login is an access token (MAILFLOW_IMAP_OAUTH_COMMAND), so the URL has
+    a user and no password."""
     parts = urllib.parse.urlsplit(url.strip())
     if parts.scheme not in ("imap", "imaps"):
         raise SettingError("MAILFLOW_IMAP_URL must start with imap:// or imaps://")
@@ -73,14 +80,19 @@ def mailbox(url: str) -> Mailbox:
         port = parts.port
     except ValueError:
         raise SettingError("MAILFLOW_IMAP_URL has a port that is not a number") from None
-    if not parts.hostname or not parts.username or parts.password is None:
+    if token and parts.password is not None:
+        raise SettingError(
+            "MAILFLOW_IMAP_URL has a password, but MAILFLOW_IMAP_OAUTH_COMMAND is set:"
+            " give imap://user@host[:port]/FOLDER (the token is the login)"
+        )
+    if not parts.hostname or not parts.username or (parts.password is None and not token):
         raise SettingError("MAILFLOW_IMAP_URL must be imap://user:password@host[:port]/FOLDER")
     return Mailbox(
         secure=parts.scheme == "imaps",
         host=parts.hostname,
         port=port or (993 if parts.scheme == "imaps" else 143),
         user=urllib.parse.unquote(parts.username),
-        password=urllib.parse.unquote(parts.password),
+        password=urllib.parse.unquote(parts.password or ""),
         folder=urllib.parse.unquote(parts.path.lstrip("/")) or "INBOX",
     )
 
@@ -188,13 +200,14 @@ class Poller:
         if not config.imap_url:
             raise SettingError("MAILFLOW_IMAP_URL is not set")
         self.config = config
-        self.box = mailbox(config.imap_url)
+        self.box = mailbox(config.imap_url, token=bool(config.imap_oauth_command))
         self.worker = worker
         self.stop = stop or threading.Event()
         self.deliver = deliver
 
     def connect(self) -> IMAPClient:
         box = self.box
+        token = self._token() if self.config.imap_oauth_command else None
         try:
             client = IMAPClient(
                 box.host,
@@ -206,7 +219,10 @@ class Poller:
         except (OSError, IMAPClientError) as error:
             raise Unreachable(f"cannot connect to {box}: {error}") from error
         try:
-            client.login(box.user, box.password)
+            if token is not None:
+                client.oauth2_login(box.user, token)
+            else:
+                client.login(box.user, box.password)
             client.select_folder(box.folder)
             done = self.config.imap_done
             if done and not client.folder_exists(done):
@@ -219,6 +235,12 @@ class Poller:
             _close(client)
             raise Unreachable(f"{box}: {_text(error)}") from error
         return client
+
+    def _token(self) -> str:
+        try:
+            return oauth.access_token(self.config.imap_oauth_command, "MAILFLOW_IMAP_OAUTH_COMMAND")
+        except oauth.TokenError as error:
+            raise Unreachable(f"no access token for {self.box}: {error}") from None
 
     def once(self) -> Report:
         """One pass over a fresh connection (`poll-imap --once`)."""

@@ -259,12 +259,14 @@ def resend(db: sqlite_utils.Database, row_id: int, now: datetime) -> str:
 
 
 def _rows(db: sqlite_utils.Database, ids: list[int]) -> Iterator[tuple]:
-    """(id, created_at, recipient, envelope_from, raw, attempts, template) of each row still
-    there (one can be deleted meanwhile, with its owner's data), a batch at a time."""
+    """(id, created_at, recipient, envelope_from, raw, attempts, template, message_id) of
+    each row still there (one can be deleted meanwhile, with its owner's data), a batch at
+    a time."""
     for start in range(0, len(ids), BATCH):
         batch = ids[start : start + BATCH]
         yield from db.execute(
-            "SELECT id, created_at, recipient, envelope_from, raw, attempts, template"
+            "SELECT id, created_at, recipient, envelope_from, raw, attempts, template,"
+            " message_id"
             f" FROM outbox WHERE id IN ({', '.join('?' * len(batch))}) ORDER BY id",
             batch,
         ).fetchall()
@@ -277,12 +279,14 @@ def _to_relay(db: sqlite_utils.Database, config: Config, now: datetime, due: lis
     sent = 0
     with relay.Connection(config) as connection:
         rows = _rows(db, due)
-        for row_id, _, recipient, envelope_from, raw, attempts, template in rows:
+        for row_id, _, recipient, envelope_from, raw, attempts, template, message_id in rows:
             if not _claim(db, row_id):
                 continue
             handed = functools.partial(_handed, db, row_id, now)
+            # Postfix's words (to=, relay=, status=), so one grep finds a mail in both logs.
+            trace = f"outbox {row_id}: to=<{recipient}>, message-id={message_id}"
             try:
-                connection.send(envelope_from, recipient, raw, handed)
+                answer = connection.send(envelope_from, recipient, raw, handed)
             except relay.Unavailable as error:
                 log.warning("relay unavailable (%s): the outbox waits with backoff", error)
                 _release(db, now, due[due.index(row_id) :], error)
@@ -291,8 +295,10 @@ def _to_relay(db: sqlite_utils.Database, config: Config, now: datetime, due: lis
                 _unconfirmed(db, row_id, recipient, error)
                 continue
             except (OSError, smtplib.SMTPException) as error:
-                _failed(db, config, now, row_id, recipient, attempts, error)
+                relayed = f"{trace}, relay={connection.target}"
+                _failed(db, config, now, row_id, recipient, attempts, error, relayed)
                 continue
+            log.info("%s, relay=%s, status=sent (%s)", trace, connection.target, answer)
             # Marked at once: a relayed message is never sent again.
             _mark_sent(db, [(row_id, attempts, template)], now)
             sent += 1
@@ -374,7 +380,7 @@ def _to_maildir(db: sqlite_utils.Database, config: Config, now: datetime, due: l
                 for row in _rows(db, due[start : start + BATCH])
             ]
             written = []
-            for (row_id, _, recipient, _, _, attempts, template), job in jobs:
+            for (row_id, _, recipient, _, _, attempts, template, _), job in jobs:
                 try:
                     job.result()
                 except OSError as error:
@@ -410,18 +416,25 @@ def _failed(
     recipient: str,
     attempts: int,
     error: Exception,
+    relayed: str | None = None,
 ) -> None:
-    """Retry later with exponential backoff, or give up when it is permanent or too often."""
+    """Retry later with exponential backoff, or give up when it is permanent or too often.
+    `relayed`: the hand-off's trace (outbox, to=, message-id=, relay=) when a relay refused."""
     attempts += 1
     give_up = relay.permanent(error) or attempts >= config.relay_attempts
     wait = _backoff(attempts)
-    log.warning(
-        "delivery of outbox %d to %s failed (%s)%s",
-        row_id,
-        recipient,
-        error,
-        ": giving up" if give_up else f": retry in {wait}",
-    )
+    if relayed:
+        status = "failed" if give_up else "deferred"
+        later = "giving up" if give_up else f"retry in {wait}"
+        log.warning("%s, status=%s (%s): %s", relayed, status, relay.refusal(error), later)
+    else:
+        log.warning(
+            "delivery of outbox %d to %s failed (%s)%s",
+            row_id,
+            recipient,
+            error,
+            ": giving up" if give_up else f": retry in {wait}",
+        )
     with transaction(db):
         db.execute(
             "UPDATE outbox SET attempts = ?, last_error = ?, next_attempt_at = ?,"
