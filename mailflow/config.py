@@ -95,12 +95,23 @@ class Config:
         return self.address.rsplit("@", 1)[1].lower()
 
     @property
-    def listen_host(self) -> str:
-        return self.listen.rsplit(":", 1)[0]
+    def listen_protocol(self) -> str:
+        """The protocol MAILFLOW_LISTEN names: smtp, or lmtp (RFC 2033)."""
+        return listen_parts(self.listen)[0]
 
     @property
-    def listen_port(self) -> int:
-        return int(self.listen.rsplit(":", 1)[1])
+    def listen_host(self) -> str | None:
+        """The address the daemon binds, or None for a unix socket."""
+        return listen_parts(self.listen)[1]
+
+    @property
+    def listen_port(self) -> int | None:
+        return listen_parts(self.listen)[2]
+
+    @property
+    def listen_socket(self) -> Path | None:
+        """The unix socket of `lmtp:unix:/path`, else None."""
+        return listen_parts(self.listen)[3]
 
     def token_address(self, token: str) -> str:
         return f"{self.local_part}+{token}@{self.domain}"
@@ -158,6 +169,29 @@ def _host_port(settings: dict[str, str], key: str) -> str:
     return settings[key]
 
 
+# sockaddr_un's sun_path: 108 bytes on Linux, the last one the terminating NUL.
+UNIX_PATH_MOST = 107
+
+
+def listen_parts(text: str) -> tuple[str, str | None, int | None, Path | None]:
+    """MAILFLOW_LISTEN as (protocol, host, port, unix socket): `host:port` is SMTP,
+    `lmtp:host:port` and `lmtp:unix:/absolute/path` are LMTP (RFC 2033), the ways
+    Postfix's `lmtp:inet:` and `lmtp:unix:` reach it. Anything else is a SettingError."""
+    protocol, rest = ("lmtp", text[5:]) if text.startswith("lmtp:") else ("smtp", text)
+    if protocol == "lmtp" and rest.startswith("unix:"):
+        path = rest.removeprefix("unix:")
+        if path.startswith("/") and len(os.fsencode(path)) <= UNIX_PATH_MOST:
+            return protocol, None, None, Path(path)
+    else:
+        host, colon, port = rest.rpartition(":")
+        if colon and host and port.isdigit() and 0 < int(port) < 65536:
+            return protocol, host.strip("[]"), int(port), None
+    raise SettingError(
+        "MAILFLOW_LISTEN must be host:port, lmtp:host:port or lmtp:unix:/absolute/path"
+        f" (at most {UNIX_PATH_MOST} bytes), not {text!r}"
+    )
+
+
 def _seconds(settings: dict[str, str], key: str) -> float:
     name = "MAILFLOW_" + key.upper()
     try:
@@ -192,11 +226,13 @@ def load(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Conf
         raise SettingError(f"MAILFLOW_IMAP_POLL must be seconds, not {s['imap_poll']!r}") from None
     if imap_poll <= 0:
         raise SettingError("MAILFLOW_IMAP_POLL must be more than 0 seconds")
+    listen = s["listen"].strip()
+    listen_parts(listen)  # checked here, not where the daemon binds: one line, not a traceback
     return Config(
         home=home,
         db=(cwd / s["db"]).resolve() if s.get("db") else home / "mailflow.db",
         address=address.lower(),
-        listen=_host_port(s, "listen"),
+        listen=listen,
         max_size=_whole(s, "max_size"),
         outbox=(cwd / s["outbox"]).resolve() if s.get("outbox") else home / "outbox",
         templates=Path(s["templates"]).resolve()
