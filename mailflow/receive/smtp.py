@@ -141,7 +141,11 @@ class Handler:
             return TOO_MUCH
         try:
             name = self.spool.write(
-                raw, envelope.mail_from, list(envelope.rcpt_tos), self.config.clock()
+                raw,
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                self.config.clock(),
+                via="lmtp" if isinstance(server, LMTP) else "smtp",
             )
         except Exception:
             log.exception("could not store a message from %s", envelope.mail_from)
