@@ -17,10 +17,15 @@ import re
 import shutil
 import smtplib
 import socket
+import stat
 import subprocess
+import sys
+import sysconfig
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from mailflow import config as configuration
 from tests.conftest import MAILFLOW, NOW, ROOT, WAIT, Daemon, environment, free_port, until
@@ -95,7 +100,7 @@ class Postfix:
         pipe = (CONTRIB / "master.cf").read_text()
         pipe = pipe.replace("user=mailflow", f"user={PIPE_USER}")
         pipe = pipe.replace("directory=/etc/mailflow", f"directory={pipe_folder}")
-        pipe = pipe.replace("/opt/mailflow/.venv/bin/mailflow", str(MAILFLOW))
+        pipe = pipe.replace("/opt/mailflow/.venv/bin/mailflow", str(self._pipe_command()))
         (self.etc / "master.cf").write_text(master + _settings(pipe) + "\n")
         recipients = (CONTRIB / "mailflow_recipients").read_text()
         line = next(x for x in recipients.splitlines() if x.startswith(GUIDE_ADDRESS))
@@ -107,6 +112,24 @@ class Postfix:
         )
         for table in ("mailflow_recipients", "transport"):
             self._run("postmap", "-c", str(self.etc), f"hash:{self.etc}/{table}")
+
+    def _pipe_command(self) -> Path:
+        """The venv's `mailflow`, as the guide's pipe runs it; where its Python lives in a
+        folder the pipe's user may not enter (pyenv under /root), the same venv started by
+        the system's Python of the same version, which that user can run."""
+        if all(_open_to_others(path) for path in (MAILFLOW, Path(sys.executable))):
+            return MAILFLOW
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        system = Path(f"/usr/bin/python{version}")
+        if not _open_to_others(system):
+            pytest.skip(f"the pipe's user can't run this venv's Python, and {system} is missing")
+        wrapper = self.folder / "mailflow"
+        wrapper.write_text(
+            f"#!{system}\nimport site, sys\nsite.addsitedir({sysconfig.get_path('purelib')!r})\n"
+            "from mailflow.cli import main\nsys.exit(main())\n"
+        )
+        wrapper.chmod(0o755)
+        return wrapper
 
     def _private(self, sink_port: int, now: str) -> str:
         """What a private instance needs beside the guide's lines (none of them the guide's)."""
@@ -179,6 +202,15 @@ export_environment = TZ LANG MAILFLOW_NOW={now}"""
             ["install", "-d", "-o", owner, "-g", "postfix", "-m", "2750", str(folder)], check=True
         )
         return folder
+
+
+def _open_to_others(path: Path) -> bool:
+    """Any user may run `path`: every folder on the way to it may be entered, and the file
+    (links resolved) may be executed."""
+    resolved = path.resolve()
+    if not resolved.exists():
+        return False
+    return all(p.stat().st_mode & stat.S_IXOTH for p in [resolved, *resolved.parents])
 
 
 def _listening(port: int) -> bool:
