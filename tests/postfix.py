@@ -183,6 +183,10 @@ export_environment = TZ LANG MAILFLOW_NOW={now}"""
         """`postqueue -f`: try every deferred message now."""
         self._run("postqueue", "-c", str(self.etc), "-f")
 
+    def mailq(self) -> str:
+        """What `mailq` shows: the messages Postfix keeps, each with why."""
+        return self._run("postqueue", "-c", str(self.etc), "-p")
+
     def log(self) -> str:
         return self.maillog.read_text(errors="replace") if self.maillog.exists() else ""
 

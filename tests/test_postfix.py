@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import compose, free_port, until, wire
-from tests.postfix import PIPE_USER, Postfix, executable, guide_transports, start_lmtp
+from tests.conftest import ROOT, compose, free_port, until, wire
+from tests.postfix import CONTRIB, PIPE_USER, Postfix, executable, guide_transports, start_lmtp
 from tests.relay_sink import Received, RelaySink
 
 ANN = "ann@uni.example.edu"
@@ -226,6 +226,8 @@ def test_postfix_keeps_the_mail_while_mailflow_is_down_and_delivers_it_once_up(
         rf":{port}: Connection refused\)"
     )
     assert [r for r in sink.received if r.message["In-Reply-To"] == message["Message-ID"]] == []
+    # What the guide's `mailq` shows: kept, with the reason, not bounced.
+    assert f"(connect to 127.0.0.1[127.0.0.1]:{port}: Connection refused)" in postfix.mailq()
 
     running = start_lmtp(
         tmp_path / "var", f"lmtp:127.0.0.1:{port}", MAILFLOW_ADDRESS=LATER, **relay(postfix)
@@ -238,3 +240,28 @@ def test_postfix_keeps_the_mail_while_mailflow_is_down_and_delivers_it_once_up(
         assert len(running.query("SELECT id FROM messages")) == 1  # once, not per attempt
     finally:
         running.stop()
+
+
+def guide_section(title: str) -> str:
+    text = (ROOT / "docs" / "operating.md").read_text()
+    start = text.index(title)
+    return text[start : text.index("\n## ", start)]
+
+
+def test_the_guide_gives_the_snippets_the_tests_use() -> None:
+    """Every line of contrib/postfix/ (which the Postfix here is built from) is in the
+    operator's guide, section 3, as the operator types it."""
+    guide = " ".join(guide_section("## 3. Behind Postfix").split())
+    lines = {
+        path.name: [x for x in path.read_text().splitlines() if x and not x.startswith("#")]
+        for path in CONTRIB.iterdir()
+    }
+    for name in ("main.cf", "pipe.cf"):
+        for line in lines[name]:
+            assert f"postconf -e '{line}'" in guide, f"{name}: {line}"
+    for name in ("mailflow_recipients", "transport"):
+        for line in lines[name]:
+            assert f"echo '{' '.join(line.split())}' >> /etc/postfix/{name}" in guide, line
+    assert " ".join(" ".join(lines["master.cf"]).split()) in guide
+    for transport in guide_transports().values():
+        assert transport in guide
