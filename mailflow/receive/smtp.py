@@ -29,7 +29,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from pathlib import Path
 
-from aiosmtpd.controller import Controller, UnixSocketController
+from aiosmtpd.controller import BaseThreadedController, Controller, UnixSocketController
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
@@ -311,9 +311,10 @@ SOCKET_MODE = 0o660  # its owner and its group (Postfix's, through a setgid fold
 
 
 def unix_socket(path: Path) -> socket.socket:
-    """A listening unix socket at `path`, mode 0660 from the moment it exists (the mode is
-    set on the socket before bind, whatever the umask, then on the file). A socket file left
-    by a daemon that crashed is replaced; one another daemon still answers on is not."""
+    """A listening unix socket at `path`, mode 0660 (rw-rw----). Never wider, even for a
+    moment: the mode is set on the socket before bind, so the file is made with it (the
+    umask can only narrow it), then on the file. A socket file left by a daemon that
+    crashed is replaced; one another daemon still answers on is not."""
     name = "MAILFLOW_LISTEN"
     try:
         found = path.lstat()
@@ -344,7 +345,7 @@ def unix_socket(path: Path) -> socket.socket:
     return listener
 
 
-def controller(config: Config, spool: Spool, stored: Callable[[], None]) -> Controller:
+def controller(config: Config, spool: Spool, stored: Callable[[], None]) -> BaseThreadedController:
     """The receiver MAILFLOW_LISTEN names, not yet started (a unix socket is bound already)."""
     options = dict(
         data_size_limit=config.max_size,
