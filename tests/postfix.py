@@ -239,6 +239,18 @@ class LmtpDaemon(Daemon):
     def smtp(self) -> smtplib.LMTP:  # so that Person.say talks LMTP to it
         return self.lmtp()
 
+    def ready(self) -> LmtpDaemon:
+        """Wait until it answers LMTP; itself."""
+
+        def answering() -> bool:
+            if self.process.poll() is not None:
+                journal = (self.home.parent / "daemon.log").read_text()
+                raise AssertionError("mailflow serve exited:\n" + journal)
+            return self.answers()
+
+        until(answering, "the daemon to answer LMTP", timeout=30)
+        return self
+
     def answers(self) -> bool:
         """It answers LMTP (a connection alone may precede the server's greeting)."""
         try:
@@ -251,6 +263,11 @@ class LmtpDaemon(Daemon):
 def start_lmtp(home: Path, listen: str, *options: str, **extra: str) -> LmtpDaemon:
     """`mailflow serve OPTIONS` with MAILFLOW_LISTEN=`listen` (lmtp:127.0.0.1:PORT or
     lmtp:unix:PATH), once it answers LMTP."""
+    return launch_lmtp(home, listen, *options, **extra).ready()
+
+
+def launch_lmtp(home: Path, listen: str, *options: str, **extra: str) -> LmtpDaemon:
+    """As start_lmtp, without waiting: start several, then wait for each (`ready()`)."""
     _, _, port, path = configuration.listen_parts(listen)
     home.parent.mkdir(parents=True, exist_ok=True)
     log = (home.parent / "daemon.log").open("ab")
@@ -261,13 +278,4 @@ def start_lmtp(home: Path, listen: str, *options: str, **extra: str) -> LmtpDaem
         stderr=log,
         cwd=home.parent,
     )
-    daemon = LmtpDaemon(home=home, port=port or 0, process=process, unix_socket=path)
-
-    def ready() -> bool:
-        if process.poll() is not None:
-            journal = (home.parent / "daemon.log").read_text()
-            raise AssertionError("mailflow serve exited:\n" + journal)
-        return daemon.answers()
-
-    until(ready, "the daemon to answer LMTP", timeout=30)
-    return daemon
+    return LmtpDaemon(home=home, port=port or 0, process=process, unix_socket=path)

@@ -24,7 +24,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, compose, free_port, until, wire
-from tests.postfix import CONTRIB, PIPE_USER, Postfix, executable, guide_transports, start_lmtp
+from tests.postfix import (
+    CONTRIB,
+    PIPE_USER,
+    Postfix,
+    executable,
+    guide_transports,
+    launch_lmtp,
+    start_lmtp,
+)
 from tests.relay_sink import Received, RelaySink
 
 ANN = "ann@uni.example.edu"
@@ -93,21 +101,37 @@ def relay(postfix: Postfix) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def over_lmtp(postfix: Postfix, tmp_path_factory):
-    home = tmp_path_factory.mktemp("lmtp") / "var"
-    listen = f"lmtp:127.0.0.1:{postfix.lmtp_ports[LMTP]}"
-    running = start_lmtp(home, listen, MAILFLOW_ADDRESS=LMTP, **relay(postfix))
-    yield running
-    running.stop()
+def mailflows(postfix: Postfix, tmp_path_factory):
+    """`mailflow serve` for program@lmtp.test on its port and for program@socket.test on the
+    guide's socket, both relaying through the Postfix; started at once, as they are slow to."""
+    listen = {
+        LMTP: f"lmtp:127.0.0.1:{postfix.lmtp_ports[LMTP]}",
+        SOCKET: f"lmtp:unix:{postfix.socket_folder() / 'lmtp'}",
+    }
+    running = {
+        address: launch_lmtp(
+            tmp_path_factory.mktemp(address.split("@")[1]) / "var",
+            where,
+            MAILFLOW_ADDRESS=address,
+            **relay(postfix),
+        )
+        for address, where in listen.items()
+    }
+    try:
+        yield {address: daemon.ready() for address, daemon in running.items()}
+    finally:
+        for daemon in running.values():
+            daemon.stop()
 
 
-@pytest.fixture(scope="module")
-def over_socket(postfix: Postfix, tmp_path_factory):
-    home = tmp_path_factory.mktemp("socket") / "var"
-    path = postfix.socket_folder() / "lmtp"
-    running = start_lmtp(home, f"lmtp:unix:{path}", MAILFLOW_ADDRESS=SOCKET, **relay(postfix))
-    yield running
-    running.stop()
+@pytest.fixture
+def over_lmtp(mailflows):
+    return mailflows[LMTP]
+
+
+@pytest.fixture
+def over_socket(mailflows):
+    return mailflows[SOCKET]
 
 
 def say(postfix: Postfix, sender: str, to: str, body: str) -> EmailMessage:
