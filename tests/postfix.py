@@ -115,7 +115,7 @@ class Postfix:
 
     def _pipe_command(self) -> Path:
         """The venv's `mailflow`, as the guide's pipe runs it; where its Python lives in a
-        folder the pipe's user may not enter (pyenv under /root), the same venv started by
+        folder the pipe's user may not enter (one built in root's home), the same venv started by
         the system's Python of the same version, which that user can run."""
         if all(_open_to_others(path) for path in (MAILFLOW, Path(sys.executable))):
             return MAILFLOW
