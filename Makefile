@@ -28,15 +28,20 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 # Debian packages the tests use, installed when root: DejaVu Sans for certificates beyond
-# Latin-1 (without it they fall back to Latin-1) and Dovecot, the real IMAP server the
-# poller is tested against (as root, its tests fail rather than skip without it).
+# Latin-1 (without it they fall back to Latin-1), Dovecot, the real IMAP server the
+# poller is tested against, and Postfix, the MTA in front of mailflow (as root, their
+# tests fail rather than skip without them). Postfix is preseeded with "No configuration",
+# so it never asks and configures no system mail: the tests start their own instance.
 	@if [ "$$(id -u)" = 0 ]; then \
 		missing=""; \
 		[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu-core"; \
 		[ -x /usr/sbin/dovecot ] || missing="$$missing dovecot-imapd"; \
+		[ -x /usr/sbin/postfix ] || missing="$$missing postfix"; \
 		if [ -n "$$missing" ]; then \
 			echo "installing Debian packages:$$missing"; \
-			{ DEBIAN_FRONTEND=noninteractive apt-get -qq update \
+			{ echo "postfix postfix/main_mailer_type select No configuration" \
+			    | debconf-set-selections \
+			  && DEBIAN_FRONTEND=noninteractive apt-get -qq update \
 			  && DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends \
 			     $$missing; } >/dev/null 2>&1 \
 			|| echo "could not install:$$missing"; \

@@ -224,12 +224,23 @@ class Config:
         return self.address.rsplit("@", 1)[1].lower()
 
     @property
-    def listen_host(self) -> str:
-        return self.listen.rsplit(":", 1)[0]
+    def listen_protocol(self) -> str:
+        """The protocol MAILFLOW_LISTEN names: smtp, or lmtp (RFC 2033)."""
+        return listen_parts(self.listen)[0]
 
     @property
-    def listen_port(self) -> int:
-        return int(self.listen.rsplit(":", 1)[1])
+    def listen_host(self) -> str | None:
+        """The address the daemon binds, or None for a unix socket."""
+        return listen_parts(self.listen)[1]
+
+    @property
+    def listen_port(self) -> int | None:
+        return listen_parts(self.listen)[2]
+
+    @property
+    def listen_socket(self) -> Path | None:
+        """The unix socket of `lmtp:unix:/path`, else None."""
+        return listen_parts(self.listen)[3]
 
     def token_address(self, token: str) -> str:
         return f"{self.local_part}+{token}@{self.domain}"
@@ -364,8 +375,36 @@ def _host_port(setting: Setting, given: _Given) -> str:
     return text
 
 
+# sockaddr_un's sun_path: 108 bytes on Linux, the last one the terminating NUL.
+UNIX_PATH_MOST = 107
+
+
+def listen_parts(
+    text: str, where: str = "MAILFLOW_LISTEN"
+) -> tuple[str, str | None, int | None, Path | None]:
+    """MAILFLOW_LISTEN as (protocol, host, port, unix socket): `host:port` is SMTP,
+    `lmtp:host:port` and `lmtp:unix:/absolute/path` are LMTP (RFC 2033), the ways
+    Postfix's `lmtp:inet:` and `lmtp:unix:` reach it. Anything else is a SettingError."""
+    protocol, rest = ("lmtp", text[5:]) if text.startswith("lmtp:") else ("smtp", text)
+    if protocol == "lmtp" and rest.startswith("unix:"):
+        path = rest.removeprefix("unix:")
+        if path.startswith("/") and len(os.fsencode(path)) <= UNIX_PATH_MOST:
+            return protocol, None, None, Path(path)
+    else:
+        host, colon, port = rest.rpartition(":")
+        if colon and host and port.isdigit() and 0 < int(port) < 65536:
+            return protocol, host.strip("[]"), int(port), None
+    raise SettingError(
+        f"{where} must be host:port, lmtp:host:port or lmtp:unix:/absolute/path"
+        f" (at most {UNIX_PATH_MOST} bytes), not {text!r}"
+    )
+
+
 def _listen(setting: Setting, given: _Given) -> str:
-    return _host_port(setting, given)
+    # Checked here, not where the daemon binds: one line, not a traceback.
+    text = _text(setting, given)
+    listen_parts(text, given.where)
+    return text
 
 
 def _choice(setting: Setting, given: _Given) -> str:

@@ -1,5 +1,5 @@
-"""`mailflow serve`: the SMTP daemon, the handling process, the delivery loop and the
-scheduler.
+"""`mailflow serve`: the SMTP or LMTP daemon (MAILFLOW_LISTEN), the handling process, the
+delivery loop and the scheduler.
 
 The daemon writes each message to the spool before its 250; the handling process
 (`mailflow.receive.handling`, a process of its own so that it has a core of its own) stores and

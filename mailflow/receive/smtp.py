@@ -1,4 +1,7 @@
-"""The SMTP receiver (aiosmtpd): 550 for anyone but the program, 250 only once stored.
+"""The SMTP and LMTP receiver (aiosmtpd): 550 for anyone but the program, 250 only once
+stored. `MAILFLOW_LISTEN=host:port` is SMTP; `lmtp:host:port` and `lmtp:unix:/path` are
+LMTP (RFC 2033), the way Postfix hands mail to Mailman 3 and Dovecot: the same handler,
+spool, limits and refusals, and after DATA one answer per accepted recipient.
 
 Like Mailman 3's runners/lmtp.py it decides per recipient and does nothing else: a
 message is written to the spool (`mailflow.spool`, fsynced) and the handling process is
@@ -17,12 +20,17 @@ import email.parser
 import email.policy
 import email.utils
 import logging
+import os
+import socket
 import ssl
+import stat
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from pathlib import Path
 
-from aiosmtpd.controller import Controller
+from aiosmtpd.controller import BaseThreadedController, Controller, UnixSocketController
+from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
 from mailflow.config import Config
@@ -133,7 +141,11 @@ class Handler:
             return TOO_MUCH
         try:
             name = self.spool.write(
-                raw, envelope.mail_from, list(envelope.rcpt_tos), self.config.clock()
+                raw,
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                self.config.clock(),
+                via="lmtp" if isinstance(server, LMTP) else "smtp",
             )
         except Exception:
             log.exception("could not store a message from %s", envelope.mail_from)
@@ -237,22 +249,121 @@ class _Server(SMTP):
             super().data_received(data)
 
 
-class _Controller(Controller):
-    def __init__(self, *args, **kwargs) -> None:
+class _LMTPServer(_Server, LMTP):
+    """LMTP (RFC 2033): LHLO for EHLO, and after DATA one reply for each recipient that
+    RCPT accepted, in order (4.2), where SMTP gives one for the message. The message is
+    stored once for all of them (one spool file), so each gets the same reply; so do
+    aiosmtpd's own replies after DATA (552 for a message over MAILFLOW_MAX_SIZE), which a
+    client such as Postfix's lmtp(8) would otherwise wait for until it times out."""
+
+    def __init__(self, handler, **kwargs) -> None:
+        super().__init__(handler, **kwargs)
+        self.replies_due = 0  # set once DATA's 354 is out: the next reply is everyone's
+
+    async def push(self, status) -> None:
+        if isinstance(status, str) and self.replies_due:
+            status = "\r\n".join([status] * self.replies_due)
+            self.replies_due = 0
+        elif isinstance(status, str) and status.startswith("354") and self.envelope:
+            self.replies_due = len(self.envelope.rcpt_tos)
+        await super().push(status)
+
+
+class _Listening:
+    """What the TCP and the unix-socket controllers share: one Gate, and the server class
+    the setting names."""
+
+    def __init__(self, *args, server_class: type[_Server], **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.server_class = server_class
         self.gate = Gate()  # used on the event loop's thread only
 
     def factory(self) -> SMTP:
-        return _Server(self.handler, gate=self.gate, **self.SMTP_kwargs)
+        return self.server_class(self.handler, gate=self.gate, **self.SMTP_kwargs)
 
 
-def controller(config: Config, spool: Spool, stored: Callable[[], None]) -> Controller:
-    return _Controller(
-        Handler(config, spool, stored),
-        hostname=config.listen_host,
-        port=config.listen_port,
+class _Controller(_Listening, Controller):
+    pass
+
+
+class _UnixController(_Listening, UnixSocketController):
+    """LMTP on a unix socket bound before the loop starts (so a wrong folder is a setting's
+    one-line error, not a timeout), and removed when the daemon stops."""
+
+    def __init__(self, *args, bound: socket.socket, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.bound = bound
+        self.inode = os.stat(self.unix_socket).st_ino
+
+    def _create_server(self):
+        return self.loop.create_unix_server(self._factory_invoker, sock=self.bound)
+
+    def stop(self, no_assert: bool = False) -> None:
+        super().stop(no_assert)
+        try:
+            if os.stat(self.unix_socket).st_ino == self.inode:  # not a successor's socket
+                os.unlink(self.unix_socket)
+        except FileNotFoundError:
+            pass
+
+
+SOCKET_MODE = 0o660  # its owner and its group (Postfix's, through a setgid folder), no one else
+
+
+def unix_socket(path: Path) -> socket.socket:
+    """A listening unix socket at `path`, mode 0660 (rw-rw----). Never wider, even for a
+    moment: the mode is set on the socket before bind, so the file is made with it (the
+    umask can only narrow it), then on the file. A socket file left by a daemon that
+    crashed is replaced; one another daemon still answers on is not."""
+    name = "MAILFLOW_LISTEN"
+    try:
+        found = path.lstat()
+    except FileNotFoundError:
+        found = None
+    except OSError as error:
+        raise SettingError(f"{name}: can't look at {path}: {error}") from error
+    if found is not None:
+        if not stat.S_ISSOCK(found.st_mode):
+            raise SettingError(f"{name}: {path} exists and is not a socket")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(str(path))
+            except ConnectionRefusedError:
+                path.unlink()  # nobody listens: left by a crash
+            except OSError as error:
+                raise SettingError(f"{name}: can't use {path}: {error}") from error
+            else:
+                raise SettingError(f"{name}: another daemon is listening on {path}")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        os.fchmod(listener.fileno(), SOCKET_MODE)  # Linux creates the file with this mode
+        listener.bind(str(path))
+        os.chmod(path, SOCKET_MODE)  # a umask of 077 would have left the group out
+    except OSError as error:
+        listener.close()
+        raise SettingError(f"{name}: can't listen on {path}: {error}") from error
+    return listener
+
+
+def controller(config: Config, spool: Spool, stored: Callable[[], None]) -> BaseThreadedController:
+    """The receiver MAILFLOW_LISTEN names, not yet started (a unix socket is bound already)."""
+    options = dict(
         data_size_limit=config.max_size,
-        ident="mailflow ESMTP",
         server_hostname=config.domain,
         tls_context=tls_context(config),
     )
+    handler = Handler(config, spool, stored)
+    if config.listen_protocol == "smtp":
+        return _Controller(
+            handler,
+            hostname=config.listen_host,
+            port=config.listen_port,
+            ident="mailflow ESMTP",
+            server_class=_Server,
+            **options,
+        )
+    options.update(ident="mailflow LMTP", server_class=_LMTPServer)
+    if config.listen_socket is None:
+        return _Controller(handler, hostname=config.listen_host, port=config.listen_port, **options)
+    bound = unix_socket(config.listen_socket)
+    return _UnixController(handler, unix_socket=config.listen_socket, bound=bound, **options)
