@@ -99,7 +99,7 @@ class Postfix:
         assert found == 1, "Debian's master.cf has no smtp inet line"
         pipe = (CONTRIB / "master.cf").read_text()
         pipe = pipe.replace("user=mailflow", f"user={PIPE_USER}")
-        pipe = pipe.replace("directory=/etc/mailflow", f"directory={pipe_folder}")
+        pipe = pipe.replace("/etc/mailflow", str(pipe_folder))  # directory= and -C FILE
         pipe = pipe.replace("/opt/mailflow/.venv/bin/mailflow", str(self._pipe_command()))
         (self.etc / "master.cf").write_text(master + _settings(pipe) + "\n")
         recipients = (CONTRIB / "mailflow_recipients").read_text()
