@@ -4,6 +4,7 @@ first, delivers what it queued before it exits, and fails with one line on stder
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sqlite3
 import sys
@@ -23,24 +24,48 @@ from mailflow.send import outbox
 
 EX_TEMPFAIL = 75  # sysexits.h
 
+log = logging.getLogger("mailflow.cli")
+
 
 def cmd_ingest(config: configuration.Config, args: argparse.Namespace) -> int:
-    program = Program(config)
-    sources = [(name, Path(name).read_bytes()) for name in args.files] or [
-        ("<stdin>", sys.stdin.buffer.read())
-    ]
-    for name, raw in sources:
-        sender, recipients = envelope.read(config, raw, args.recipient, args.sender)
-        try:
+    """Store each message, then handle it. An MTA's pipe (Postfix, Exim) keeps a message
+    and tries again later only on EX_TEMPFAIL (and EX_OSERR); any other status bounces it
+    to its sender. So every failure before a message is committed is 75 with one line on
+    stderr, the store's start-up (migrations, a database locked past the busy timeout)
+    included; once it is committed, nothing after it may undo the 0."""
+    name = "<stdin>"
+    try:
+        program = Program(config)
+        for name in args.files or ["<stdin>"]:
+            raw = Path(name).read_bytes() if args.files else sys.stdin.buffer.read()
+            sender, recipients = envelope.read(config, raw, args.recipient, args.sender)
             row_id = pipeline.receive(program, raw, sender, recipients, "ingest")
-        except (sqlite3.Error, OSError) as error:
-            # EX_TEMPFAIL: an MTA's pipe (Postfix, Exim) keeps the message and tries again,
-            # where any other status would bounce it to its sender.
-            print(f"mailflow ingest: {name}: not stored, try again later: {error}", file=sys.stderr)
-            return EX_TEMPFAIL
-        print(f"{name}: message {row_id}: {pipeline.process(program, row_id)}")
-    outbox.deliver(program.db, config, program.now())
+            try:
+                outcome = pipeline.process(program, row_id)
+            except Exception:  # stored: the daemon's sweep handles it, as after a crash
+                log.exception("message %d stored, its handling left for the daemon", row_id)
+                outcome = "stored; the daemon handles it"
+            print(f"{name}: message {row_id}: {outcome}")
+    except Exception as error:  # a bug too: deferred, the mail waits for its fix
+        return _tempfail(f"{name}: not stored, try again later: {_one_line(error)}")
+    try:
+        outbox.deliver(program.db, config, program.now())
+    except Exception:  # the daemon's delivery loop sends what is left
+        log.exception("ingest: delivery left for the daemon")
     return 0
+
+
+def _one_line(error: BaseException) -> str:
+    """The error in one line; a bug's (not the operator's, not the store's) with its type."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, MailflowError | OSError | sqlite3.Error):
+        return text
+    return f"{type(error).__name__}: {text}"
+
+
+def _tempfail(reason: str) -> int:
+    print(f"mailflow ingest: {reason}", file=sys.stderr)
+    return EX_TEMPFAIL
 
 
 def cmd_migrate(config: configuration.Config, args: argparse.Namespace) -> int:
@@ -330,6 +355,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         config = configuration.load()
+    except (MailflowError, OSError) as error:
+        if args.command == "ingest":  # a wrong setting must not bounce the mail: deferred
+            return _tempfail(f"not stored, try again later: {_one_line(error)}")
+        print(f"mailflow {args.command}: {error}", file=sys.stderr)
+        return 2
+    try:
         return args.run(config, args)
     # The operator's mistakes only: a ValueError or KeyError from code is a bug, and its
     # traceback is what finds it.
