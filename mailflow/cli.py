@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from mailflow import config as configuration
-from mailflow import logs, pipeline, store
+from mailflow import logs, pipeline, status, store
 from mailflow.app import roster
 from mailflow.conversation.coordinator.ask import wording
 from mailflow.errors import MailflowError, SettingError
@@ -279,6 +279,12 @@ def cmd_quarantine(config: configuration.Config, args: argparse.Namespace) -> in
     return 0
 
 
+def cmd_status(config: configuration.Config, args: argparse.Namespace) -> int:
+    report = status.check(config)
+    print(report.as_json() if args.json else report.as_text())
+    return report.code
+
+
 def cmd_scheduler(config: configuration.Config, args: argparse.Namespace) -> int:
     from mailflow.serve import run_scheduler
 
@@ -344,6 +350,15 @@ def parser() -> argparse.ArgumentParser:
     quarantined = sub.add_parser("quarantine", help="messages set aside, with the reason")
     quarantined.add_argument("--limit", type=int, default=200)
     quarantined.set_defaults(run=cmd_quarantine)
+    checking = sub.add_parser(
+        "status",
+        help="the health check: spool, outbox, last tick and IMAP pass, handling process,"
+        " database; exit 0 OK, 1 warning, 2 critical",
+        epilog=status.THRESHOLDS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    checking.add_argument("--json", action="store_true", help="the same as JSON, for scripts")
+    checking.set_defaults(run=cmd_status)
     return top
 
 
