@@ -4,10 +4,12 @@ first, delivers what it queued before it exits, and fails with one line on stder
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import os
 import sqlite3
 import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -292,8 +294,46 @@ def cmd_scheduler(config: configuration.Config, args: argparse.Namespace) -> int
     return 0
 
 
+def version() -> str:
+    try:
+        return importlib.metadata.version("mailflow")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout never installed
+        return "unknown"
+
+
+def epilog() -> str:
+    names = ", ".join(f"MAILFLOW_{key.upper()}" for key in configuration.DEFAULTS)
+    variables = textwrap.fill(names, width=76, initial_indent="  ", subsequent_indent="  ")
+    return f"""\
+environment:
+  Settings come from MAILFLOW_ variables, over mailflow.toml, over defaults:
+{variables}
+
+files:
+  mailflow.toml          the settings (the same names, lower case, without MAILFLOW_)
+  HOME/mailflow.db       the database: people, mail in and out, the schedule (SQLite)
+  HOME/spool/            mail the SMTP daemon took, until the handling process stores it
+  HOME/outbox/           a Maildir copy of every message sent
+  (HOME is MAILFLOW_HOME.)
+
+exit status:
+  0   done
+  1   done in part: import found problems, outbox flush left mail queued, status
+      found a warning; or a bug (with its traceback)
+  2   a wrong setting, argument or file, said in one line; status: critical
+  75  ingest only: the message was not stored, try again later (EX_TEMPFAIL: an MTA's
+      pipe keeps it and retries, where any other status would bounce it)
+"""
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="mailflow", description="A mentoring program by email.")
+    top = argparse.ArgumentParser(
+        prog="mailflow",
+        description="A peer-mentoring program run by email.",
+        epilog=epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    top.add_argument("--version", action="version", version=f"mailflow {version()}")
     sub = top.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="the SMTP daemon, delivering the outbox and ticking")
     serve.add_argument("--no-scheduler", action="store_true", help="without the rules loop")

@@ -173,7 +173,7 @@ def take(
                 done.append(settled)
     spool.remove([name for name in taken if name not in failed])
     for row_id, state, outcome in done:
-        pipeline.log_outcome(row_id, state, outcome)
+        pipeline.log_outcome(program, row_id, state, outcome)
     return taken, failed
 
 
