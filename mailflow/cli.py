@@ -46,10 +46,11 @@ def cmd_ingest(config: configuration.Config, args: argparse.Namespace) -> int:
                 outcome = pipeline.process(program, row_id)
             except Exception:  # stored: the daemon's sweep handles it, as after a crash
                 log.exception("message %d stored, its handling left for the daemon", row_id)
-                outcome = "stored; the daemon handles it"
+                print(f"{name}: message {row_id}: stored; the daemon handles it")
+                continue
             print(f"{name}: message {row_id}: {outcome}")
     except Exception as error:  # a bug too: deferred, the mail waits for its fix
-        return _tempfail(f"{name}: not stored, try again later: {_one_line(error)}")
+        return _tempfail(error, name)
     try:
         outbox.deliver(program.db, config, program.now())
     except Exception:  # the daemon's delivery loop sends what is left
@@ -57,16 +58,13 @@ def cmd_ingest(config: configuration.Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _one_line(error: BaseException) -> str:
-    """The error in one line; a bug's (not the operator's, not the store's) with its type."""
+def _tempfail(error: BaseException, name: str | None = None) -> int:
+    """One line on stderr, which the MTA logs with the deferral; EX_TEMPFAIL."""
     text = " ".join(str(error).split()) or type(error).__name__
-    if isinstance(error, MailflowError | OSError | sqlite3.Error):
-        return text
-    return f"{type(error).__name__}: {text}"
-
-
-def _tempfail(reason: str) -> int:
-    print(f"mailflow ingest: {reason}", file=sys.stderr)
+    if not isinstance(error, MailflowError | OSError | sqlite3.Error):
+        text = f"{type(error).__name__}: {text}"  # a bug's, not the operator's or the store's
+    where = f"{name}: " if name else ""
+    print(f"mailflow ingest: {where}not stored, try again later: {text}", file=sys.stderr)
     return EX_TEMPFAIL
 
 
@@ -301,10 +299,7 @@ def version() -> str:
         return "unknown"
 
 
-def epilog() -> str:
-    names = ", ".join(f"MAILFLOW_{key.upper()}" for key in configuration.DEFAULTS)
-    variables = textwrap.fill(names, width=76, initial_indent="  ", subsequent_indent="  ")
-    return f"""\
+EPILOG = """\
 environment:
   Settings come from MAILFLOW_ variables, over mailflow.toml, over defaults:
 {variables}
@@ -324,6 +319,12 @@ exit status:
   75  ingest only: the message was not stored, try again later (EX_TEMPFAIL: an MTA's
       pipe keeps it and retries, where any other status would bounce it)
 """
+
+
+def epilog() -> str:
+    names = ", ".join(f"MAILFLOW_{key.upper()}" for key in configuration.DEFAULTS)
+    variables = textwrap.fill(names, width=76, initial_indent="  ", subsequent_indent="  ")
+    return EPILOG.format(variables=variables)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -412,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         config = configuration.load()
     except (MailflowError, OSError) as error:
         if args.command == "ingest":  # a wrong setting must not bounce the mail: deferred
-            return _tempfail(f"not stored, try again later: {_one_line(error)}")
+            return _tempfail(error)
         print(f"mailflow {args.command}: {error}", file=sys.stderr)
         return 2
     try:
