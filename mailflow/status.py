@@ -116,10 +116,10 @@ class Report:
             else:
                 lines.append(f"{name}: {beat['at']}, {ago(beat['age'])} (pid {beat['pid']})")
         if handling := facts.get("handling"):
+            alive, pid = handling["alive"], handling["pid"]
             lines.append(
-                f"handling process: running, pid {handling['pid']}"
-                if handling["alive"]
-                else "handling process: not running"
+                "handling process: "
+                + (f"running, pid {pid}" if pid else "starting" if alive else "not running")
             )
         if database := facts.get("database"):
             lines.append(f"database: {database['path']}, quick_check {database['quick_check']}")
@@ -203,8 +203,9 @@ def _spooled_at(path: Path) -> datetime | None:
 
 
 def _handling(config: Config, report: Report) -> None:
-    pid = lock_holder(config)
-    report.facts["handling"] = {"alive": pid is not None, "pid": pid}
+    # 0: it holds the lock but is still starting (a sweep after a crash may take a while).
+    pid = lock_holder(config, starting=0)
+    report.facts["handling"] = {"alive": pid is not None, "pid": pid or None}
     if pid is None:
         report.add(CRITICAL, "the handling process is not running (is `mailflow serve` up?)")
 

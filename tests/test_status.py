@@ -9,6 +9,7 @@ prints) except where only the process shows them: the exit status and --help.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -99,6 +100,21 @@ def test_a_running_daemon_is_ok_and_a_killed_one_is_critical_despite_what_it_lef
         ("CRITICAL", "the handling process is not running (is `mailflow serve` up?)")
     ]
     assert run_cli(home, "status").returncode == 2
+
+
+def test_a_handling_process_still_starting_is_alive(home):
+    """It holds the lock from the start, and writes its pid once its recovery sweep is
+    done; meanwhile it is starting, not dead. Held here as a starting process holds it."""
+    command(home, "migrate")
+    with open(home / "mailflow.db.handling-lock", "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        report = check(home)
+        assert report.facts["handling"] == {"alive": True, "pid": None}
+        assert "handling process: starting" in report.as_text().splitlines()
+        assert not any("handling" in text for _, text in problems(report))
+    report = check(home)
+    assert report.facts["handling"] == {"alive": False, "pid": None}
+    assert "handling process: not running" in report.as_text().splitlines()
 
 
 def test_the_spool_and_the_outbox_are_judged_by_their_oldest(home):
