@@ -4,14 +4,17 @@ first, delivers what it queued before it exits, and fails with one line on stder
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import logging
 import os
 import sqlite3
 import sys
+import textwrap
 import threading
 from pathlib import Path
 
 from mailflow import config as configuration
-from mailflow import logs, pipeline, store
+from mailflow import logs, pipeline, status, store
 from mailflow.app import roster
 from mailflow.conversation.coordinator.ask import wording
 from mailflow.errors import MailflowError, SettingError
@@ -23,24 +26,46 @@ from mailflow.send import outbox
 
 EX_TEMPFAIL = 75  # sysexits.h
 
+log = logging.getLogger("mailflow.cli")
+
 
 def cmd_ingest(config: configuration.Config, args: argparse.Namespace) -> int:
-    program = Program(config)
-    sources = [(name, Path(name).read_bytes()) for name in args.files] or [
-        ("<stdin>", sys.stdin.buffer.read())
-    ]
-    for name, raw in sources:
-        sender, recipients = envelope.read(config, raw, args.recipient, args.sender)
-        try:
+    """Store each message, then handle it. An MTA's pipe (Postfix, Exim) keeps a message
+    and tries again later only on EX_TEMPFAIL (and EX_OSERR); any other status bounces it
+    to its sender. So every failure before a message is committed is 75 with one line on
+    stderr, the store's start-up (migrations, a database locked past the busy timeout)
+    included; once it is committed, nothing after it may undo the 0."""
+    name = "<stdin>"
+    try:
+        program = Program(config)
+        for name in args.files or ["<stdin>"]:
+            raw = Path(name).read_bytes() if args.files else sys.stdin.buffer.read()
+            sender, recipients = envelope.read(config, raw, args.recipient, args.sender)
             row_id = pipeline.receive(program, raw, sender, recipients, "ingest")
-        except (sqlite3.Error, OSError) as error:
-            # EX_TEMPFAIL: an MTA's pipe (Postfix, Exim) keeps the message and tries again,
-            # where any other status would bounce it to its sender.
-            print(f"mailflow ingest: {name}: not stored, try again later: {error}", file=sys.stderr)
-            return EX_TEMPFAIL
-        print(f"{name}: message {row_id}: {pipeline.process(program, row_id)}")
-    outbox.deliver(program.db, config, program.now())
+            try:
+                outcome = pipeline.process(program, row_id)
+            except Exception:  # stored: the daemon's sweep handles it, as after a crash
+                log.exception("message %d stored, its handling left for the daemon", row_id)
+                print(f"{name}: message {row_id}: stored; the daemon handles it")
+                continue
+            print(f"{name}: message {row_id}: {outcome}")
+    except Exception as error:  # a bug too: deferred, the mail waits for its fix
+        return _tempfail(error, name)
+    try:
+        outbox.deliver(program.db, config, program.now())
+    except Exception:  # the daemon's delivery loop sends what is left
+        log.exception("ingest: delivery left for the daemon")
     return 0
+
+
+def _tempfail(error: BaseException, name: str | None = None) -> int:
+    """One line on stderr, which the MTA logs with the deferral; EX_TEMPFAIL."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    if not isinstance(error, MailflowError | OSError | sqlite3.Error):
+        text = f"{type(error).__name__}: {text}"  # a bug's, not the operator's or the store's
+    where = f"{name}: " if name else ""
+    print(f"mailflow ingest: {where}not stored, try again later: {text}", file=sys.stderr)
+    return EX_TEMPFAIL
 
 
 def cmd_migrate(config: configuration.Config, args: argparse.Namespace) -> int:
@@ -263,6 +288,12 @@ def cmd_config(config: configuration.Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(config: configuration.Config, args: argparse.Namespace) -> int:
+    report = status.check(config)
+    print(report.as_json() if args.json else report.as_text())
+    return report.code
+
+
 def cmd_scheduler(config: configuration.Config, args: argparse.Namespace) -> int:
     from mailflow.serve import run_scheduler
 
@@ -270,8 +301,59 @@ def cmd_scheduler(config: configuration.Config, args: argparse.Namespace) -> int
     return 0
 
 
+def version() -> str:
+    try:
+        return importlib.metadata.version("mailflow")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout never installed
+        return "unknown"
+
+
+EPILOG = """\
+environment:
+  Settings come from MAILFLOW_ variables, over the settings file, over defaults.
+  The settings file is -C FILE, else MAILFLOW_CONFIG, else ./mailflow.toml; its keys
+  are the names below in lower case, without MAILFLOW_. An unknown name stops the
+  start. `mailflow config` shows what is in force; docs/settings.md has the defaults.
+{variables}
+
+files:
+  mailflow.toml          the settings file (-C FILE or MAILFLOW_CONFIG name another)
+  HOME/mailflow.db       the database: people, mail in and out, the schedule (SQLite)
+  HOME/spool/            mail the SMTP daemon took, until the handling process stores it
+  HOME/outbox/           a Maildir copy of every message sent
+  (HOME is MAILFLOW_HOME.)
+
+exit status:
+  0   done
+  1   done in part: import found problems, outbox flush left mail queued, status
+      found a warning; or a bug (with its traceback)
+  2   a wrong setting, argument or file, said in one line; status: critical
+  75  ingest only: the message was not stored, try again later (EX_TEMPFAIL: an MTA's
+      pipe keeps it and retries, where any other status would bounce it)
+"""
+
+
+def epilog() -> str:
+    width = max(len(setting.variable) for setting in configuration.SETTINGS) + 4
+    lines = []
+    for setting in configuration.SETTINGS:
+        lines += textwrap.wrap(
+            setting.meaning,
+            width=88,
+            initial_indent=f"  {setting.variable:<{width - 2}}",
+            subsequent_indent=" " * width,
+        )
+    return EPILOG.format(variables="\n".join(lines))
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="mailflow", description="A mentoring program by email.")
+    top = argparse.ArgumentParser(
+        prog="mailflow",
+        description="A peer-mentoring program run by email.",
+        epilog=epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    top.add_argument("--version", action="version", version=f"mailflow {version()}")
     top.add_argument(
         "-C",
         "--config",
@@ -335,6 +417,15 @@ def parser() -> argparse.ArgumentParser:
     quarantined = sub.add_parser("quarantine", help="messages set aside, with the reason")
     quarantined.add_argument("--limit", type=int, default=200)
     quarantined.set_defaults(run=cmd_quarantine)
+    checking = sub.add_parser(
+        "status",
+        help="the health check: spool, outbox, last tick and IMAP pass, handling process,"
+        " database; exit 0 OK, 1 warning, 2 critical",
+        epilog=status.THRESHOLDS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    checking.add_argument("--json", action="store_true", help="the same as JSON, for scripts")
+    checking.set_defaults(run=cmd_status)
     showing = sub.add_parser(
         "config", help="every setting in force and where it came from, passwords masked"
     )
@@ -350,9 +441,23 @@ def main(argv: list[str] | None = None) -> int:
     # profile, every message and the installation's secret, for the owner's eyes only.
     os.umask(0o077)
     logs.configure()
-    args = parser().parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    try:
+        args = parser().parse_args(given)
+    except SystemExit as stop:
+        # A mistyped option in master.cf's pipe must defer the mail, not bounce it; argparse
+        # has said what was wrong on stderr, which the MTA logs with the deferral.
+        if stop.code == 2 and "ingest" in given:
+            return EX_TEMPFAIL
+        raise
     try:
         config = configuration.load(file=args.config_file)
+    except (MailflowError, OSError) as error:
+        if args.command == "ingest":  # a wrong setting must not bounce the mail: deferred
+            return _tempfail(error)
+        print(f"mailflow {args.command}: {error}", file=sys.stderr)
+        return 2
+    try:
         return args.run(config, args)
     # The operator's mistakes only: a ValueError or KeyError from code is a bug, and its
     # traceback is what finds it.

@@ -124,7 +124,7 @@ def process(program: Program, row_id: int) -> str:
         else:
             program.db.execute("UPDATE messages SET attempts = attempts + 1 WHERE id = ?", [row_id])
     if attempts >= 2:
-        log_outcome(row_id, "quarantined", outcome)
+        log_outcome(program, row_id, "quarantined", outcome)
         return outcome
     try:
         with transaction(program.db):
@@ -137,7 +137,7 @@ def process(program: Program, row_id: int) -> str:
             )
         raise
     if now:
-        log_outcome(row_id, state, outcome)
+        log_outcome(program, row_id, state, outcome)
     return outcome
 
 
@@ -198,11 +198,26 @@ def settle(
     return state, outcome, True
 
 
-def log_outcome(row_id: int, state: str, outcome: str) -> None:
+def log_outcome(program: Program, row_id: int, state: str, outcome: str) -> None:
     """The journal's one line a message, written once its handling is committed; a
-    warning for one set aside, which the operator should look at."""
+    warning for one set aside, which the operator should look at. It names the spool
+    file (the "queued as" of the daemon's 250, in the MTA's log) or the way it came, and
+    the Message-ID, so one mail can be followed from Postfix's log into mailflow's."""
     level = logging.WARNING if state == "quarantined" else logging.INFO
-    log.log(level, "message %d: %s %s", row_id, state, outcome)
+    row = program.db.execute(
+        "SELECT spool, via, message_id FROM messages WHERE id = ?", [row_id]
+    ).fetchone()
+    spool, via, message_id = row if row else (None, "?", None)
+    came = f"spool {spool}" if spool else f"via {via}"
+    log.log(
+        level,
+        "message %d: %s %s (%s, Message-ID %s)",
+        row_id,
+        state,
+        outcome,
+        came,
+        message_id or "none",
+    )
 
 
 def _decide(

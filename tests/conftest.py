@@ -303,7 +303,7 @@ class InProcess(Home):
             )
             state, outcome, now = pipeline.settle(program, row_id, head)
         if now:
-            pipeline.log_outcome(row_id, state, outcome)
+            pipeline.log_outcome(program, row_id, state, outcome)
         self.deliver()
         return refused
 

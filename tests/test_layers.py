@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mailflow"
 # Two folders on one layer are siblings and never import each other.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("mailflow.cli",),  # the command line
+    ("mailflow.status",),  # the health check: reads what the daemon's processes leave
     ("mailflow.serve",),  # the daemon: receivers, handling process, delivery, ticks
     ("mailflow.receive",),  # mail arrives
     ("mailflow.pipeline",),  # the one path of a message

@@ -62,6 +62,8 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("mailflow/conversation/coordinator/proof.py", "refused: not a coordinator"): JOURNAL
     + " (the audit's outcome column, which `mailflow audit` prints)",
     ("mailflow/receive/smtp.py", ""): "an SMTP reply (RFC 5321) to the sending server",
+    ("mailflow/cli.py", "environment:"): "the command line's --help, for the operator",
+    ("mailflow/status.py", ""): "the health check's report and thresholds, for the operator",
 }
 
 

@@ -173,7 +173,7 @@ def take(
                 done.append(settled)
     spool.remove([name for name in taken if name not in failed])
     for row_id, state, outcome in done:
-        pipeline.log_outcome(row_id, state, outcome)
+        pipeline.log_outcome(program, row_id, state, outcome)
     return taken, failed
 
 
@@ -268,9 +268,10 @@ def blame(program: Program, spool: Spool, current: Current, doing: Doing) -> Non
     )
 
 
-def lock_holder(config: Config) -> int | None:
+def lock_holder(config: Config, starting: int | None = None) -> int | None:
     """The pid of the handling process holding the lock, which it writes once ready;
-    None if nobody holds it (a dead holder's pid stays in the file)."""
+    `starting` while it holds the lock but is not ready yet; None if nobody holds it
+    (a dead holder's pid stays in the file)."""
     path = config.db.with_name(f"{config.db.name}.handling-lock")
     try:
         with open(path, "rb") as handle:
@@ -278,7 +279,7 @@ def lock_holder(config: Config) -> int | None:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
                 text = handle.read().decode(errors="replace").strip()
-                return int(text) if text.isdigit() else None
+                return int(text) if text.isdigit() else starting
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
             return None
     except OSError:

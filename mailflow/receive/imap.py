@@ -288,6 +288,7 @@ class Poller:
             self.worker.run(_set_mark, box.account, uidvalidity, mark_to)
         if report.handled and self.deliver:
             self.worker.run(_deliver)
+        self.worker.beat("imap")  # the pass finished: `mailflow status` reads when
         return report
 
     def _one(

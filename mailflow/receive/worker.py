@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from mailflow import pipeline
 from mailflow.config import Config
+from mailflow.model import heartbeats
 from mailflow.program import Program
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,10 @@ class Worker:
         except Exception:  # the store itself failed: the message stays 'received' for later
             log.exception("message %d left for the next sweep", row_id)
         self.delivered.set()  # wake the delivery loop: the answer is in the outbox
+
+    def beat(self, role: str) -> None:
+        """Record that `role` (a pass of a receiver) finished now, for `mailflow status`."""
+        self.run(lambda program: heartbeats.beat(program.db, role, program.now()))
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)

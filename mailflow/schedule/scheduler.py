@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from mailflow.app.alerts import alert
 from mailflow.app.membership import resume_due
 from mailflow.config import parse_time
-from mailflow.model import partnerships, tokens
+from mailflow.model import heartbeats, partnerships, tokens
 from mailflow.model.participants import Status
 from mailflow.program import Program
 from mailflow.rulebook.cadence import Cadence, latest_due
@@ -244,6 +244,7 @@ def tick(program: Program, now: datetime, *, terms_at_once: int | None = None) -
     if quiet:
         sent["partner-silent-alert"] += len(program.config.coordinators)
     sent.update(invite(program, now, cadence))
+    heartbeats.beat(program.db, heartbeats.TICK, program.now())  # for `mailflow status`
     outbox.deliver(program.db, program.config, now)
     return sent
 
