@@ -17,7 +17,7 @@ import difflib
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -495,43 +495,17 @@ def load(
         )
     home = v["home"]
     assert isinstance(home, Path)
+    # An empty text where the Config's own default is None (no relay, no public URL) is None.
+    unset = {f.name for f in fields(Config) if f.default is None}
+    v = {name: None if value == "" and name in unset else value for name, value in v.items()}
+    # What an unset path stands for is worked out here, from the home and the source.
+    v["db"] = v["db"] or home / "mailflow.db"
+    v["outbox"] = v["outbox"] or home / "outbox"
+    v["templates"] = v["templates"] or SOURCE_ROOT / "templates"
+    v["rules"] = v["rules"] or SOURCE_ROOT / "rules"
     return Config(
-        home=home,
-        db=v["db"] or home / "mailflow.db",
-        address=v["address"],
-        listen=v["listen"],
-        max_size=v["max_size"],
-        outbox=v["outbox"] or home / "outbox",
-        templates=v["templates"] or SOURCE_ROOT / "templates",
-        rules=v["rules"] or SOURCE_ROOT / "rules",
+        **v,
         migrations=SOURCE_ROOT / "migrations",
-        smtp_relay=v["smtp_relay"] or None,
-        smtp_user=v["smtp_user"] or None,
-        smtp_password=v["smtp_password"] or None,
-        smtp_starttls=v["smtp_starttls"],
-        smtp_tls=v["smtp_tls"],
-        smtp_oauth_command=v["smtp_oauth_command"] or None,
-        imap_oauth_command=v["imap_oauth_command"] or None,
-        coordinators=v["coordinators"],
-        now=v["now"],
-        token_days=v["token_days"],
-        program_name=v["program_name"],
-        relay_attempts=v["relay_attempts"],
-        public_url=v["public_url"] or None,
-        http_listen=v["http_listen"],
-        http_timeout=v["http_timeout"],
-        trust_dkim=v["trust_dkim"],
-        dkim_resolver=v["dkim_resolver"] or None,
-        dkim_key=v["dkim_key"],
-        dkim_selector=v["dkim_selector"] or None,
-        imap_url=v["imap_url"] or None,
-        imap_done=v["imap_done"],
-        imap_poll=v["imap_poll"],
-        tls_cert=v["tls_cert"],
-        tls_key=v["tls_key"],
-        reply_limit=v["reply_limit"],
-        sender_rate=v["sender_rate"],
-        handling_budget=v["handling_budget"],
         sources={name: given[name].source if name in given else "default" for name in BY_NAME},
         file=path,
     )
