@@ -24,6 +24,7 @@ from html.parser import HTMLParser
 import mailparser
 from flufl.bounce import all_failures
 
+from mailflow.read.flowed import part_text
 from mailflow.read.trim import trim_reply
 
 log = logging.getLogger(__name__)
@@ -312,9 +313,19 @@ class _BodyParser(mailparser.MailParser):
     def _make_mail(self, complete: bool = True) -> dict:
         return {}
 
+    def _decode_body_payload(self, part, charset, part_index):
+        # Each text part is decoded here, the one place that still knows its Content-Type:
+        # the texts mail-parser hands back no longer say whether they were flowed.
+        return part_text(part, super()._decode_body_payload(part, charset, part_index))
+
 
 def _part_text(part: email.message.Message) -> str:
-    """One text part decoded: by its charset, else as UTF-8 (a charset label that is
+    """One text part decoded, then unflowed when it is format=flowed."""
+    return part_text(part, _decoded(part))
+
+
+def _decoded(part: email.message.Message) -> str:
+    """A part's payload decoded: by its charset, else as UTF-8 (a charset label that is
     wrong, often us-ascii on UTF-8 text, or one Python does not know), else by its
     charset with replacement characters, as mail-parser decodes a part."""
     payload = part.get_payload(decode=True) or b""
