@@ -16,6 +16,9 @@ import email.policy
 import email.utils
 import quopri
 import re
+import signal
+import sqlite3
+import time
 import uuid
 from email.message import EmailMessage
 
@@ -25,9 +28,9 @@ from hypothesis import strategies as st
 
 from mailflow.read.flowed import unflow
 from mailflow.read.parse import parse
-from tests.conftest import CORPORA, PROGRAM, Person
-from tests.mailbox import text
-from tests.people import ANN
+from tests.conftest import CORPORA, PROGRAM, Person, program_at, tick
+from tests.mailbox import inbox, text
+from tests.people import ANN, CHEN, COORDINATOR, DEE
 
 THUNDERBIRD_WIDTH = 72  # mailnews.wraplength
 APPLE_WIDTH = 76
@@ -46,8 +49,8 @@ def flowed(typed: str, width: int, delsp: bool) -> str:
     out: list[str] = []
     for line in typed.split("\n"):
         depth = len(line) - len(line.lstrip(">"))
-        prefix = ">" * depth + " " if depth else ""
         content = line[depth:].lstrip(" ") if depth else line
+        prefix = ">" * depth + (" " if content else "") if depth else ""
         if content != "-- ":
             content = content.rstrip(" ")
         room = width - len(prefix) - 2
@@ -381,3 +384,129 @@ def test_a_form_whose_every_field_wraps_is_stored_whole(program, client):
     # Every field did go out over two lines or more, and so did the quoted form below.
     sent = CLIENTS[client](ANN, typed)
     assert soft_breaks(sent) >= len(WRAPPING_FORM)
+
+
+def checkin_for(home, address: str) -> EmailMessage:
+    [checkin] = inbox(home, address, "checkin")
+    return checkin
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_check_in_answer_that_wraps_is_read_whole(matched, client):
+    """The words that say how it goes come after the wrap: read up to it, the answer was
+    unclear and Ann was asked again."""
+    tick(matched, "2026-03-16T09:00:00Z")
+    program = program_at(matched, "2026-03-17T09:00:00Z")
+    try:
+        ann = Person(program, ANN, "Ann Okafor")
+        typed = (
+            "Thanks for checking in! Chen and I have met twice on Zoom and we write now and"
+            " then, so I would call it some contact."
+        )
+        thanks = reply(ann, client, checkin_for(matched, ANN), typed, expect="checkin-thanks")
+        assert "We have recorded your answer: 2" in text(thanks)
+    finally:
+        program.stop()
+    with sqlite3.connect(matched / "mailflow.db") as db:
+        stored = db.execute(
+            "SELECT q.email, a.number, a.answer FROM checkin_answers a"
+            " JOIN participants q ON q.id = a.participant_id"
+        ).fetchall()
+    assert stored == [(ANN, 1, 2)]
+    assert inbox(matched, CHEN, "partner-nudge") == []
+
+
+def confirmed(coordinator: Person, client: str, typed: str) -> tuple[EmailMessage, EmailMessage]:
+    """Commands sent by `client`, and the CONFIRM to their preview: (preview, result)."""
+    raw = CLIENTS[client](coordinator.address, typed, "Commands")
+    assert soft_breaks(raw) >= 1
+    preview = send(coordinator, raw, expect="command-confirm")
+    return preview, reply(coordinator, client, preview, "CONFIRM", expect="command-result")
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_round_line_that_wraps_keeps_its_end_date(coordinated, client):
+    """The project's own example of ROUND is 85 characters: Thunderbird sends its END date
+    on a line of its own."""
+    line = "ROUND Spring 2027 OPEN 1 Feb 2027 CLOSE 28 Feb 2027 START 1 Mar 2027 END 1 Jul 2027"
+    preview, result = confirmed(Person(coordinated, COORDINATOR), client, line)
+    assert "Schedules Round 3 as Spring 2027" in text(preview)
+    assert "term from 2027-03-01 to 2027-07-01" in text(result)
+    with sqlite3.connect(coordinated.home / "mailflow.db") as db:
+        rows = db.execute("SELECT name, term_end FROM rounds WHERE state = 'open'").fetchall()
+    assert rows == [("Spring 2027", "2027-07-01T00:00:00+00:00")]
+
+
+BROADCAST_SUBJECT = "Webinar on 20 March: mentoring conversations across time zones and languages"
+BROADCAST_PARAGRAPH = (
+    "Join us on 20 March at 14:00 UTC for an hour with three pairs from last year's round,"
+    " who will tell how they kept talking across eight time zones and three languages."
+)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_broadcast_whose_subject_and_paragraphs_wrap_goes_out_as_written(coordinated, client):
+    typed = f"BROADCAST {BROADCAST_SUBJECT}\nDear all,\n\n{BROADCAST_PARAGRAPH}\n\nThe coordinators"
+    _, result = confirmed(Person(coordinated, COORDINATOR), client, typed)
+    assert f"Sent '{BROADCAST_SUBJECT}' to " in text(result)
+    sent = [m for m in coordinated.delivered() if m["X-Mailflow-Template"] == "broadcast"]
+    assert {m["To"].addresses[0].addr_spec for m in sent} >= {ANN, CHEN, DEE}
+    for message in sent:
+        # (read unfolded: the program folds a long Subject right after the colon)
+        assert " ".join(message["Subject"].split()) == BROADCAST_SUBJECT
+        assert f"Dear all,\n\n{BROADCAST_PARAGRAPH}\n\nThe coordinators\n" in text(message).replace(
+            "\r\n", "\n"
+        )
+
+
+# --- linear time ---------------------------------------------------------------------------
+
+SIZE = 1_000_000
+# What flowing could make slow: one line of a megabyte (flowed or not, in one word or many),
+# a megabyte of flowed lines that join into one, quote marks, lines whose depth keeps
+# changing, lines that are all stuffing.
+SHAPES = {
+    "one-line": "a" * SIZE,
+    "one-flowed-line": "word " * (SIZE // 5),
+    "flowed-lines": "a \r\n" * (SIZE // 4),
+    "quote-marks": ">" * SIZE + " \r\nx",
+    "depth-changes": "> a \r\n>> b \r\n" * (SIZE // 14),
+    "stuffed-lines": " \r\n" * (SIZE // 3),
+    "signatures": "-- \r\n" * (SIZE // 5),
+}
+
+
+class Stuck(Exception):
+    pass
+
+
+def cpu_seconds(work) -> float:
+    """CPU time of `work`, stopped after five seconds of wall time if it never ends."""
+
+    def expired(signum, frame):
+        raise Stuck("still running after 5 s: not linear")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, 5)
+    try:
+        started = time.process_time()
+        work()
+        return time.process_time() - started
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("delsp", ["yes", "no"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_megabyte_of_flowed_text_is_parsed_in_well_under_a_second(shape, delsp):
+    raw = (
+        f"From: {ANN}\r\nTo: {PROGRAM}\r\nSubject: hi\r\nMessage-ID: <mb@uni.example.edu>\r\n"
+        f"Content-Type: text/plain; charset=utf-8; format=flowed; delsp={delsp}\r\n\r\n"
+    ).encode() + SHAPES[shape].encode()
+    parse(raw, ANN, (PROGRAM,))  # warm: the first call imports and compiles
+    spent = cpu_seconds(lambda: parse(raw, ANN, (PROGRAM,)))
+    assert spent < 0.5, f"{shape} took {spent:.2f} s of CPU"
+    if shape == "flowed-lines":
+        joined = "a" if delsp == "yes" else "a "
+        assert parse(raw, ANN, (PROGRAM,)).text == joined * (SIZE // 4)
