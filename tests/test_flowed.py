@@ -510,3 +510,19 @@ def test_a_megabyte_of_flowed_text_is_parsed_in_well_under_a_second(shape, delsp
     if shape == "flowed-lines":
         joined = "a" if delsp == "yes" else "a "
         assert parse(raw, ANN, (PROGRAM,)).text == joined * (SIZE // 4)
+
+
+@pytest.mark.parametrize("shape", ["one-flowed-line", "flowed-lines", "depth-changes"])
+def test_handling_a_megabyte_flowed_form_takes_under_a_second(program, shape):
+    """The joined text goes on to the form reader, the trimmer and the command finder: one
+    line of a megabyte, as test_linear_time feeds them, and the whole handling stays linear."""
+    program.send(thunderbird(ANN, "hello", "warm"), sender=ANN)  # templates and tables
+    body = "Name: Ann\r\nCountry: Kenya\r\nAbout me: " + SHAPES[shape]
+    raw = (
+        f"From: {ANN}\r\nTo: {PROGRAM}\r\nSubject: my form\r\nMessage-ID: <big@uni.example.edu>\r\n"
+        "Content-Type: text/plain; charset=utf-8; format=flowed\r\n\r\n"
+    ).encode() + body.encode()
+    spent = cpu_seconds(lambda: program.send(raw, sender=ANN))
+    assert spent < 1.0, f"handling {shape} took {spent:.2f} s of CPU"
+    [row] = program.query("SELECT state FROM messages WHERE message_id = '<big@uni.example.edu>'")
+    assert row["state"] in ("handled", "ignored")
