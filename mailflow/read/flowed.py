@@ -1,11 +1,11 @@
 """format=flowed (RFC 3676): the soft line breaks of a plain-text part undone, so that a line
 a client wrapped is read whole.
 
-Thunderbird, and Apple Mail for plain text, wrap long lines at 72 to 78 characters and end
-each piece but the last with a space; the reader is to join them. Read without this, a form
-field, a check-in answer or a command that wraps is cut at the wrap. This module only joins
-lines: it never reads what they say, never raises on any str, and takes time linear in the
-text (one pass, pieces joined once).
+Thunderbird, and Apple Mail for plain text, wrap long lines (Thunderbird at 72 characters)
+and end each piece but the last with a space; the reader is to join them. Read without
+this, a form field, a check-in answer or a command that wraps is cut at the wrap. This
+module only joins lines: it never reads what they say, never raises on any str, and takes
+time linear in the text (one pass, pieces joined once).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ def unflow(text: str, delsp: bool = False) -> str:
     A quoted line keeps its own `>` marks (and the space after them), so that a quote is
     still a quote to the reply trimmer; an unquoted line loses its stuffed space (" From",
     " >"). With DelSp=yes the space that marks a soft break was added by the client and is
-    taken out (Apple Mail breaks between words with two spaces, and inside long words).
+    taken out (Apple Mail breaks between words with two spaces; DelSp=yes also lets a
+    client break where there is no space, inside a long word or in Japanese).
     """
     lines: list[str] = []
     pieces: list[str] = []  # the paragraph being joined: its prefix, then its pieces
