@@ -143,14 +143,16 @@ def send(person: Person, raw: bytes, expect: str | list[str] | None, to: str = P
     return person.expect(email.message_from_bytes(raw, policy=email.policy.default), expect)
 
 
-def reply(person: Person, client: str, original: EmailMessage, typed: str, expect, below=""):
-    """A reply written above the quoted original (and `below` it), sent by `client`."""
+def reply(person: Person, client: str, original: EmailMessage, typed: str, expect, below=False):
+    """A reply written above the quoted original (or `below` it, Thunderbird's default),
+    sent by `client`."""
     target = email.utils.parseaddr(str(original["Reply-To"] or original["From"]))[1]
-    body = typed + "\n\n" + quoted(original, client) + ("\n\n" + below if below else "")
+    quote = quoted(original, client)
+    body = f"{quote}\n\n{typed}" if below else f"{typed}\n\n{quote}"
     raw = CLIENTS[client](
         person.address,
         body,
-        "Re: " + str(original["Subject"]),
+        "Re: " + " ".join(str(original["Subject"]).split()),
         to=target,
         name=person.name,
         reply_to=original["Message-ID"],
@@ -371,16 +373,23 @@ STORED = {
 }
 
 
+SIGNATURE = (
+    "Ann Okafor | Reference and Research Support Librarian | University Library, Lagos, Nigeria"
+)
+
+
 @pytest.mark.parametrize("client", CLIENTS)
 def test_a_form_whose_every_field_wraps_is_stored_whole(program, client):
     ann = Person(program, ANN, "Ann Okafor")
     form = ann.say("APPLY", expect="application-form")
     typed = "\n".join(f"{label}: {value}" for label, value in WRAPPING_FORM.items())
-    typed += "\n\nThank you,\nAnn"
+    typed += "\n\nThank you,\nAnn\n-- \n" + SIGNATURE
     received = reply(ann, client, form, typed, expect="application-received")
     [saved] = program.query("SELECT * FROM participants")
     assert {key: saved[key] for key in STORED} == STORED
     assert "Time zone: Africa/Lagos" in text(received)
+    assert "Okafor-Abernathy, known" in text(received)
+    assert "University Library, Lagos" not in repr(dict(saved))
     # Every field did go out over two lines or more, and so did the quoted form below.
     sent = CLIENTS[client](ANN, typed)
     assert soft_breaks(sent) >= len(WRAPPING_FORM)
@@ -391,10 +400,13 @@ def checkin_for(home, address: str) -> EmailMessage:
     return checkin
 
 
-@pytest.mark.parametrize("client", CLIENTS)
-def test_a_check_in_answer_that_wraps_is_read_whole(matched, client):
+@pytest.mark.parametrize(
+    ("client", "below"), [("thunderbird", False), ("thunderbird", True), ("apple-mail", False)]
+)
+def test_a_check_in_answer_that_wraps_is_read_whole(matched, client, below):
     """The words that say how it goes come after the wrap: read up to it, the answer was
-    unclear and Ann was asked again."""
+    unclear and Ann was asked again. Above the quoted check-in, or below it as Thunderbird
+    places a reply unless told otherwise."""
     tick(matched, "2026-03-16T09:00:00Z")
     program = program_at(matched, "2026-03-17T09:00:00Z")
     try:
@@ -403,7 +415,8 @@ def test_a_check_in_answer_that_wraps_is_read_whole(matched, client):
             "Thanks for checking in! Chen and I have met twice on Zoom and we write now and"
             " then, so I would call it some contact."
         )
-        thanks = reply(ann, client, checkin_for(matched, ANN), typed, expect="checkin-thanks")
+        checkin = checkin_for(matched, ANN)
+        thanks = reply(ann, client, checkin, typed, expect="checkin-thanks", below=below)
         assert "We have recorded your answer: 2" in text(thanks)
     finally:
         program.stop()
