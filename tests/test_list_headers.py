@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Person, compose, form_text, program_at, tick
+from tests.conftest import Person, compose, form_text, program_at, start_in_process, tick
 from tests.mailbox import mails, text, to
 from tests.people import ANN, BO, CHEN, COORDINATOR
 
@@ -201,3 +201,12 @@ def test_unsubscribing_an_address_that_takes_no_part_is_harmless(program):
     # Nothing was barred either: they may still apply.
     again = stranger.say("APPLY", expect="application-form")
     assert MAILTO.match(again["List-Unsubscribe"])
+
+
+def test_a_program_name_with_a_comma_is_quoted_in_list_id(home: Path):
+    program = start_in_process(home, MAILFLOW_PROGRAM_NAME="Peer Network, Inc.")
+    try:
+        answer = Person(program, ANN).say("HELP", expect="help")
+    finally:
+        program.stop()
+    assert answer["List-Id"] == '"Peer Network, Inc." <program.example.org>'
