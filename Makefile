@@ -30,13 +30,15 @@ test: $(STAMP)
 # Debian packages the tests use, installed when root: DejaVu Sans for certificates beyond
 # Latin-1 (without it they fall back to Latin-1), Dovecot, the real IMAP server the
 # poller is tested against, and Postfix, the MTA in front of mailflow (as root, their
-# tests fail rather than skip without them). Postfix is preseeded with "No configuration",
+# tests fail rather than skip without them), and mutt, the real mail client of the round
+# trip in tests/test_mutt.py (likewise). Postfix is preseeded with "No configuration",
 # so it never asks and configures no system mail: the tests start their own instance.
 	@if [ "$$(id -u)" = 0 ]; then \
 		missing=""; \
 		[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu-core"; \
 		[ -x /usr/sbin/dovecot ] || missing="$$missing dovecot-imapd"; \
 		[ -x /usr/sbin/postfix ] || missing="$$missing postfix"; \
+		[ -x /usr/bin/mutt ] || missing="$$missing mutt"; \
 		if [ -n "$$missing" ]; then \
 			echo "installing Debian packages:$$missing"; \
 			{ echo "postfix postfix/main_mailer_type select No configuration" \

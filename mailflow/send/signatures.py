@@ -43,6 +43,8 @@ SIGNED_HEADERS = (
     "In-Reply-To",
     "References",
     "Reply-To",
+    "List-Id",
+    "List-Help",
     "List-Unsubscribe",
     "List-Unsubscribe-Post",
     "Auto-Submitted",

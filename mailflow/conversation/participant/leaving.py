@@ -141,7 +141,6 @@ def one_click(program: Program, token: str, now: datetime) -> bool:
             context={"known": True, "already": False},
             key=f"optout:one-click:{found.token}",
             now=now,
-            unsubscribe=False,
         )
     log.info("one-click unsubscribe for participant %s", me["id"] if me else "-")
     return True
