@@ -182,3 +182,21 @@ def test_without_references_a_single_in_reply_to_stands_for_them(ann):
     ann.send(message)
     answer = ann.expect(message, "help")
     assert str(answer["References"]).split() == ["<root@thread.example>", message["Message-ID"]]
+
+
+def test_a_reply_without_references_is_tied_to_our_mail_by_its_reply_address(matched):
+    """Some webmail and phone clients drop References and In-Reply-To: the token in the
+    reply address still says which of our mails was answered."""
+    tick(matched, "2026-03-16T09:00:00Z")
+    [checkin] = [m for m in scheduled(matched, "checkin") if to(m) == ANN]
+    program = start_in_process(matched, "--no-scheduler", MAILFLOW_NOW="2026-03-17T09:00:00Z")
+    try:
+        ann = Person(program, ANN, "Ann Okafor")
+        address = email.utils.parseaddr(str(checkin["Reply-To"]))[1]
+        answer = compose(ANN, "2", "Re: " + str(checkin["Subject"]), to=address)
+        ann.send(answer, to=address)
+        thanks = ann.expect(answer, "checkin-thanks")
+        assert thanks["Subject"] == "Re: How is your partnership going? (check-in 1)"
+        assert str(thanks["References"]).split() == [checkin["Message-ID"], answer["Message-ID"]]
+    finally:
+        program.stop()

@@ -137,13 +137,21 @@ class Turn:
             auto_submitted=ANSWER,
             token_purpose=token_purpose,
             payload=payload,
-            thread=answering(self.message, keep_subject=not anonymous),
+            thread=answering(
+                self.message, keep_subject=not anonymous, replied_to=self._replied_to()
+            ),
             # The farewell follows an erasure that took the inbound message with it.
             inbound_id=None if farewell else self.row_id,
             farewell=farewell,
             attachments=attachments,
         )
         self.sent.append(template)
+
+    def _replied_to(self) -> str | None:
+        """The Message-ID of our mail whose reply address the sender wrote to: a reply to
+        the check-in is tied to it by its token even when the client dropped References."""
+        _, token = conversation_token(self)
+        return token.message_id if token and token.address == self.sender else None
 
     def _name(self) -> str:
         """The name we hold for them, else the one they wrote."""

@@ -68,15 +68,21 @@ def reply_subject(subject: str) -> str:
     return f"Re: {bare}" if bare else ""
 
 
-def answering(message: Inbound, *, keep_subject: bool = True) -> Thread | None:
+def answering(
+    message: Inbound, *, keep_subject: bool = True, replied_to: str | None = None
+) -> Thread | None:
     """The thread of an answer to `message`. Without References, a single In-Reply-To
-    stands for them (RFC 5322 3.6.4). `keep_subject` False: the subject is not repeated
-    (what a stranger wrote is not carried back under the program's name)."""
+    stands for them (RFC 5322 3.6.4). `replied_to`: the Message-ID of our mail whose reply
+    address it was written to, kept in the chain when a client left it out. `keep_subject`
+    False: the subject is not repeated (what a stranger wrote is not carried back under
+    the program's name)."""
     if message.message_id is None:
         return None
     earlier = message.references
     if not earlier and len(message.in_reply_to) == 1:
         earlier = message.in_reply_to
+    if replied_to and replied_to not in earlier:
+        earlier = (replied_to, *earlier)
     return Thread(message.message_id, earlier, message.subject if keep_subject else "")
 
 
