@@ -137,8 +137,11 @@ class Turn:
             auto_submitted=ANSWER,
             token_purpose=token_purpose,
             payload=payload,
+            # Nor to an erased address: its owner's words are not kept, the subject neither.
             thread=answering(
-                self.message, keep_subject=not anonymous, replied_to=self._replied_to()
+                self.message,
+                keep_subject=not (anonymous or farewell),
+                replied_to=self._replied_to(),
             ),
             # The farewell follows an erasure that took the inbound message with it.
             inbound_id=None if farewell else self.row_id,
