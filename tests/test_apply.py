@@ -144,7 +144,9 @@ def test_a_second_application_updates_and_never_duplicates(ann):
     again = ann.reply(
         form, form_text(role="Head of research services"), expect="application-received"
     )
-    assert "updated" in str(again["Subject"]).lower()
+    # The answer stays in the form's thread: the update is said in the text, not the subject.
+    assert again["Subject"] == "Re: " + form["Subject"]
+    assert "We have updated your application" in again.get_content()
     [saved] = participants(ann.program)
     assert saved["role"] == "Head of research services"
     assert len(ann.program.query("SELECT * FROM applications")) == 1

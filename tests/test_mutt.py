@@ -204,9 +204,6 @@ def test_the_answer_to_mutts_reply_is_in_the_forms_thread(round_trip):
     assert subject(reply) == subject(form)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 19 point 3: an answer keeps the subject of what it answers"
-)
 def test_the_answer_to_mutts_reply_keeps_the_forms_subject(round_trip):
     form, _, received, _ = round_trip
     assert subject(received) == subject(form)

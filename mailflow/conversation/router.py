@@ -34,7 +34,7 @@ HANDLERS = (participant, coordinator)
 
 def _always_acted(turn: Turn) -> bool:
     """A STOP, or a reply to a token whose purpose is acted on whatever the limits."""
-    for line in (turn.first_line, turn.message.command_subject):
+    for line in (turn.first_line, turn.subject_command):
         found = commands.find(line)
         if found and found[0].name in ALWAYS_ACTED:
             return True
@@ -95,11 +95,11 @@ def _route(turn: Turn, role) -> str:
             return f"reply:{token.purpose}:" + handler(turn, token)
     if application.is_form(turn):
         return "form:" + application.cold_form(turn)
-    found = commands.find(turn.message.command_subject)
+    found = commands.find(turn.subject_command)
     if found:
         entry, arguments = found
         return f"command:{entry.name.lower()}:" + entry.run(turn, arguments)
-    for line in (turn.first_line, turn.message.command_subject):
+    for line in (turn.first_line, turn.subject_command):
         if commands.find(line, coordination.AUDIENCE):
             return coordination.refuse(turn, line)
     # Nothing they wrote is quoted back: the From may be forged, and the answer would carry

@@ -28,7 +28,7 @@ from mailflow.model import coordinators, participants, tokens
 from mailflow.program import Program
 from mailflow.read.parse import Inbound
 from mailflow.send import signatures
-from mailflow.send.sending import ANSWER, send
+from mailflow.send.sending import ANSWER, answering, replies_to_ours, send
 from mailflow.store import iso
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,16 @@ class Turn:
     def first_line(self) -> str:
         return next((line.strip() for line in self.message.reply.splitlines() if line.strip()), "")
 
+    @property
+    def subject_command(self) -> str:
+        """The subject without Re:/Fwd:, where a command may stand; '' for a reply to our
+        mail under a "Re:" subject. Answers keep the person's subject, so "Re: STOP" is the
+        subject of our answer to their STOP carried back, not a second STOP."""
+        message = self.message
+        if message.command_subject != message.subject and replies_to_ours(self.program, message):
+            return ""
+        return message.command_subject
+
     @cached_property
     def token_proven(self) -> bool:
         """Written to a live token of the sender's own. Read once, before any handler uses
@@ -110,7 +120,9 @@ class Turn:
     ) -> None:
         """Queue `template` to the sender, optionally with a reply token for what comes next.
         `anonymous`: no name in the greeting or the To line (a stranger's display name is
-        theirs to write, and would be reflected to whatever address they forged)."""
+        theirs to write, and would be reflected to whatever address they forged); their
+        subject is not repeated either. Otherwise the answer goes under their subject, in
+        their thread (`sending.answering`)."""
         if self.quiet:
             log.info("message %d: %s not sent (past the answer limits)", self.row_id, template)
             return
@@ -125,14 +137,24 @@ class Turn:
             auto_submitted=ANSWER,
             token_purpose=token_purpose,
             payload=payload,
-            in_reply_to=self.message.message_id,
-            references=self.message.references,
+            # Nor to an erased address: its owner's words are not kept, the subject neither.
+            thread=answering(
+                self.message,
+                keep_subject=not (anonymous or farewell),
+                replied_to=self._replied_to(),
+            ),
             # The farewell follows an erasure that took the inbound message with it.
             inbound_id=None if farewell else self.row_id,
             farewell=farewell,
             attachments=attachments,
         )
         self.sent.append(template)
+
+    def _replied_to(self) -> str | None:
+        """The Message-ID of our mail whose reply address the sender wrote to: a reply to
+        the check-in is tied to it by its token even when the client dropped References."""
+        _, token = conversation_token(self)
+        return token.message_id if token and token.address == self.sender else None
 
     def _name(self) -> str:
         """The name we hold for them, else the one they wrote."""

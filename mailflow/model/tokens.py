@@ -52,6 +52,7 @@ class Token:
     payload: dict
     expires_at: str
     used_at: str | None
+    message_id: str | None = None  # of the message that carried it: what a reply answers
 
 
 def new_token() -> str:
@@ -105,12 +106,13 @@ def standing(
 
 def _row(db: sqlite_utils.Database, where: str, value: str) -> Token | None:
     row = db.execute(
-        "SELECT token, purpose, address, payload, expires_at, used_at FROM tokens WHERE " + where,
+        "SELECT token, purpose, address, payload, expires_at, used_at, outgoing_message_id"
+        " FROM tokens WHERE " + where,
         [value],
     ).fetchone()
     if row is None:
         return None
-    return Token(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5])
+    return Token(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6])
 
 
 def find(db: sqlite_utils.Database, token: str) -> Token | None:

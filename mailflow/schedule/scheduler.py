@@ -25,7 +25,7 @@ from mailflow.rulebook.cadence import Cadence, latest_due
 from mailflow.rulebook.topics import topic_for_month
 from mailflow.schedule.endofterm import end_terms, invite
 from mailflow.send import outbox
-from mailflow.send.sending import send
+from mailflow.send.sending import following, send
 from mailflow.store import iso, transaction
 
 REMINDER = "checkin-reminder"
@@ -258,14 +258,18 @@ def _send_due(program: Program, item: Due, topics, now: datetime) -> None:
     }
     if item.kind == "topic":
         context["topic"] = topic_for_month(topics, item.number)
+    which = f"{item.partnership_id}:{item.participant_id}:{item.number}"
     send(
         program,
         template=item.kind,
         to=item.email,
         name=item.name,
         context=context,
-        key=f"{item.kind}:{item.partnership_id}:{item.participant_id}:{item.number}",
+        key=f"{item.kind}:{which}",
         now=now,
+        # A reminder continues its check-in's conversation: the same subject, and
+        # References to it, so that Gmail shows them as one.
+        thread=following(program, f"checkin:{which}") if item.kind == REMINDER else None,
         token_purpose=tokens.CHECKIN if checkin else None,
         payload={"partnership": item.partnership_id, "number": item.number} if checkin else None,
     )

@@ -2,17 +2,31 @@
 
 Answers to an inbound message and messages the program starts (introductions, notices)
 take this one path, so headers, tokens and idempotency are the same for all of them.
+
+One conversation, one thread. Gmail puts mail in one conversation only when the subjects
+match (ignoring Re:/Fwd:) and References point at earlier messages, so a message that
+continues a conversation (`Thread`) goes under the conversation's subject: the sending path
+replaces the template's `Subject:` with "Re: " and the conversation's subject, stripped of
+its Re:/AW:/SV:... prefixes, and carries In-Reply-To and References (RFC 5322 3.6.4). That
+is an answer to a person's message (`answering`: their subject) and a follow-up the program
+sends to its own mail, such as a check-in's reminder (`following`: the subject of the mail
+it follows). The template's subject is the default: it names a first message, and an
+answer whose conversation has no subject (or one we must not repeat, see `answering`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import email.parser
+import email.policy
 import logging
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from mailflow.model import participants, tokens
+from mailflow.read.parse import SUBJECT_PREFIX, Inbound, clean, decode_header, message_ids
 from mailflow.send import outbox, signatures, verp
 from mailflow.send.compose import Attachment, compose, new_message_id
 
@@ -24,6 +38,73 @@ log = logging.getLogger(__name__)
 ANSWER = "auto-replied"  # RFC 3834: a reply to a message
 NOTICE = "auto-generated"  # RFC 3834: started by the program itself
 UNSUBSCRIBE_DAYS = 400  # outlives a term and the next round's wait
+REFERENCES_KEPT = 10  # the first (the conversation's start) and the nine latest
+
+
+@dataclass(frozen=True)
+class Thread:
+    """The conversation a message continues: the message it answers or follows (`parent`),
+    the Message-IDs before that one, and the conversation's subject ('' when it has none
+    we may use: the template's subject then stands)."""
+
+    parent: str
+    earlier: tuple[str, ...] = ()
+    subject: str = ""
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        """The parent's References and its Message-ID (RFC 5322 3.6.4), trimmed as RFC 5537
+        3.4.4 does for long threads: the first kept, so the thread keeps its root, and
+        the latest ones."""
+        chain = tuple(dict.fromkeys(i for i in (*self.earlier, self.parent) if i))
+        if len(chain) > REFERENCES_KEPT:
+            chain = (chain[0], *chain[-(REFERENCES_KEPT - 1) :])
+        return chain
+
+
+def reply_subject(subject: str) -> str:
+    """'Re: ' and the subject without its reply and forward prefixes (Re: Re:, AW:, SV:,
+    Fwd:, 回复: ...), so answers never pile up 'Re: Re: AW:'; '' for an empty one."""
+    bare = SUBJECT_PREFIX.sub("", subject).strip()
+    return f"Re: {bare}" if bare else ""
+
+
+def answering(
+    message: Inbound, *, keep_subject: bool = True, replied_to: str | None = None
+) -> Thread | None:
+    """The thread of an answer to `message`. Without References, a single In-Reply-To
+    stands for them (RFC 5322 3.6.4). `replied_to`: the Message-ID of our mail whose reply
+    address it was written to, kept in the chain when a client left it out. `keep_subject`
+    False: the subject is not repeated (what a stranger wrote is not carried back under
+    the program's name)."""
+    if message.message_id is None:
+        return None
+    earlier = message.references
+    if not earlier and len(message.in_reply_to) == 1:
+        earlier = message.in_reply_to
+    if replied_to and replied_to not in earlier:
+        earlier = (replied_to, *earlier)
+    return Thread(message.message_id, earlier, message.subject if keep_subject else "")
+
+
+def replies_to_ours(program: Program, message: Inbound) -> bool:
+    """Does `message` reply to mail of ours (a Message-ID of `new_message_id`'s form)?"""
+    mine = f".mailflow@{program.config.domain}>"
+    return any(i.endswith(mine) for i in (*message.in_reply_to, *message.references))
+
+
+def following(program: Program, key: str) -> Thread | None:
+    """The thread of a follow-up to the mail queued under `key` (a reminder of a check-in):
+    its subject and References, read from the outbox; None when nothing was queued under
+    it. A row whose bytes are gone (an erasure) still gives its Message-ID."""
+    row = program.db.execute(
+        "SELECT message_id, raw FROM outbox WHERE idempotency_key = ?", [key]
+    ).fetchone()
+    if row is None or not row[0]:
+        return None
+    head = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(row[1] or b"")
+    subject = clean(decode_header(str(head.get("Subject", "")), 500), 500)
+    return Thread(row[0], message_ids(str(head.get("References", ""))), subject)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,8 +175,7 @@ def send(
     auto_submitted: str = NOTICE,
     token_purpose: str | None = None,
     payload: dict | None = None,
-    in_reply_to: str | None = None,
-    references: tuple[str, ...] = (),
+    thread: Thread | None = None,
     inbound_id: int | None = None,
     unsubscribe: bool = True,
     attachments: tuple[Attachment, ...] = (),
@@ -106,9 +186,10 @@ def send(
 
     Every message carries List-Unsubscribe but the farewell (its token would keep the
     erased address) and mail with `unsubscribe` False: what coordinators are sent as
-    coordinators, which no unsubscribing could stop. Nothing is ever queued to an address
-    whose owner had their data deleted (None, with a log line), but the `farewell` that
-    tells them it is done.
+    coordinators, which no unsubscribing could stop. A `thread` puts it in that
+    conversation (its subject, In-Reply-To and References: see the module's docstring).
+    Nothing is ever queued to an address whose owner had their data deleted (None, with a
+    log line), but the `farewell` that tells them it is done.
     """
     config = program.config
     if not farewell and participants.is_erased(program.db, to):
@@ -138,9 +219,10 @@ def send(
         **(context or {}),
     }
     rendered = program.renderer.render(template, values)
+    subject = (reply_subject(thread.subject) if thread else "") or rendered.subject
     outgoing = compose(
         template=template,
-        subject=rendered.subject,
+        subject=subject,
         body=rendered.body,
         sender_name=config.program_name,
         sender=config.address,
@@ -149,8 +231,8 @@ def send(
         message_id=message_id,
         now=now,
         reply_to=config.token_address(token) if token else None,
-        in_reply_to=in_reply_to,
-        references=references,
+        in_reply_to=thread.parent if thread else None,
+        references=thread.references if thread else (),
         auto_submitted=auto_submitted,
         extra_headers=listing.headers,
         attachments=attachments,

@@ -145,7 +145,7 @@ def _carry_out(turn: Turn, ask: Ask, order: Order, proof: str) -> str:
 
 def _lines(turn: Turn) -> list[str]:
     lines = turn.message.reply.splitlines()
-    return lines if any(line.strip() for line in lines) else [turn.message.command_subject]
+    return lines if any(line.strip() for line in lines) else [turn.subject_command]
 
 
 def _kind(line: str) -> str:

@@ -59,7 +59,7 @@ def from_erased(turn: Turn) -> str:
     _, token = _own_live_token(turn)
     if token is not None and token.purpose == tokens.FORM:
         return "erased:" + form_reply(turn, token)
-    found = commands.find(turn.first_line) or commands.find(turn.message.command_subject)
+    found = commands.find(turn.first_line) or commands.find(turn.subject_command)
     db.execute(
         "UPDATE messages SET raw = x'', sender = NULL, envelope_from = NULL WHERE id = ?",
         [turn.row_id],
