@@ -1,0 +1,292 @@
+"""No line over 998 octets in anything mailflow sends (RFC 5322 2.1.1), whatever people
+write: a long line goes quoted-printable, whose soft line breaks every client joins again;
+short mail stays 7bit. A relay folds a longer line (Postfix's smtp_line_length_limit puts
+CRLF and a space into it), which breaks the body hash of our DKIM signature, and Exim 4.95+
+refuses it: so a signed introduction and a signed broadcast are sent through a real Postfix
+and their signatures checked where Postfix delivers them.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+import dkim
+import pytest
+
+from mailflow.read.form import LIMITS, MAX_ITEM_LENGTH, MAX_ITEMS
+from mailflow.send.compose import compose as compose_outgoing
+from mailflow.send.signatures import key_lookup
+from tests.conftest import (
+    PROGRAM,
+    command,
+    compose,
+    free_port,
+    start_in_process,
+    until,
+)
+from tests.dns_stub import DnsStub, make_key
+from tests.people import ANN, CHEN, COORDINATOR, HEADER
+from tests.postfix import Postfix, executable
+from tests.relay_sink import Received, RelaySink
+
+RFC_LIMIT = 998  # octets a line may have, CRLF not counted
+SELECTOR = "wrap2026"
+PROGRAM_DOMAIN = PROGRAM.split("@")[1]
+
+# The longest each field of the form allows (mailflow/read/form.py), written as people
+# write them: the About me as one paragraph, on one line, as Outlook and Gmail send it.
+ABOUT_ME = (
+    "I run the research help desk of a university library, where I teach first-year"
+    " students to find, judge and cite sources, and I look after our institutional"
+    " repository, open access fund and research data service. "
+)
+LANGUAGES = (
+    "English, Spanish, French, German, Portuguese, Italian, Dutch, Swedish, Norwegian,"
+    " Danish, Finnish, Polish, Czech, Russian, Arabic, Chinese, Japanese, Korean, Hindi,"
+    " Swahili"
+)
+
+
+def longest(limit: int, seed: str) -> str:
+    """`seed` repeated to exactly `limit` characters, ending on a letter."""
+    value = (seed * (limit // len(seed) + 1))[:limit].rstrip()
+    return value + "s" * (limit - len(value))
+
+
+def interests() -> str:
+    items = [longest(MAX_ITEM_LENGTH, f"{n} digital preservation and metadata ") for n in range(20)]
+    assert len(items) == MAX_ITEMS
+    return "; ".join(items)
+
+
+def long_roster(folder: Path) -> Path:
+    """Two people whose every field is as long as the form allows."""
+    rows = [HEADER]
+    for address, name, country, zone in (
+        (ANN, "Ann", "Nigeria", "Lagos"),
+        (CHEN, "Chen", "China", "Shanghai"),
+    ):
+        cells = [
+            address,
+            longest(LIMITS["name"], f"{name} Okafor-Adebayo "),
+            country,
+            longest(LIMITS["role"], "Reference and research data librarian "),
+            "academic",
+            "early career",
+            interests(),
+            LANGUAGES,
+            zone,
+            "email",
+            "monthly",
+            longest(LIMITS["about_me"], ABOUT_ME),
+            longest(LIMITS["partner_wishes"], "Someone who works with archives "),
+        ]
+        rows.append(",".join(f'"{cell}"' for cell in cells))
+    path = folder / "round.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def broadcast_text() -> str:
+    """A coordinator's BROADCAST: paragraphs of several thousand characters, one line each."""
+    paragraph = (
+        "Our autumn webinar on open research data brings together librarians from every"
+        " region of the network; bring a question, a project or a problem you would like"
+        " to talk through with colleagues. "
+    )
+    return "Dear all,\n\n" + "\n\n".join([longest(4000, paragraph)] * 3) + "\n\nThe coordinators"
+
+
+def longest_line(raw: bytes) -> int:
+    return max(len(line) for line in raw.split(b"\r\n"))
+
+
+def as_read(raw: bytes) -> EmailMessage:
+    return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+def body_text(raw: bytes) -> str:
+    """The plain text as a client shows it, with the wire's CRLF read as line ends."""
+    return as_read(raw).get_body(("plain",)).get_content().replace("\r\n", "\n")
+
+
+# -- compose alone ----------------------------------------------------------------------
+
+
+def composed(body: str, subject: str = "News") -> bytes:
+    return compose_outgoing(
+        template="broadcast",
+        subject=subject,
+        body=body,
+        sender_name="Librarians Peer Network",
+        sender=PROGRAM,
+        recipient="ann@uni.example.edu",
+        message_id="<line.mailflow@example.org>",
+        now=datetime(2026, 3, 2, 9, tzinfo=UTC),
+    ).raw
+
+
+def test_short_mail_stays_7bit_and_readable_as_it_is():
+    body = "Hello Ann,\n\n" + "A sentence our templates write on one line. " * 8 + "\n"
+    raw = composed(body)
+    assert as_read(raw)["Content-Transfer-Encoding"] == "7bit"
+    assert body.replace("\n", "\r\n").encode() in raw  # not encoded at all
+    assert body_text(raw) == body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "a" * 2000 + "\n",  # one word, no space to break at
+        "Hello,\n\n" + longest(2000, ABOUT_ME) + "\n",
+        "x = y " * 400 + "\nends with spaces   \n.\nFrom the start\n",  # = . From trailing
+        "Grüße aus München. " * 120 + "\n",  # non-ASCII was quoted-printable before too
+    ],
+    ids=["one-word", "about-me", "qp-specials", "non-ascii"],
+)
+def test_a_long_line_goes_quoted_printable_and_reads_back_exactly(body):
+    raw = composed(body)
+    assert longest_line(raw) <= 78
+    assert as_read(raw)["Content-Transfer-Encoding"] == "quoted-printable"
+    assert body_text(raw) == body
+
+
+def test_a_line_of_990_octets_is_the_longest_sent_as_7bit():
+    at_limit = composed("y" * 990 + "\n")
+    assert as_read(at_limit)["Content-Transfer-Encoding"] == "7bit"
+    assert longest_line(at_limit) == 990
+    over = composed("y" * 991 + "\n")
+    assert as_read(over)["Content-Transfer-Encoding"] == "quoted-printable"
+    assert body_text(over) == "y" * 991 + "\n"
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        " ".join(["Webinar"] * 40),  # the 250 characters a subject keeps, in words
+        "W" * 300,  # one word: cut to 250, still far from 998
+        "Réunion des bibliothécaires " * 12,
+    ],
+)
+def test_a_long_subject_is_folded(subject):
+    raw = composed("Hello\n", subject=subject)
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert longest_line(head) <= RFC_LIMIT
+    if " " in subject:
+        assert longest_line(head) <= 78
+    assert as_read(raw)["Subject"] == " ".join(subject.split())[:250].strip()
+
+
+# -- through a real Postfix, signed -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dkim_key(tmp_path_factory) -> tuple[Path, str]:
+    folder = tmp_path_factory.mktemp("dkim")
+    private, public = make_key(folder)
+    path = folder / "dkim.pem"
+    path.write_bytes(private)
+    return path, public
+
+
+@pytest.fixture(scope="module")
+def published(dkim_key):
+    _, public = dkim_key
+    with DnsStub({f"{SELECTOR}._domainkey.{PROGRAM_DOMAIN}": f"v=DKIM1; k=rsa; p={public}"}) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def sink():
+    with RelaySink() as relay:
+        yield relay
+
+
+@pytest.fixture(scope="module")
+def postfix(sink: RelaySink):
+    """The tests' Postfix (tests/postfix.py, from the guide's snippets), relaying everything
+    not for a program to the sink; the one program route leads nowhere: only mail out."""
+    if os.geteuid() != 0:
+        pytest.skip("a private Postfix runs only as root (its master, its chroot)")
+    if not executable():
+        pytest.fail("postfix is not installed (make test installs it as root)")
+    folder = Path(tempfile.mkdtemp(prefix="mailflow-wrap-"))
+    routes = {"program@nowhere.test": f"lmtp:inet:127.0.0.1:{free_port()}"}
+    server = Postfix(routes, sink.port, folder)
+    server.start()
+    yield server
+    server.remove()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def arrived(sink: RelaySink, postfix: Postfix, count: int = 1, **wanted: str) -> list[Received]:
+    """The `count` mails the sink got whose headers say `wanted` (X_Mailflow_Template=...)."""
+
+    def found() -> list[Received] | None:
+        items = [
+            item
+            for item in sink.received
+            if all(item.message[name.replace("_", "-")] == value for name, value in wanted.items())
+        ]
+        return items if len(items) >= count else None
+
+    try:
+        return until(found, f"mail with {wanted} at the sink")
+    except AssertionError:
+        raise AssertionError(f"nothing relayed; postfix's log:\n{postfix.log()}") from None
+
+
+def assert_verifies_whole(item: Received, published: DnsStub) -> None:
+    assert longest_line(item.content) <= RFC_LIMIT
+    assert item.content.startswith(b"Received: ")  # Postfix's: it did pass through it
+    assert dkim.verify(item.content, dnsfunc=key_lookup(published.address, timeout=2.0))
+
+
+def test_a_signed_introduction_and_broadcast_verify_after_a_real_postfix(
+    postfix: Postfix, sink: RelaySink, published: DnsStub, dkim_key, home: Path, tmp_path: Path
+):
+    signing = {
+        "MAILFLOW_DKIM_KEY": str(dkim_key[0]),
+        "MAILFLOW_DKIM_SELECTOR": SELECTOR,
+        "MAILFLOW_SMTP_RELAY": f"127.0.0.1:{postfix.port}",
+        "MAILFLOW_COORDINATORS": COORDINATOR,
+    }
+    command(home, "import", str(long_roster(tmp_path)), **signing)
+    command(home, "match", **signing)  # the introductions go out at once
+
+    intros = arrived(sink, postfix, 2, X_Mailflow_Template="match-intro")
+    assert len(intros) == 2
+    for intro in intros:
+        assert_verifies_whole(intro, published)
+        assert intro.message["Content-Transfer-Encoding"] == "quoted-printable"
+        # The partner's About me reaches the reader whole, on one line, as they wrote it.
+        about = longest(LIMITS["about_me"], ABOUT_ME)
+        assert f"    > {about}\n" in body_text(intro.content)
+
+    running = start_in_process(home, "--no-scheduler", **signing)
+    try:
+        text = broadcast_text()
+        asked = compose(COORDINATOR, "BROADCAST Autumn webinar\n" + text, "News")
+        running.send(asked, sender=COORDINATOR)
+        (preview,) = arrived(sink, postfix, In_Reply_To=asked["Message-ID"])
+        assert preview.message["X-Mailflow-Template"] == "command-confirm"
+        token_address = str(preview.message["Reply-To"])
+        confirm = compose(
+            COORDINATOR, "CONFIRM", "Re: News", to=token_address, in_reply_to=preview.message_id
+        )
+        running.send(confirm, sender=COORDINATOR, to=[token_address])
+    finally:
+        running.stop()
+    sent = arrived(sink, postfix, 2, X_Mailflow_Template="broadcast")
+    assert sorted(item.recipients for item in sent) == [(ANN,), (CHEN,)]
+    for item in sent:
+        assert_verifies_whole(item, published)
+        assert item.message["Subject"] == "Autumn webinar"
+        assert f"\n{text}\n" in body_text(item.content)
