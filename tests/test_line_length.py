@@ -12,6 +12,7 @@ import email
 import email.policy
 import os
 import shutil
+import sqlite3
 import tempfile
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -290,3 +291,257 @@ def test_a_signed_introduction_and_broadcast_verify_after_a_real_postfix(
         assert_verifies_whole(item, published)
         assert item.message["Subject"] == "Autumn webinar"
         assert f"\n{text}\n" in body_text(item.content)
+
+
+# -- every template, through the program, with the longest and with realistic content ------
+
+REALISTIC = {
+    "name": "{name} Okafor",
+    "role": "Reference and research data librarian",
+    "interests": "open access; research data management; information literacy; outreach",
+    "languages": "English, French",
+    "about_me": (
+        "I run the research help desk of a university library, where I teach first-year"
+        " students to find and cite sources. I look after our repository and open access"
+        " fund, and I would like to learn how other libraries support research data.\n"
+        "Outside work I sing in a choir and grow tomatoes."
+    ),
+    "partner_wishes": "Someone who works with archives or special collections.",
+}
+LONGEST = {
+    "name": "{name} " + longest(LIMITS["name"] - 10, "Okafor-Adebayo "),
+    "role": longest(LIMITS["role"], "Reference and research data librarian "),
+    "interests": interests(),
+    "languages": LANGUAGES,
+    "about_me": longest(LIMITS["about_me"], ABOUT_ME),
+    "partner_wishes": longest(LIMITS["partner_wishes"], "Someone who works with archives "),
+}
+NEWCOMER, SECOND = "ivo@lib.example.ke", "jo@lib.example.ke"
+TERM_DAYS = [
+    f"2026-{month:02}-{day:02}T09:00:00Z" for month in range(3, 8) for day in (1, 7, 13, 19, 25)
+]
+
+
+def roster_of(folder: Path, fields: dict[str, str]) -> Path:
+    rows = [HEADER]
+    for address, name, country, zone in (
+        (ANN, "Ann", "Nigeria", "Lagos"),
+        (CHEN, "Chen", "China", "Shanghai"),
+    ):
+        cells = [
+            address,
+            fields["name"].format(name=name),
+            country,
+            fields["role"],
+            "academic",
+            "early career",
+            fields["interests"],
+            fields["languages"],
+            zone,
+            "email",
+            "monthly",
+            fields["about_me"],
+            fields["partner_wishes"],
+        ]
+        rows.append(",".join('"' + cell.replace('"', '""') + '"' for cell in cells))
+    path = folder / "round.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def form_of(fields: dict[str, str]) -> str:
+    return "\n".join(
+        [
+            f"Name: {fields['name'].format(name='Ivo')}",
+            "Country: Kenya",
+            f"Role: {fields['role']}",
+            "Library type: Academic",
+            "Career stage: Early career",
+            f"Interests: {fields['interests']}",
+            f"Languages: {fields['languages']}",
+            "Time zone: Nairobi",
+            "Contact methods: email, Zoom",
+            "Contact frequency: fortnightly",
+            f"About me: {fields['about_me']}",
+            f"Partner wishes: {fields['partner_wishes']}",
+        ]
+    )
+
+
+def answer(running, sender: str, body: str, subject: str = "", **options) -> list[EmailMessage]:
+    message = compose(sender, body, subject, **options)
+    running.send(message, sender=sender, to=[options.get("to", PROGRAM)])
+    return running.mail_for(message["Message-ID"])
+
+
+def reply(running, sender: str, to: EmailMessage, body: str) -> list[EmailMessage]:
+    return answer(
+        running,
+        sender,
+        body,
+        "Re: " + str(to["Subject"]),
+        to=str(to["Reply-To"]),
+        in_reply_to=to["Message-ID"],
+    )
+
+
+def a_term(
+    home: Path, folder: Path, fields: dict[str, str], broadcast: str
+) -> dict[str, list[bytes]]:
+    """Two people introduced, a newcomer applying, a coordinator's STATS and BROADCAST, a
+    term of check-ins, reminders, topics, the survey and the certificate: every mail sent,
+    as stored in the outbox (the bytes that go on the wire), by template."""
+    settings = {"MAILFLOW_COORDINATORS": COORDINATOR}
+    command(home, "import", str(roster_of(folder, fields)), **settings)
+    command(home, "match", **settings)
+    running = start_in_process(
+        home, "--no-scheduler", MAILFLOW_NOW="2026-03-03T09:00:00Z", **settings
+    )
+    try:
+        for word in ("HELP", "STATUS", "what is this?"):
+            answer(running, ANN, word)
+        (blank,) = answer(running, NEWCOMER, "APPLY")
+        wrong = form_of(fields).replace("Country: Kenya", "Country: Atlantis " + fields["role"])
+        (problems,) = reply(running, NEWCOMER, blank, wrong)
+        reply(running, NEWCOMER, problems, form_of(fields))
+        (confirm,) = answer(running, SECOND, form_of(fields), "My application")
+        reply(running, SECOND, confirm, "yes")
+        answer(running, COORDINATOR, f"STATS\nFIND {ANN}")
+        (preview,) = answer(running, COORDINATOR, "BROADCAST Autumn webinar\n" + broadcast, "News")
+        reply(running, COORDINATOR, preview, "CONFIRM")
+    finally:
+        running.stop()
+    for day in TERM_DAYS:
+        command(home, "tick", "--now", day, **settings)
+    with sqlite3.connect(home / "mailflow.db") as db:
+        rows = db.execute("SELECT template, raw FROM outbox ORDER BY id").fetchall()
+    sent: dict[str, list[bytes]] = {}
+    for template, raw in rows:
+        sent.setdefault(template, []).append(raw)
+    return sent
+
+
+@pytest.fixture(scope="module")
+def longest_term(tmp_path_factory) -> dict[str, list[bytes]]:
+    folder = tmp_path_factory.mktemp("longest")
+    return a_term(folder / "var", folder, LONGEST, broadcast_text())
+
+
+# What a term shows of every kind of mail; the rest (leaving, pausing, bounces, deleting)
+# carries no text people wrote beyond a name.
+A_TERM = {
+    "application-confirm",
+    "application-form",
+    "application-problems",
+    "application-received",
+    "broadcast",
+    "certificate",
+    "checkin",
+    "checkin-reminder",
+    "command-confirm",
+    "command-result",
+    "help",
+    "match-intro",
+    "not-understood",
+    "partner-silent-alert",
+    "round-open",
+    "status",
+    "survey",
+    "term-ended",
+    "topic",
+}
+
+
+def parts(raw: bytes) -> list[EmailMessage]:
+    return [part for part in as_read(raw).walk() if not part.is_multipart()]
+
+
+def test_every_mail_with_the_longest_content_has_no_line_over_998_octets(longest_term):
+    assert set(longest_term) >= A_TERM
+    for template, raws in longest_term.items():
+        for raw in raws:
+            assert longest_line(raw) <= RFC_LIMIT, template
+            for part in parts(raw):
+                assert part.get_content_maintype() != "text" or "\ufffd" not in part.get_content()
+    # What people wrote arrives whole, on the line they wrote it on.
+    for raw in longest_term["match-intro"]:
+        assert f"    > {LONGEST['about_me']}\n" in body_text(raw)
+        assert f"Interests: {LONGEST['interests'].replace('; ', ', ')}\n" in body_text(raw)
+    for raw in longest_term["broadcast"]:
+        assert f"\n{broadcast_text()}\n" in body_text(raw)
+
+
+def test_short_mail_of_a_term_stays_7bit(longest_term):
+    for template in ("help", "not-understood", "checkin", "topic", "round-open"):
+        for raw in longest_term[template]:
+            assert as_read(raw)["Content-Transfer-Encoding"] == "7bit", template
+    for raw in longest_term["match-intro"]:
+        assert as_read(raw)["Content-Transfer-Encoding"] == "quoted-printable"
+
+
+# -- small for slow connections -----------------------------------------------------------
+
+SMALL = 4096  # bytes of text a mail may carry with realistic content
+REALISTIC_BROADCAST = (
+    "Dear all,\n\nOur autumn webinar on open research data is on Friday 20 March at 13:00"
+    " UTC. Bring a question or a project you would like to talk through with colleagues"
+    " from other regions of the network.\n\nThe link will come a day before.\n\n"
+    "The coordinators"
+)
+
+
+@pytest.fixture(scope="module")
+def realistic_term(tmp_path_factory) -> dict[str, list[bytes]]:
+    folder = tmp_path_factory.mktemp("realistic")
+    return a_term(folder / "var", folder, REALISTIC, REALISTIC_BROADCAST)
+
+
+def text_size(raw: bytes) -> int:
+    """Bytes of text a reader downloads: every text part, decoded, in UTF-8."""
+    return sum(
+        len(part.get_content().encode())
+        for part in parts(raw)
+        if part.get_content_maintype() == "text" and not part.get_filename()
+    )
+
+
+def test_every_mail_with_realistic_content_is_under_4_kb_of_plain_text(realistic_term):
+    assert set(realistic_term) >= A_TERM
+    for template, raws in realistic_term.items():
+        for raw in raws:
+            assert text_size(raw) < SMALL, f"{template}: {text_size(raw)} bytes of text"
+            kinds = [part.get_content_type() for part in parts(raw)]
+            assert "text/html" not in kinds, template
+            images = [kind for kind in kinds if kind.startswith("image/")]
+            # The one image: the chart of a coordinator's STATS.
+            assert images == [] or (template, images) == ("command-result", ["image/png"])
+    charts = [raw for raw in realistic_term["command-result"] if b"stats.png" in raw]
+    assert len(charts) == 1
+
+
+# With every field at its limit, what shows a person's answers grows with them: the
+# partner's in the introduction, one's own in the status and the application's answers,
+# the coordinator's text in a broadcast.
+ECHOES = {
+    "match-intro",
+    "status",
+    "application-confirm",
+    "application-problems",
+    "application-received",
+    "broadcast",
+}
+
+
+def test_the_introduction_with_the_longest_about_me_is_the_exception_to_4_kb(
+    longest_term, realistic_term
+):
+    """The exception, by design: the partner's About me (up to 2,000 characters) and their
+    other answers are what an introduction is for. With realistic answers it is under 4 KB
+    like every other mail (the test above); with the longest, it and the mails that echo
+    answers back are over, and nothing else is."""
+    for raw in longest_term["match-intro"]:
+        assert SMALL < text_size(raw) < SMALL + 3 * LIMITS["about_me"]
+    for raw in realistic_term["match-intro"]:
+        assert text_size(raw) < SMALL
+    over = {t for t, raws in longest_term.items() if any(text_size(r) >= SMALL for r in raws)}
+    assert over == ECHOES
