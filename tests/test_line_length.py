@@ -153,6 +153,9 @@ def form_of(fields: dict[str, str]) -> str:
     )
 
 
+LONG_SUBJECT = longest(250, "Autumn webinar on open research data, and what comes after ")
+
+
 def broadcast_text() -> str:
     """A coordinator's BROADCAST: paragraphs of several thousand characters, one line each."""
     paragraph = (
@@ -397,7 +400,7 @@ def the_mail(running, template: str, to: str) -> EmailMessage:
 
 
 def a_term(
-    home: Path, folder: Path, fields: dict[str, str], broadcast: str
+    home: Path, folder: Path, fields: dict[str, str], broadcast: str, subject: str
 ) -> dict[str, list[bytes]]:
     """Two people introduced, newcomers applying, a coordinator's STATS, FIND and BROADCAST,
     a term of check-ins answered or not, reminders, topics, the survey and the certificate,
@@ -438,7 +441,7 @@ def a_term(
         converse(running, ANN, "RESUME", "YES")
         converse(running, "who@else.example.net", "hello", to="program+expired@example.org")
         answer(running, COORDINATOR, f"STATS\nFIND {ANN}\nEXPORT")
-        (preview,) = answer(running, COORDINATOR, "BROADCAST Autumn webinar\n" + broadcast, "News")
+        (preview,) = answer(running, COORDINATOR, f"BROADCAST {subject}\n" + broadcast, "News")
         reply(running, COORDINATOR, preview, "CONFIRM")
         converse(running, COORDINATOR, "MATCH", "CONFIRM")  # the two from Kenya wait
     finally:
@@ -467,7 +470,7 @@ def a_term(
 @pytest.fixture(scope="module")
 def longest_term(tmp_path_factory) -> dict[str, list[bytes]]:
     folder = tmp_path_factory.mktemp("longest")
-    return a_term(folder / "var", folder, LONGEST, broadcast_text())
+    return a_term(folder / "var", folder, LONGEST, broadcast_text(), LONG_SUBJECT)
 
 
 NOT_MAIL = ("certificate-pdf", "unsubscribe.html")
@@ -504,6 +507,7 @@ def test_every_mail_with_the_longest_content_has_no_line_over_998_octets(longest
         assert f"Interests: {LONGEST['interests'].replace('; ', ', ')}\n" in body_text(raw)
     for raw in longest_term["broadcast"]:
         assert f"\n{broadcast_text()}\n" in body_text(raw)
+        assert as_read(raw)["Subject"] == LONG_SUBJECT  # folded on the wire, whole when read
 
 
 def test_short_mail_of_a_term_stays_7bit(longest_term):
@@ -528,7 +532,7 @@ REALISTIC_BROADCAST = (
 @pytest.fixture(scope="module")
 def realistic_term(tmp_path_factory) -> dict[str, list[bytes]]:
     folder = tmp_path_factory.mktemp("realistic")
-    return a_term(folder / "var", folder, REALISTIC, REALISTIC_BROADCAST)
+    return a_term(folder / "var", folder, REALISTIC, REALISTIC_BROADCAST, "Autumn webinar")
 
 
 def text_size(raw: bytes) -> int:
