@@ -2,6 +2,8 @@
 
 Every value that reaches a header goes through `parse.clean` and the SMTP policy, which
 refuses CR/LF; a display name like `=?utf-8?q?Eve=0D=0ABcc...?=` therefore stays a name.
+It must never put a line over 998 octets on the wire (RFC 5322 2.1.1): the policy folds
+headers at 78, a long body line goes quoted-printable, attachments go base64.
 """
 
 from __future__ import annotations
