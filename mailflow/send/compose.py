@@ -2,6 +2,8 @@
 
 Every value that reaches a header goes through `parse.clean` and the SMTP policy, which
 refuses CR/LF; a display name like `=?utf-8?q?Eve=0D=0ABcc...?=` therefore stays a name.
+It must never put a line over 998 octets on the wire (RFC 5322 2.1.1): the policy folds
+headers at 78, a long body line goes quoted-printable, attachments go base64.
 """
 
 from __future__ import annotations
@@ -124,6 +126,24 @@ class _Headers(HeaderRegistry):
 POLICY = email.policy.SMTP.clone(header_factory=_Headers())
 
 
+# The longest body line sent as 7bit. RFC 5322 2.1.1 allows 998 octets; sendmail's SMTP
+# mailers break lines at 990 (smtp.m4's L=990), Postfix's client at 998 (its
+# smtp_line_length_limit), Exim 4.95+ refuses longer ones. A broken line changes the
+# body our DKIM signature covers. Not RFC 5322's 78: our own paragraphs are one line each
+# and clients wrap them; 7bit keeps short mail small and its raw text readable.
+SEVEN_BIT_LINE = 990
+
+
+def transfer_encoding(body: str) -> str:
+    """7bit for ASCII text whose every line fits SEVEN_BIT_LINE; else quoted-printable,
+    whose soft line breaks (RFC 2045 6.7) every client joins again, so a 2,000-character
+    "About me" or a long broadcast paragraph arrives whole and as signed."""
+    # Lines as the email package splits them: bytes split at CR and LF only.
+    if body.isascii() and all(len(x) <= SEVEN_BIT_LINE for x in body.encode().splitlines()):
+        return "7bit"
+    return "quoted-printable"
+
+
 def new_message_id(domain: str, seed: str, secret: str = "") -> str:
     """A Message-ID that is unique but stable for one idempotency key (a re-run composes
     the same message, so a retry after a crash cannot look like a second message). Keyed
@@ -172,8 +192,7 @@ def compose(
     message["X-Mailflow-Template"] = template
     for name, value in extra_headers:
         message[name] = clean(value, 900)
-    cte = "7bit" if body.isascii() else "quoted-printable"
-    message.set_content(body, charset="utf-8", cte=cte)
+    message.set_content(body, charset="utf-8", cte=transfer_encoding(body))
     for attachment in attachments:
         maintype, _, subtype = attachment.mime_type.partition("/")
         message.add_attachment(
