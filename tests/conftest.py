@@ -26,6 +26,7 @@ import email.policy
 import email.utils
 import io
 import os
+import random
 import shutil
 import smtplib
 import socket
@@ -58,10 +59,25 @@ MAILFLOW = Path(sys.executable).parent / "mailflow"
 WAIT = 15.0
 
 
+# Below Linux's ephemeral range (32768-60999): a port the kernel hands out on its own
+# (port 0) may be taken by a client connection's local end before the daemon binds it,
+# which failed a daemon's start now and then while another worker was busy connecting.
+# Drawn from the system, not `random`, which pytest-randomly seeds alike in every worker.
+PORTS = range(20000, 32000)
+CHOOSE = random.SystemRandom().choice
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A port nothing listens on, from a range the kernel never picks by itself."""
+    for _ in range(200):
+        port = CHOOSE(PORTS)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port below the ephemeral range")
 
 
 def listening(port: int) -> bool:
