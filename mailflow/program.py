@@ -21,8 +21,9 @@ from mailflow.config import Config
 from mailflow.model import coordinators
 from mailflow.model.rounds import open_round
 from mailflow.read import form
-from mailflow.rulebook import Shelf, cadence, regions, term, topics, weights
+from mailflow.rulebook import Shelf, cadence, discussion, regions, term, topics, weights
 from mailflow.rulebook.cadence import Cadence
+from mailflow.rulebook.discussion import DiscussionRules
 from mailflow.rulebook.regions import Regions
 from mailflow.rulebook.topics import Topic
 from mailflow.rulebook.weights import Weights
@@ -58,6 +59,10 @@ class Rules(Shelf):
     @property
     def term_months(self) -> int:
         return self.get(term.FILE, term.term_months)
+
+    @property
+    def discussion(self) -> DiscussionRules:
+        return self.get(discussion.FILE, discussion.load_discussion)
 
 
 _SHARED: dict[Path, Rules] = {}
