@@ -22,18 +22,24 @@ CREATE TABLE discussion_posts (
     published_at TEXT,
     decided_by TEXT,                           -- the coordinator who approved or rejected it
     reason TEXT NOT NULL DEFAULT '',           -- why it was held, or rejected
-    fanned_to INTEGER NOT NULL DEFAULT 0       -- copies queued up to this participant id
+    fanned_to INTEGER NOT NULL DEFAULT 0,      -- copies queued up to this participant id ...
+    fanned_out_at TEXT                         -- ... and when the last copy was queued
 );
 CREATE INDEX discussion_posts_round ON discussion_posts (round_id, state, published_at);
 CREATE INDEX discussion_posts_author ON discussion_posts (author_email, created_at);
-CREATE INDEX discussion_posts_pending ON discussion_posts (state, fanned_to);
+CREATE INDEX discussion_posts_pending ON discussion_posts (state) WHERE fanned_out_at IS NULL;
 
 -- How much of the discussion a participant receives; no row: the rules' default.
 CREATE TABLE discussion_choices (
     participant_id INTEGER PRIMARY KEY REFERENCES participants (id) ON DELETE CASCADE,
     mode TEXT NOT NULL CHECK (mode IN ('every', 'daily', 'weekly', 'quiet')),
-    changed_at TEXT NOT NULL,
-    digest_through TEXT                        -- the last digest covered posts up to here
+    changed_at TEXT NOT NULL
+);
+
+-- The posts a participant's last digest covered: published up to this time.
+CREATE TABLE discussion_digests (
+    participant_id INTEGER PRIMARY KEY REFERENCES participants (id) ON DELETE CASCADE,
+    through TEXT NOT NULL
 );
 
 -- People whose posts wait for a coordinator's approval (HOLD address).

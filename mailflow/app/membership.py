@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from mailflow import matching
 from mailflow.config import parse_time
 from mailflow.matching import matchmaker
-from mailflow.model import participants, partnerships, rounds
+from mailflow.model import discussions, participants, partnerships, rounds
 from mailflow.model.participants import NO_PAUSE, Status
 from mailflow.model.partnerships import Partnership
 from mailflow.program import Program
@@ -329,6 +329,8 @@ def erase(program: Program, email: str, now: datetime, cadence: Cadence) -> None
                 completed_at=None,
                 created_at=iso(now),
             )
+        # Their posts leave the discussion's archive and every digest not yet sent.
+        discussions.forget(db, email, me["id"] if me else None)
         db.execute("DELETE FROM tokens WHERE address = ?", [email])
         db.execute("DELETE FROM bounce_codes WHERE address = ?", [email])
         db.execute("DELETE FROM bounce_scores WHERE address = ?", [email])

@@ -16,7 +16,7 @@ import logging
 
 from mailflow.conversation import commands, coordinator, limits, participant
 from mailflow.conversation.coordinator import proof as coordination
-from mailflow.conversation.participant import application
+from mailflow.conversation.participant import application, discussion
 from mailflow.conversation.turn import (
     ALWAYS_ACTED,
     CONVERSATIONS,
@@ -32,8 +32,19 @@ log = logging.getLogger(__name__)
 HANDLERS = (participant, coordinator)
 
 
+def _discussion_token(turn: Turn) -> tokens.Token | None:
+    """The sender's own live discussion token the message was written to, if it was."""
+    _, token = conversation_token(turn)
+    if token is None or token.purpose != tokens.DISCUSSION or token.address != turn.sender:
+        return None
+    return token if tokens.is_live(token, turn.now) else None
+
+
 def _always_acted(turn: Turn) -> bool:
-    """A STOP, or a reply to a token whose purpose is acted on whatever the limits."""
+    """A STOP, or a reply to a token whose purpose is acted on whatever the limits. A post
+    to a discussion whose first line begins "Stop" is a post, not a STOP."""
+    if discussion.round_address(turn) is not None or _discussion_token(turn) is not None:
+        return False
     for line in (turn.first_line, turn.subject_command):
         found = commands.find(line)
         if found and found[0].name in ALWAYS_ACTED:
@@ -75,6 +86,14 @@ def handle(turn: Turn) -> str:
 
 
 def _route(turn: Turn, role) -> str:
+    # Mail to a round's discussion is a post before anything else: its first line is
+    # whatever the author wrote ("Help with cataloguing?" is not HELP).
+    round_id = discussion.round_address(turn)
+    if round_id is not None:
+        return "discussion:" + discussion.write_to_round(turn, round_id)
+    token = _discussion_token(turn)
+    if token is not None:
+        return "reply:discussion:" + discussion.reply_to_discussion(turn, token)
     if role is not None and conversation_token(turn)[0] is None:
         # A coordinator may take part too: a participant's command that is not also a
         # coordinator's (STATUS, PAUSE; not HELP), or a filled form, is theirs as a participant.

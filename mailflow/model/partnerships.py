@@ -28,6 +28,16 @@ def members_of(alias: str) -> str:
     return ", ".join(f"{alias}.{column}" for column in MEMBER_COLUMNS)
 
 
+def in_round() -> str:
+    """A query of the participant ids in a round's active partnerships, for `IN (...)`;
+    it takes the round's id as the named parameter :round."""
+    return " UNION ALL ".join(
+        f"SELECT {column} FROM partnerships"
+        f" WHERE round_id = :round AND state = 'active' AND {column} IS NOT NULL"
+        for column in MEMBER_COLUMNS
+    )
+
+
 MOST = 3
 
 
@@ -91,6 +101,14 @@ def active(db: sqlite_utils.Database, participant_id: int) -> Partnership | None
 def running(db: sqlite_utils.Database) -> list[Partnership]:
     """Every active partnership, in id order."""
     return _read(db, "state = 'active'")
+
+
+def running_rounds(db: sqlite_utils.Database) -> list[int]:
+    """The rounds with an active partnership: those whose discussion is going on."""
+    rows = db.execute(
+        "SELECT DISTINCT round_id FROM partnerships WHERE state = 'active' ORDER BY round_id"
+    )
+    return [row[0] for row in rows.fetchall()]
 
 
 def ending_by(db: sqlite_utils.Database, now: datetime, limit: int | None) -> list[Partnership]:

@@ -31,6 +31,10 @@ STOP_CONFIRM = "stop-confirm"  # a reply to the answer to an unproven STOP
 CHANGE = "change-confirm"  # a reply to the confirmation of an unproven change
 DELETE = "delete-my-data"  # a reply to delete-confirm
 CONFIRM_COMMANDS = "coordinator-confirm"  # a coordinator's reply carries out a preview
+DISCUSSION = "discussion"  # the Reply-To of a round's discussion mail: writing to it posts
+DISCUSSION_QUIET = "discussion-quiet"  # its List-Unsubscribe: no more discussion mail
+DISCUSSION_CONFIRM = "discussion-confirm"  # a reply YES posts, or makes the choice, asked
+DISCUSSION_HELD = "discussion-held"  # a coordinator's APPROVE or REJECT of a held post
 PURPOSES = (
     FORM,
     CONFIRM_APPLICATION,
@@ -41,6 +45,10 @@ PURPOSES = (
     CHANGE,
     DELETE,
     CONFIRM_COMMANDS,
+    DISCUSSION,
+    DISCUSSION_QUIET,
+    DISCUSSION_CONFIRM,
+    DISCUSSION_HELD,
 )
 
 

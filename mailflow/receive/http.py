@@ -34,13 +34,20 @@ MOST_BODY = 4096
 MOST_CONNECTIONS = 32
 
 
-def unsubscribe(worker: Worker, token: str) -> bool:
-    """STOP for the address the token was issued to; False when the token is unknown."""
+def unsubscribe(worker: Worker, token: str) -> str | None:
+    """STOP for the address the token was issued to (QUIET, for a discussion's token); what
+    was done, None when the token is unknown."""
     program = worker._program()
-    if not leaving.one_click(program, token, program.now()):
-        return False
-    worker.delivered.set()
-    return True
+    done = leaving.one_click(program, token, program.now())
+    if done:
+        worker.delivered.set()
+    return done
+
+
+def kind(worker: Worker, token: str) -> str | None:
+    """What a POST to this token would do, for the page that asks first."""
+    program = worker._program()
+    return leaving.one_click_kind(program, token, program.now())
 
 
 def handler(worker: Worker) -> type[BaseHTTPRequestHandler]:
@@ -68,7 +75,8 @@ def handler(worker: Worker) -> type[BaseHTTPRequestHandler]:
             if not match:
                 self._reply(404, "not-found")
                 return
-            self._reply(200, "ask", action=self.path)
+            what = worker.executor.submit(kind, worker, match.group(1)).result()
+            self._reply(200, "ask", action=self.path, what=what)
 
         def do_POST(self) -> None:
             length = self.headers.get("Content-Length")
@@ -90,7 +98,7 @@ def handler(worker: Worker) -> type[BaseHTTPRequestHandler]:
                 return
             done = worker.executor.submit(unsubscribe, worker, match.group(1)).result()
             if done:
-                self._reply(200, "done")
+                self._reply(200, "done", what=done)
             else:
                 self._reply(404, "unknown")
 

@@ -28,6 +28,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from mailflow import oauth, pipeline
+from mailflow.app import discussions
 from mailflow.config import Config
 from mailflow.errors import SettingError
 from mailflow.program import Program
@@ -179,6 +180,7 @@ def _settle(program: Program, row: int, account: str, uidvalidity: int, uid: int
 
 
 def _deliver(program: Program) -> None:
+    discussions.fan_out(program)
     outbox.deliver(program.db, program.config, program.now())
 
 

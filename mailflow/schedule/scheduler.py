@@ -15,9 +15,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from mailflow.app import discussions
 from mailflow.app.alerts import alert
 from mailflow.app.membership import resume_due
 from mailflow.config import parse_time
+from mailflow.model import discussions as discussion_store
 from mailflow.model import heartbeats, partnerships, tokens
 from mailflow.model.participants import Status
 from mailflow.program import Program
@@ -244,7 +246,11 @@ def tick(program: Program, now: datetime, *, terms_at_once: int | None = None) -
     if quiet:
         sent["partner-silent-alert"] += len(program.config.coordinators)
     sent.update(invite(program, now, cadence))
+    digests = discussions.send_digests(program, now)
+    if digests:
+        sent["discussion-digest"] += digests
     heartbeats.beat(program.db, heartbeats.TICK, program.now())  # for `mailflow status`
+    discussions.fan_out(program, now)
     outbox.deliver(program.db, program.config, now)
     return sent
 
@@ -256,8 +262,11 @@ def _send_due(program: Program, item: Due, topics, now: datetime) -> None:
         "partners": _partners(item.partners),
         "term_end": iso(item.term_end)[:10],
     }
+    discussed = False
     if item.kind == "topic":
         context["topic"] = topic_for_month(topics, item.number)
+        context["discussion"] = _discussion(program, item)
+        discussed = context["discussion"]["on"]
     which = f"{item.partnership_id}:{item.participant_id}:{item.number}"
     send(
         program,
@@ -270,8 +279,10 @@ def _send_due(program: Program, item: Due, topics, now: datetime) -> None:
         # A reminder continues its check-in's conversation: the same subject, and
         # References to it, so that Gmail shows them as one.
         thread=following(program, f"checkin:{which}") if item.kind == REMINDER else None,
-        token_purpose=tokens.CHECKIN if checkin else None,
+        # A reply to the topic is a post to the round's discussion, as its text says.
+        token_purpose=tokens.CHECKIN if checkin else tokens.DISCUSSION if discussed else None,
         payload={"partnership": item.partnership_id, "number": item.number} if checkin else None,
+        token_days=discussions.TOKEN_DAYS if discussed else None,
     )
     program.db.execute(
         "INSERT INTO scheduled (partnership_id, participant_id, kind, number, due_at,"
@@ -288,6 +299,23 @@ def _send_due(program: Program, item: Due, topics, now: datetime) -> None:
             iso(now),
         ],
     )
+
+
+def _discussion(program: Program, item: Due) -> dict:
+    """What the topic mail says of the round's discussion: its address, whether it is on,
+    and how it reaches this person (and whether that is the rules' default)."""
+    partnership = partnerships.get(program.db, item.partnership_id)
+    assert partnership is not None
+    where = discussions.discussion(program, partnership.round_id)
+    mode, chosen = discussions.delivery(program, item.participant_id)
+    return {
+        "address": where.address,
+        "round": where.round.name,
+        "on": not discussion_store.is_off(program.db, partnership.round_id),
+        "mode": mode,
+        "chosen": chosen,
+        "default": program.rules.discussion.default,
+    }
 
 
 def silent_alerts(program: Program, cadence: Cadence, now: datetime) -> int:

@@ -107,6 +107,28 @@ def following(program: Program, key: str) -> Thread | None:
     return Thread(row[0], message_ids(str(head.get("References", ""))), subject)
 
 
+@dataclass(frozen=True)
+class ListMail:
+    """Mail of a round's discussion: under a `[Round N]` subject prefix, from the program's
+    address under the author's name (`sender_name`; never their address), with a Reply-To
+    of the recipient's standing token of `reply_purpose` (writing to it posts, proven) and
+    List-Post naming the round's address. `message_id`: every copy of a post carries the
+    post's one Message-ID, so that replies thread for everyone, as a mailing list does.
+    Its List-Unsubscribe ends the discussion's mail alone (`unsubscribe_purpose`)."""
+
+    prefix: str
+    sender_name: str
+    list_id: str  # its own List-Id, so that a filter can sort the discussion apart
+    post_address: str
+    reply_purpose: str
+    unsubscribe_purpose: str
+    message_id: str | None = None
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        return (("List-Id", self.list_id), ("List-Post", f"<mailto:{self.post_address}>"))
+
+
 @dataclasses.dataclass(frozen=True)
 class Listing:
     """The headers filters and mail clients look for, and the footer's unsubscribe link."""
@@ -116,7 +138,13 @@ class Listing:
 
 
 def list_headers(
-    program: Program, to: str, now: datetime, *, answer: bool, unsubscribe: bool
+    program: Program,
+    to: str,
+    now: datetime,
+    *,
+    answer: bool,
+    unsubscribe: bool,
+    purpose: str = tokens.UNSUBSCRIBE,
 ) -> Listing:
     """List-Id (RFC 2919) and List-Help (RFC 2369) on every message, so a filter can sort
     all of the program's mail by one header; List-Unsubscribe to the address's standing
@@ -130,16 +158,17 @@ def list_headers(
     our bounces. Mail the program starts keeps them: a check-in's away notice is stored.
     No `Precedence: bulk`, which Exchange also reads: it is not a standard, and filters
     (Gmail's among them) may count it against the mail; Auto-Submitted (RFC 3834) already
-    tells every other responder."""
+    tells every other responder. `purpose`: what the unsubscribe token does (a round's
+    discussion mail unsubscribes from the discussion alone)."""
     config = program.config
     headers = [
-        ("List-Id", f"{_phrase(config.program_name)} <{config.local_part}.{config.domain}>"),
+        ("List-Id", f"{phrase(config.program_name)} <{config.local_part}.{config.domain}>"),
         ("List-Help", f"<mailto:{config.address}?subject=HELP>"),
     ]
     url = ""
     if unsubscribe:
         token = tokens.standing(
-            program.db, purpose=tokens.UNSUBSCRIBE, address=to, now=now, days=UNSUBSCRIBE_DAYS
+            program.db, purpose=purpose, address=to, now=now, days=UNSUBSCRIBE_DAYS
         )
         targets = [f"<mailto:{config.token_address(token)}>"]
         if config.public_url:
@@ -154,7 +183,14 @@ def list_headers(
     return Listing(tuple(headers), url)
 
 
-def _phrase(name: str) -> str:
+def _with(headers, replacing) -> tuple[tuple[str, str], ...]:
+    """`headers`, each of `replacing` in the place of the one of its name (or added)."""
+    names = {name for name, _ in replacing}
+    kept = [(name, value) for name, value in headers if name not in names]
+    return (*replacing[:1], *kept, *replacing[1:])
+
+
+def phrase(name: str) -> str:
     """The program's name as the phrase before List-Id's <id>: quoted if it holds a
     character RFC 5322 reserves; a name beyond ASCII is left to the header's encoding."""
     name = " ".join(name.split())
@@ -181,6 +217,7 @@ def send(
     attachments: tuple[Attachment, ...] = (),
     farewell: bool = False,
     token_days: int | None = None,
+    as_list: ListMail | None = None,
 ) -> str | None:
     """Queue `template` to `to` unless `key` was queued before; return its Message-ID.
 
@@ -189,16 +226,35 @@ def send(
     coordinators, which no unsubscribing could stop. A `thread` puts it in that
     conversation (its subject, In-Reply-To and References: see the module's docstring).
     Nothing is ever queued to an address whose owner had their data deleted (None, with a
-    log line), but the `farewell` that tells them it is done.
+    log line), but the `farewell` that tells them it is done. `as_list`: a copy of a post
+    to a round's discussion (see `ListMail`).
     """
     config = program.config
     if not farewell and participants.is_erased(program.db, to):
         log.info("not sending %s: the address's data was deleted at its owner's request", template)
         return None
     listing = list_headers(
-        program, to, now, answer=auto_submitted == ANSWER, unsubscribe=unsubscribe and not farewell
+        program,
+        to,
+        now,
+        answer=auto_submitted == ANSWER,
+        unsubscribe=unsubscribe and not farewell,
+        purpose=as_list.unsubscribe_purpose if as_list else tokens.UNSUBSCRIBE,
     )
-    message_id = new_message_id(config.domain, key, program.secret)
+    message_id = (as_list and as_list.message_id) or new_message_id(
+        config.domain, key, program.secret
+    )
+    reply_to = None
+    if as_list:
+        reply_to = config.token_address(
+            tokens.standing(
+                program.db,
+                purpose=as_list.reply_purpose,
+                address=to,
+                now=now,
+                days=UNSUBSCRIBE_DAYS,
+            )
+        )
     token = None
     if token_purpose:
         token = tokens.issue(
@@ -220,21 +276,26 @@ def send(
     }
     rendered = program.renderer.render(template, values)
     subject = (reply_subject(thread.subject) if thread else "") or rendered.subject
+    if as_list:
+        subject = f"{as_list.prefix} {subject}"
+        reply_to = reply_to or (config.token_address(token) if token else None)
+    elif token:
+        reply_to = config.token_address(token)
     outgoing = compose(
         template=template,
         subject=subject,
         body=rendered.body,
-        sender_name=config.program_name,
+        sender_name=as_list.sender_name if as_list else config.program_name,
         sender=config.address,
         recipient=to,
         recipient_name=name,
         message_id=message_id,
         now=now,
-        reply_to=config.token_address(token) if token else None,
+        reply_to=reply_to,
         in_reply_to=thread.parent if thread else None,
         references=thread.references if thread else (),
         auto_submitted=auto_submitted,
-        extra_headers=listing.headers,
+        extra_headers=_with(listing.headers, as_list.headers) if as_list else listing.headers,
         attachments=attachments,
         # A bounce of this mail names its recipient; not for the farewell, which must leave
         # nothing of the address behind.

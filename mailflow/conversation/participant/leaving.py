@@ -15,6 +15,7 @@ from datetime import datetime
 from mailflow.app import membership
 from mailflow.conversation.commands import command
 from mailflow.conversation.participant.commands import resume_now, sender_record
+from mailflow.conversation.participant.discussion import quiet_one_click
 from mailflow.conversation.turn import ALWAYS_ACTED, Turn, continues, says_yes
 from mailflow.model import participants, partnerships, tokens
 from mailflow.model.participants import Status
@@ -123,12 +124,30 @@ def delete_reply(turn: Turn, token: tokens.Token) -> str:
     return "erased"
 
 
-def one_click(program: Program, token: str, now: datetime) -> bool:
-    """STOP for the address an unsubscribe token was issued to, from a mail client's
-    one-click POST (RFC 8058); False when the token is not a live unsubscribe token."""
+ONE_CLICK = {tokens.UNSUBSCRIBE: "left", tokens.DISCUSSION_QUIET: "quiet"}
+
+
+def one_click_kind(program: Program, token: str, now: datetime) -> str | None:
+    """What a one-click POST to this token does: 'left' (the program's List-Unsubscribe),
+    'quiet' (a discussion's: no more discussion mail), or None for no live such token."""
     found = tokens.find(program.db, token)
-    if found is None or found.purpose != tokens.UNSUBSCRIBE or not tokens.is_live(found, now):
-        return False
+    if found is None or not tokens.is_live(found, now):
+        return None
+    return ONE_CLICK.get(found.purpose)
+
+
+def one_click(program: Program, token: str, now: datetime) -> str | None:
+    """STOP for the address an unsubscribe token was issued to, from a mail client's
+    one-click POST (RFC 8058), or QUIET for a discussion's; what was done ('left' or
+    'quiet'), None when the token is not a live unsubscribe token."""
+    kind = one_click_kind(program, token, now)
+    if kind is None:
+        return None
+    found = tokens.find(program.db, token)
+    assert found is not None
+    if kind == "quiet":
+        quiet_one_click(program, found, now)
+        return kind
     me = participants.find(program.db, found.address)
     tokens.use(program.db, found.token, now)
     if me is not None and me["status"] != Status.LEFT:
@@ -143,4 +162,4 @@ def one_click(program: Program, token: str, now: datetime) -> bool:
             now=now,
         )
     log.info("one-click unsubscribe for participant %s", me["id"] if me else "-")
-    return True
+    return kind
