@@ -93,12 +93,17 @@ def quiet_one_click(program, token: tokens.Token, now) -> bool:
 
 
 def _only_a_command(turn: Turn) -> bool:
+    """One short line that is a command as written: the command alone ("QUIET", "Stop."),
+    or one that takes words after it with them ("PAUSE until May"). "Stop by my library
+    some day" and "Archive me, please" are posts."""
     lines = [line for line in turn.message.reply.splitlines() if line.strip()]
-    return (
-        len(lines) == 1
-        and len(lines[0].strip()) <= COMMAND_ONLY
-        and commands.find(lines[0]) is not None
-    )
+    if len(lines) != 1 or len(lines[0].strip()) > COMMAND_ONLY:
+        return False
+    found = commands.find(lines[0])
+    if found is None:
+        return False
+    entry, arguments = found
+    return not arguments or entry.usage != entry.name
 
 
 def _run_command(turn: Turn) -> str:
@@ -204,10 +209,11 @@ def _keep(turn: Turn, round_id: int, me: dict | None, *, proven: bool) -> int:
 
 
 def _subject(written: str, prefix: str) -> str:
-    """A new thread's subject: what they wrote, without reply prefixes or the round's."""
-    subject = SUBJECT_PREFIX.sub("", written).strip()
-    subject = re.sub(re.escape(prefix), "", subject, flags=re.IGNORECASE).strip()
-    subject = SUBJECT_PREFIX.sub("", subject).strip()
+    """A new thread's subject: what they wrote, without the round's prefix, and with one
+    "Re: " if it answered something ("Re: This month's topic: ...")."""
+    subject = re.sub(re.escape(prefix), "", written, flags=re.IGNORECASE).strip()
+    bare = SUBJECT_PREFIX.sub("", subject).strip()
+    subject = reply_subject(bare) if bare != subject else bare
     return parse.clean(subject, SUBJECT_CHARACTERS) or "(no subject)"
 
 
