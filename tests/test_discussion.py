@@ -11,12 +11,24 @@ from __future__ import annotations
 
 import email.utils
 import sqlite3
+import urllib.request
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROGRAM, InProcess, Person, compose, start_in_process, tick, until
+from tests.conftest import (
+    PROGRAM,
+    InProcess,
+    Person,
+    compose,
+    free_port,
+    start_daemon,
+    start_in_process,
+    tick,
+    until,
+    wire,
+)
 from tests.people import ANN, BO, CHEN, DEE, status
 
 ROUND = "program+round-1@example.org"
@@ -287,3 +299,165 @@ def test_an_attachment_is_left_out_with_a_note(running: InProcess):
     assert "Our reading list is attached." in body(copy)
     assert "[Left out: list.pdf." in body(copy)
     assert not any(part.get_filename() for part in copy.walk())
+
+
+def test_status_says_how_the_discussion_reaches_them(running: InProcess):
+    everyone = people(running)
+    answer = everyone[ANN].say("STATUS", expect="status")
+    assert "Round discussion: a weekly digest (as for everyone who has not chosen)." in body(answer)
+    assert ROUND in body(answer)
+    choose(everyone[ANN], "DIGEST DAILY")
+    answer = everyone[ANN].say("STATUS", expect="status")
+    assert "Round discussion: a daily digest, as you chose." in body(answer)
+
+
+def test_pausing_stops_the_discussion_and_resuming_brings_it_back(running: InProcess):
+    everyone = people(running)
+    choose(everyone[BO], "DISCUSS")
+    everyone[BO].say_and_confirm("PAUSE", "paused")
+    [topic] = delivered_to(running, ANN, "topic")
+    everyone[ANN].reply(topic, "While Bo is away.", None)
+    assert BO not in copies(running)
+    everyone[BO].say_and_confirm("RESUME", "resumed")
+    everyone[ANN].reply(topic, "Bo is back.", None)
+    assert [body(m).split("\n")[0] for m in copies(running)[BO]] == ["Bo is back."]
+
+
+def test_a_coordinator_posts_as_the_facilitator(running: InProcess, topical: Path):
+    everyone = people(running)
+    choose(everyone[BO], "DISCUSS")
+    carla = Person(running, "coord@program.example.org", "Carla Coordinator")
+    with sqlite3.connect(topical / "mailflow.db") as db:
+        db.execute(
+            "INSERT INTO coordinators (email, source, added_by, added_at)"
+            " VALUES ('coord@program.example.org', 'command', 'test', '2026-03-01')"
+        )
+    asked = carla.say(
+        "Welcome to the discussion!", "Welcome", to=ROUND, expect="discussion-confirm"
+    )
+    carla.reply(asked, "YES", None)
+    [copy] = copies(running)[BO]
+    assert copy["From"].addresses[0].display_name.startswith("Carla Coordinator (facilitator)")
+    assert "Carla Coordinator (facilitator)" in body(copy)
+    assert "coord@program.example.org" not in str(copy)
+    [stored] = posts(topical)
+    assert stored["facilitator"] == 1 and stored["author_country"] == ""
+
+
+def test_the_longest_post_arrives_whole_with_no_line_over_998_octets(running: InProcess):
+    everyone = people(running)
+    choose(everyone[BO], "DISCUSS")
+    [topic] = delivered_to(running, ANN, "topic")
+    longest = ("Our library's long paragraph about shared cataloguing. " * 200)[:8000].strip()
+    everyone[ANN].reply(topic, longest, None)
+    [copy] = copies(running)[BO]
+    raw = copy.as_bytes()
+    assert max(len(line) for line in raw.split(b"\n")) <= 998
+    assert copy["Content-Transfer-Encoding"] == "quoted-printable"
+    assert longest in body(copy)
+    answer = everyone[GUS].say("ARCHIVE", expect="discussion-archive")
+    assert max(len(line) for line in answer.as_bytes().split(b"\n")) <= 998
+    assert longest in body(answer)
+
+
+def test_a_wrapped_format_flowed_post_is_read_whole(running: InProcess):
+    everyone = people(running)
+    choose(everyone[BO], "DISCUSS")
+    [topic] = delivered_to(running, ANN, "topic")
+    target = str(topic["Reply-To"])
+    raw = (
+        f"From: Ann Okafor <{ANN}>\r\nTo: {target}\r\nSubject: Re: {topic['Subject']}\r\n"
+        f"Message-ID: <flowed-1@uni.example.edu>\r\nIn-Reply-To: {topic['Message-ID']}\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8; format=flowed\r\n"
+        "\r\nWe lend sewing machines, 3D printers and a button badge maker, and \r\n"
+        "people queue for them on Saturdays.\r\n"
+    ).encode()
+    running.send(raw, sender=ANN, to=[target])
+    [copy] = copies(running)[BO]
+    assert body(copy).startswith(
+        "We lend sewing machines, 3D printers and a button badge maker, and people queue"
+        " for them on Saturdays.\n"
+    )
+
+
+def test_a_dkim_signed_post_to_the_round_goes_out_at_once(topical: Path, dns, keys):
+    from mailflow.send import signatures
+    from tests.signing import signing_at
+
+    program = start_in_process(
+        topical,
+        "--no-scheduler",
+        MAILFLOW_NOW="2026-04-01T10:00:00Z",
+        MAILFLOW_TRUST_DKIM="1",
+        MAILFLOW_DKIM_RESOLVER=dns.address,
+    )
+    try:
+        # Bo and Gus chose every post; Ann writes from a domain whose signatures the DNS
+        # stub publishes, as a provider that signs its users' mail.
+        with sqlite3.connect(topical / "mailflow.db") as db:
+            db.execute(
+                "INSERT INTO discussion_choices (participant_id, mode, changed_at)"
+                " SELECT id, 'every', '2026-04-01' FROM participants WHERE email IN (?, ?)",
+                [BO, GUS],
+            )
+            db.execute(
+                "UPDATE participants SET email = 'ann@program.example.org' WHERE email = ?", [ANN]
+            )
+        message = compose(
+            "ann@program.example.org", "Signed, so no question asked.", "Signed", to=ROUND
+        )
+        with signing_at("2026-04-01T10:00:00Z"):
+            raw = signatures.sign(
+                wire(message), "sel", "program.example.org", keys["program.example.org"][0]
+            )
+        program.send(raw, sender="ann@program.example.org", to=[ROUND])
+        assert program.mail_for(message["Message-ID"]) == []  # no confirmation asked
+        assert sorted(copies(program)) == [BO, GUS]
+    finally:
+        program.stop()
+
+
+def test_over_smtp_the_daemon_fans_out_and_one_click_quiets_only_the_discussion(
+    topical: Path,
+):
+    port = free_port()
+    with sqlite3.connect(topical / "mailflow.db") as db:
+        db.execute(
+            "INSERT INTO discussion_choices (participant_id, mode, changed_at)"
+            " SELECT id, 'every', '2026-04-01' FROM participants WHERE email IN (?, ?)",
+            [BO, DEE],
+        )
+    daemon = start_daemon(
+        topical,
+        MAILFLOW_NOW="2026-04-01T10:00:00Z",
+        MAILFLOW_PUBLIC_URL="https://mf.example",
+        MAILFLOW_HTTP_LISTEN=f"127.0.0.1:{port}",
+    )
+    try:
+        [topic] = [
+            m
+            for m in daemon.delivered()
+            if m["X-Mailflow-Template"] == "topic" and m["To"].addresses[0].addr_spec == ANN
+        ]
+        Person(daemon, ANN, "Ann Okafor").reply(topic, "Over real SMTP.", None)
+
+        def both():
+            found = copies(daemon)
+            return found if sorted(found) == [BO, DEE] else None
+
+        found = until(both, "the post's copies in the Maildir")
+        copy = found[BO][0]
+        assert copy["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        url = copy["List-Unsubscribe"].split(", ")[1].strip("<>")
+        local = url.replace("https://mf.example", f"http://127.0.0.1:{port}")
+        with urllib.request.urlopen(local, timeout=10) as page:
+            assert b"no more mail from the round's discussion" in page.read()
+        request = urllib.request.Request(local, data=b"List-Unsubscribe=One-Click")
+        with urllib.request.urlopen(request, timeout=10) as done:
+            assert b"No more mail from the round's discussion" in done.read()
+        assert status(topical, BO) == "matched"  # still in the program
+        Person(daemon, ANN, "Ann Okafor").reply(topic, "Second, over SMTP.", None)
+        until(lambda: len(copies(daemon).get(DEE, [])) == 2, "Dee's second copy")
+        assert len(copies(daemon)[BO]) == 1
+    finally:
+        daemon.stop()

@@ -267,10 +267,11 @@ def post_answered(db: sqlite_utils.Database, round_id: int, message_ids) -> Post
 
 
 def posts_since(db: sqlite_utils.Database, author_email: str, since: datetime) -> int:
-    """How many posts (any but the rejected ones) this address wrote since then."""
+    """How many posts this address had held or published since then; not the unconfirmed
+    ones, which anyone can write in its name."""
     return db.execute(
         "SELECT count(*) FROM discussion_posts WHERE author_email = ? AND created_at >= ?"
-        " AND state != 'rejected'",
+        " AND state IN ('held', 'published')",
         [author_email, iso(since)],
     ).fetchone()[0]
 

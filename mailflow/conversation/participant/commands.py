@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from mailflow.app import membership
+from mailflow.app import discussions, membership
 from mailflow.conversation import commands
 from mailflow.conversation.commands import command
 from mailflow.conversation.participant.application import details, send_blank_form
@@ -62,9 +62,17 @@ def status(turn: Turn, arguments: str) -> str:
             else None,
             "open_round": open_round(db, turn.now).name,
             "partnership": partnerships.summary(db, record["id"]),
+            "discussion": _discussion(turn, record),
         },
     )
     return record["status"]
+
+
+def _discussion(turn: Turn, record: dict) -> dict:
+    """How their round's discussion reaches them, for STATUS."""
+    mode, chosen = discussions.delivery(turn.program, record["id"])
+    where = discussions.of_participant(turn.program, record["id"])
+    return {"mode": mode, "chosen": chosen, "address": where.address if where else None}
 
 
 # --- Life events -----------------------------------------------------------------------
