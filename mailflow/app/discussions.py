@@ -83,8 +83,6 @@ def list_mail(program: Program, where: Discussion, sender_name: str, message_id=
             f" <{discussions.ADDRESS_PREFIX}{where.round.id}.{config.local_part}.{config.domain}>"
         ),
         post_address=where.address,
-        reply_purpose=tokens.DISCUSSION,
-        unsubscribe_purpose=tokens.DISCUSSION_QUIET,
         message_id=message_id,
     )
 

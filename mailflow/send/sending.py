@@ -111,17 +111,15 @@ def following(program: Program, key: str) -> Thread | None:
 class ListMail:
     """Mail of a round's discussion: under a `[Round N]` subject prefix, from the program's
     address under the author's name (`sender_name`; never their address), with a Reply-To
-    of the recipient's standing token of `reply_purpose` (writing to it posts, proven) and
+    of the recipient's standing discussion token (writing to it posts, proven) and
     List-Post naming the round's address. `message_id`: every copy of a post carries the
     post's one Message-ID, so that replies thread for everyone, as a mailing list does.
-    Its List-Unsubscribe ends the discussion's mail alone (`unsubscribe_purpose`)."""
+    Its List-Unsubscribe ends the discussion's mail alone (a discussion-quiet token)."""
 
     prefix: str
     sender_name: str
     list_id: str  # its own List-Id, so that a filter can sort the discussion apart
     post_address: str
-    reply_purpose: str
-    unsubscribe_purpose: str
     message_id: str | None = None
 
     @property
@@ -239,7 +237,7 @@ def send(
         now,
         answer=auto_submitted == ANSWER,
         unsubscribe=unsubscribe and not farewell,
-        purpose=as_list.unsubscribe_purpose if as_list else tokens.UNSUBSCRIBE,
+        purpose=tokens.DISCUSSION_QUIET if as_list else tokens.UNSUBSCRIBE,
     )
     message_id = (as_list and as_list.message_id) or new_message_id(
         config.domain, key, program.secret
@@ -249,7 +247,7 @@ def send(
         reply_to = config.token_address(
             tokens.standing(
                 program.db,
-                purpose=as_list.reply_purpose,
+                purpose=tokens.DISCUSSION,
                 address=to,
                 now=now,
                 days=UNSUBSCRIBE_DAYS,
