@@ -203,6 +203,16 @@ def test_a_missing_interest_is_answered_with_the_usage(program):
     assert "Write PEERS and an interest, and a country if you like" in usage
 
 
+def test_a_search_longer_than_any_interest_is_not_read(program):
+    """Whatever is written, a search costs one bounded query at most: what is longer than
+    an interest and a country is answered without one, its words cut in the answer."""
+    join(program, ANN, BO)
+    huge = "open access " * 20_000
+    text = said(person(program, ANN).say(f"PEERS {huge}", expect="peers-none"))
+    assert "No listed peer has an interest in" in text
+    assert "Bo Lind" not in text and len(text) < 2_000
+
+
 MORE = [
     (f"p{n:02}@lib.example.org", f"Peer {n:02}", country, "public", "oral history", "London")
     for n, country in enumerate(["Nigeria", "Nigeria"] + ["Kenya"] * 6 + ["Peru"] * 5)
@@ -300,6 +310,43 @@ def test_deleting_ones_data_takes_a_person_and_their_shared_address_out(program,
         assert db.execute("SELECT count(*) FROM network").fetchone() == (1,)
     found = said(person(program, BO).say("PEERS open access", expect="peers-none"))
     assert "ann.okafor" not in found
+
+
+def delivery_report(verp: str, failed: str, day: str) -> bytes:
+    """A permanent failure (RFC 3464), as Postfix reports one to our return path."""
+    return (
+        f"From: MAILER-DAEMON@mx.uni.example.edu\r\nTo: {verp}\r\n"
+        f"Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <{day}@mx.example>\r\n"
+        "MIME-Version: 1.0\r\nAuto-Submitted: auto-replied\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.uni.example.edu\r\n\r\n"
+        f"Final-Recipient: rfc822; {failed}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--B--\r\n"
+    ).encode()
+
+
+def test_a_person_whose_mail_bounces_is_taken_out(program, matched):
+    join(program, ANN, BO)
+    program.stop()
+    with sqlite3.connect(matched / "mailflow.db") as db:
+        [(verp,)] = db.execute(
+            "SELECT envelope_from FROM outbox WHERE recipient = ? ORDER BY id DESC LIMIT 1", [ANN]
+        ).fetchall()
+    for day in ("2026-03-16", "2026-03-19"):  # two permanent failures: unreachable
+        raw = delivery_report(verp, ANN, day)
+        command(
+            matched,
+            "ingest",
+            "--recipient",
+            verp,
+            "--sender",
+            "",
+            stdin=raw,
+            MAILFLOW_NOW=f"{day}T10:00:00Z",
+        )
+    assert status(matched, ANN) == "unreachable"
+    assert listings(matched) == {BO: BO}
 
 
 def test_the_survey_and_certificate_invite_those_not_listed_and_a_term_keeps_the_listed(
