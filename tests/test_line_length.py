@@ -404,8 +404,8 @@ def a_term(
 ) -> dict[str, list[bytes]]:
     """Two people introduced, newcomers applying, a coordinator's STATS, FIND and BROADCAST,
     a term of check-ins answered or not, reminders, topics, the survey and the certificate,
-    a pause, an update, a change of mind: every mail sent, as stored in the outbox (the
-    bytes that go on the wire), by template."""
+    a pause, an update, a change of mind, the peer network joined, searched and left: every
+    mail sent, as stored in the outbox (the bytes that go on the wire), by template."""
     settings = {"MAILFLOW_COORDINATORS": COORDINATOR}
     command(home, "import", str(roster_of(folder, fields)), **settings)
     command(home, "match", **settings)
@@ -439,6 +439,13 @@ def a_term(
         converse(running, CHEN, f"UPDATE\nRole: {fields['role'][:-1]}.", "YES")
         converse(running, ANN, "PAUSE", "YES")
         converse(running, ANN, "RESUME", "YES")
+        interest = fields["interests"].split(";")[0].split()[1]
+        converse(running, ANN, "NETWORK YES", "YES")
+        converse(running, CHEN, "NETWORK YES", "YES")
+        answer(running, ANN, f"PEERS {interest}")
+        answer(running, ANN, "PEERS nothing of the kind")
+        answer(running, NEWCOMER, f"PEERS {interest}")
+        converse(running, ANN, "NETWORK NO", "YES")  # so that the survey invites her back
         converse(running, "who@else.example.net", "hello", to="program+expired@example.org")
         answer(running, COORDINATOR, f"STATS\nFIND {ANN}\nEXPORT")
         (preview,) = answer(running, COORDINATOR, f"BROADCAST {subject}\n" + broadcast, "News")

@@ -17,7 +17,7 @@ import logging
 from datetime import datetime
 
 from mailflow.app import membership
-from mailflow.model import coordinators, participants
+from mailflow.model import coordinators, network, participants
 from mailflow.model.participants import NO_PAUSE, Status
 from mailflow.program import Program
 from mailflow.read.parse import Inbound, delivery_failures
@@ -98,6 +98,7 @@ def unreachable(program: Program, address: str, now: datetime, cadence: Cadence)
         return "not taking part" if me is None else f"already {me['status']}"
     outcome = membership.part_from_partnership(program, me, now, cadence, "unreachable")
     participants.set_status(program.db, me["id"], Status.UNREACHABLE, now, **NO_PAUSE)
+    network.unlist(program.db, me["id"])
     bounces, detail, day = program.db.execute(
         "SELECT bounces, last_detail, updated_at FROM bounce_scores WHERE address = ?", [address]
     ).fetchone()

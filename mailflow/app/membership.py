@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from mailflow import matching
 from mailflow.config import parse_time
 from mailflow.matching import matchmaker
-from mailflow.model import discussions, participants, partnerships, rounds
+from mailflow.model import discussions, network, participants, partnerships, rounds
 from mailflow.model.participants import NO_PAUSE, Status
 from mailflow.model.partnerships import Partnership
 from mailflow.program import Program
@@ -48,6 +48,7 @@ def leave(program: Program, me: dict, now: datetime, cadence: Cadence, why: str 
     with transaction(program.db):
         outcome = part_from_partnership(program, me, now, cadence, why)
         participants.set_status(program.db, me["id"], Status.LEFT, now, **NO_PAUSE)
+        network.unlist(program.db, me["id"])
     return outcome
 
 
@@ -318,6 +319,7 @@ def erase(program: Program, email: str, now: datetime, cadence: Cadence) -> None
             ):
                 db.execute(f"DELETE FROM {table} WHERE participant_id = ?", [me["id"]])
             db.execute("DELETE FROM scheduled WHERE participant_id = ?", [me["id"]])
+            network.unlist(db, me["id"])
             participants.set_status(
                 db,
                 me["id"],

@@ -33,6 +33,11 @@ def participants_with(
         values += codes
     for word in words:
         where.append(f"{SEARCHED} LIKE ? ESCAPE '\\'")
-        escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        values.append(f"%{escaped}%")
+        values.append(containing(word))
     return participants.select(db, " AND ".join(where), values)
+
+
+def containing(word: str) -> str:
+    """A LIKE pattern (with ESCAPE '\\') for text that holds `word`, its `%` and `_` too."""
+    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

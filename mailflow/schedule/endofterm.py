@@ -10,7 +10,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from mailflow.config import parse_time
-from mailflow.model import participants, partnerships, rounds, tokens
+from mailflow.model import network, participants, partnerships, rounds, tokens
 from mailflow.model.participants import NO_PAUSE, Status
 from mailflow.model.partnerships import Partnership
 from mailflow.program import Program
@@ -80,6 +80,7 @@ def _finish(
         "term_start": term_start[:10],
         "term_end": term_end[:10],
         "next_round": rounds.open_round(program.db, now).name,
+        "listed": network.is_listed(program.db, me["id"]),  # else invited to join
     }
     pdf = certificate_pdf(
         name=me["name"],

@@ -57,6 +57,11 @@ REQUIRED = (
     "round-open",
     "partnership-ended",
     "broadcast",
+    "network-listed",
+    "network-unlisted",
+    "network-not-listed",
+    "peers-found",
+    "peers-none",
     # The lines a coordinator's command answers, a file per command family.
     "results/ask",
     "results/read",

@@ -11,6 +11,7 @@ RESUME (or a reply UNDO) undoes it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from mailflow.app import discussions, membership
@@ -18,7 +19,7 @@ from mailflow.conversation import commands
 from mailflow.conversation.commands import command
 from mailflow.conversation.participant.application import details, send_blank_form
 from mailflow.conversation.turn import Turn, continues, says_yes
-from mailflow.model import participants, partnerships, tokens
+from mailflow.model import network, participants, partnerships, tokens
 from mailflow.model.participants import Status
 from mailflow.model.rounds import accepting, open_round
 from mailflow.read import form
@@ -63,6 +64,7 @@ def status(turn: Turn, arguments: str) -> str:
             "open_round": open_round(db, turn.now).name,
             "partnership": partnerships.summary(db, record["id"]),
             "discussion": _discussion(turn, record),
+            "network": network.listing(db, record["id"]),
         },
     )
     return record["status"]
@@ -83,8 +85,14 @@ def sender_record(turn: Turn) -> dict | None:
     return participants.find(turn.program.db, turn.sender)
 
 
-def _ask(turn: Turn, action: str, context: dict, payload: dict) -> str:
-    """An unproven change: ask the address's owner, the change carried in the token."""
+# Changes defined in other modules of this folder, carried out by a confirming reply:
+# action -> (turn, the sender's record, the token's payload) -> outcome.
+CONFIRMED_CHANGES: dict[str, Callable[[Turn, dict | None, dict], str]] = {}
+
+
+def ask_first(turn: Turn, action: str, context: dict, payload: dict) -> str:
+    """An unproven change: ask the address's owner, the change carried in the token (a
+    clear YES in reply carries it out: `change_reply`)."""
     turn.answer(
         "change-confirm",
         {"action": action, **context},
@@ -112,6 +120,8 @@ def change_reply(turn: Turn, token: tokens.Token) -> str:
         return _again(turn, me, proven=True)
     if action == "resume":
         return resume_now(turn, me, proven=True)
+    if action in CONFIRMED_CHANGES:
+        return CONFIRMED_CHANGES[action](turn, me, token.payload)
     turn.answer("change-cancelled", {"action": action})
     return "unknown-change"
 
@@ -148,7 +158,7 @@ def _pause(turn: Turn, me: dict | None, until: datetime | None, *, proven: bool)
         return "date-past"
     if not proven:
         shown = until.date().isoformat() if until else None
-        return _ask(turn, "pause", {"until": shown}, {"until": iso(until) if until else None})
+        return ask_first(turn, "pause", {"until": shown}, {"until": iso(until) if until else None})
     state = membership.pause(turn.program, me, until, turn.now)
     turn.answer(
         "paused",
@@ -173,7 +183,7 @@ def resume_now(turn: Turn, me: dict | None, *, proven: bool) -> str:
     if not proven:
         # A forged RESUME would restart the mail of someone who paused, or whose STOP
         # is waiting for its proof: a STOP is always acted on, so its undoing needs proof.
-        return _ask(turn, "resume", {}, {})
+        return ask_first(turn, "resume", {}, {})
     status = membership.resume(turn.program, me, turn.now)
     turn.answer("resumed", membership.resumed_context(turn.program, me["id"], by_date=False))
     return status
@@ -217,7 +227,7 @@ def _update(turn: Turn, me: dict | None, changes: dict[str, str], *, proven: boo
         (label, old.get(label, ""), value) for label, value in after if old.get(label) != value
     ]
     if changed and not proven:
-        return _ask(turn, "update", {"changes": changed}, {"changes": changes})
+        return ask_first(turn, "update", {"changes": changed}, {"changes": changes})
     participants.upsert(turn.program.db, turn.sender, profile, turn.now)
     turn.answer("updated", {"known": True, "changes": changed, "problems": [], "details": after})
     return "updated" if changed else "unchanged"
@@ -255,7 +265,7 @@ def _again(turn: Turn, me: dict | None, *, proven: bool) -> str:
         return f"still-{me['status']}"
     current, _ = accepting(db, turn.now)
     if me["status"] in OUT_OF_THE_PROGRAM and not proven:
-        return _ask(turn, "again", {"round": current.name, "was": me["status"]}, {})
+        return ask_first(turn, "again", {"round": current.name, "was": me["status"]}, {})
     participants.enrol(db, me["id"], current.id, turn.now)
     if me["status"] in OUT_OF_THE_PROGRAM:
         participants.set_status(db, me["id"], Status.APPLIED, turn.now, completed_at=None)
