@@ -56,7 +56,8 @@ def issued_purposes() -> set[str]:
     for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             values: list[ast.expr] = []
-            if isinstance(node, ast.keyword) and node.arg in ("token_purpose", "purpose"):
+            # `purpose`, `token_purpose`, and ListMail's `reply_purpose`, `unsubscribe_purpose`.
+            if isinstance(node, ast.keyword) and (node.arg or "").endswith("purpose"):
                 values.append(node.value)
             elif isinstance(node, ast.Dict):
                 values += [
@@ -70,16 +71,28 @@ def issued_purposes() -> set[str]:
                 and node.func.id == "continues"
             ):
                 values.append(node.args[0])
-            for value in values:
-                if isinstance(value, ast.IfExp):  # X if condition else None
-                    value = value.body
+            for value in _branches(values):
                 if isinstance(value, ast.Name) and value.id in ("purpose", "token_purpose"):
                     continue  # passed through (sending.send, tokens.issue)
+                if isinstance(value, ast.Attribute) and value.attr.endswith("_purpose"):
+                    continue  # a field passed through (sending.ListMail's, into send)
                 assert isinstance(value, ast.Attribute) and ast.unparse(value.value) == "tokens", (
                     f"{path.name}:{value.lineno}: a token purpose not named by model.tokens: "
                     f"{ast.unparse(value)}"
                 )
                 found.add(value.attr)
+    return found
+
+
+def _branches(values: list[ast.expr]) -> list[ast.expr]:
+    """Each value that may be a purpose: both branches of `X if condition else Y`, however
+    nested, but a None."""
+    found: list[ast.expr] = []
+    for value in values:
+        if isinstance(value, ast.IfExp):
+            found += _branches([value.body, value.orelse])
+        elif not (isinstance(value, ast.Constant) and value.value is None):
+            found.append(value)
     return found
 
 

@@ -375,6 +375,13 @@ def release(db: sqlite_utils.Database, email: str) -> bool:
     return db.execute("DELETE FROM discussion_holds WHERE email = ?", [email]).rowcount > 0
 
 
+def held_posts(db: sqlite_utils.Database, email: str) -> int:
+    """How many of this address's posts wait for a coordinator's decision."""
+    return db.execute(
+        "SELECT count(*) FROM discussion_posts WHERE author_email = ? AND state = 'held'", [email]
+    ).fetchone()[0]
+
+
 def is_off(db: sqlite_utils.Database, round_id: int) -> bool:
     return (
         db.execute("SELECT 1 FROM discussion_off WHERE round_id = ?", [round_id]).fetchone()

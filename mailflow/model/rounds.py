@@ -104,6 +104,15 @@ def get(db: sqlite_utils.Database, round_id: int) -> Round:
     return Round(*db.execute(f"SELECT {COLUMNS} FROM rounds WHERE id = ?", [round_id]).fetchone())
 
 
+def named(db: sqlite_utils.Database, name: str) -> Round | None:
+    """The round of this name (any case); of two so named, the later."""
+    row = db.execute(
+        f"SELECT {COLUMNS} FROM rounds WHERE lower(name) = lower(?) ORDER BY id DESC LIMIT 1",
+        [name.strip()],
+    ).fetchone()
+    return Round(*row) if row else None
+
+
 def running_term(db: sqlite_utils.Database, now: datetime) -> tuple[int, datetime] | None:
     """(round id, term end) of the latest round whose term is running at `now`."""
     row = db.execute(

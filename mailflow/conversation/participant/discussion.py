@@ -114,7 +114,13 @@ def _run_command(turn: Turn) -> str:
 def _post(turn: Turn, round_id: int, *, proven: bool) -> str:
     program, db = turn.program, turn.program.db
     config = program.config
-    if turn.sender.endswith("@" + config.domain) or turn.message.has_header("X-Mailflow-Template"):
+    # The program's own addresses (local, local+anything), not its whole domain: a
+    # coordinator may well write from the domain the program's address is at.
+    local, _, domain = turn.sender.lower().rpartition("@")
+    ours = domain == config.domain and (
+        local == config.local_part or local.startswith(config.local_part + "+")
+    )
+    if ours or turn.message.has_header("X-Mailflow-Template"):
         # Our own mail come back (a forwarder, a misconfigured alias): never a post.
         log.info("message %d: the program's own mail written to a discussion", turn.row_id)
         return "ignored:own-mail"
