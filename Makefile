@@ -57,6 +57,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.tick
 	$(BIN)/python -m bench.coordinators
 	$(BIN)/python -m bench.smtp_load
+	$(BIN)/python -m bench.discussion
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .

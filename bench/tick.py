@@ -374,7 +374,7 @@ def build(
         for number, (state, partnerships) in enumerate(terms, start=1)
     ]
     first = rounds[0][1]
-    erased = [(address_hash(f"gone{i}@example.net"), iso(first)) for i in range(500)]
+    erased = [(address_hash(program.db, f"gone{i}@example.net"), iso(first)) for i in range(500)]
     db = program.db.conn
     with db:
         db.execute("DELETE FROM rounds")
