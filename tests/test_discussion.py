@@ -10,6 +10,7 @@ default delivery is the weekly digest.
 from __future__ import annotations
 
 import email.utils
+import shutil
 import sqlite3
 import urllib.request
 from email.message import EmailMessage
@@ -29,7 +30,7 @@ from tests.conftest import (
     until,
     wire,
 )
-from tests.people import ANN, BO, CHEN, DEE, status
+from tests.people import ANN, BO, CHEN, COORDINATOR, DEE, status
 
 ROUND = "program+round-1@example.org"
 ELI, FAY, GUS, HANA = (
@@ -461,3 +462,90 @@ def test_over_smtp_the_daemon_fans_out_and_one_click_quiets_only_the_discussion(
         assert len(copies(daemon)[BO]) == 1
     finally:
         daemon.stop()
+
+
+def test_a_round_of_discussion_as_it_is_lived(topical: Path, tmp_path: Path):
+    """People post and reply, choose a digest or quiet, a first post waits for the
+    facilitator, the facilitator writes, someone leaves, someone erases their data, and a
+    peer search finds only the listed."""
+    rules = tmp_path / "rules"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "rules", rules)
+    text = (rules / "discussion.toml").read_text(encoding="utf-8")
+    (rules / "discussion.toml").write_text(text.replace('hold = "none"', 'hold = "first"'))
+    program = at(topical, "2026-04-01T09:30:00Z")
+    try:
+        everyone = people(program)
+        for address in (BO, DEE):
+            choose(everyone[address], "DISCUSS")
+        choose(everyone[ELI], "DIGEST WEEKLY")
+        choose(everyone[FAY], "QUIET")
+    finally:
+        program.stop()
+    program = start_in_process(
+        topical,
+        "--no-scheduler",
+        MAILFLOW_NOW="2026-04-01T10:00:00Z",
+        MAILFLOW_COORDINATORS=COORDINATOR,
+        MAILFLOW_RULES=str(rules),
+    )
+    try:
+        everyone = people(program)
+        # Ann's first post waits for the facilitator, who approves it by reply.
+        [topic] = delivered_to(program, ANN, "topic")
+        everyone[ANN].reply(topic, "What do your readers borrow most?", "discussion-pending")
+        assert copies(program) == {}
+        [held] = delivered_to(program, COORDINATOR, "discussion-held")
+        assert "What do your readers borrow most?" in body(held)
+        carla = Person(program, COORDINATOR)
+        carla.reply(held, "APPROVE", "discussion-decided")
+        assert sorted(copies(program)) == [BO, DEE]
+        # Bo answers; his first post waits too, and is approved; it threads under Ann's.
+        [first] = copies(program)[BO]
+        everyone[BO].reply(first, "Cookbooks, by far.", "discussion-pending")
+        [held] = [
+            m
+            for m in delivered_to(program, COORDINATOR, "discussion-held")
+            if "Cookbooks" in body(m)
+        ]
+        carla.reply(held, "APPROVE", "discussion-decided")
+        [_, answer] = copies(program)[DEE]
+        assert answer["In-Reply-To"] == first["Message-ID"]
+        assert answer["Subject"] == first["Subject"]  # one prefix, one "Re:"
+        # Ann's second post goes at once; the facilitator's is never held.
+        everyone[ANN].reply(topic, "Ours: travel guides.", None)
+        asked = carla.say(
+            "Thank you all, keep going!", "Facilitator", to=ROUND, expect="discussion-confirm"
+        )
+        carla.reply(asked, "YES", None)
+        assert len(copies(program)[DEE]) == 4
+        assert "(facilitator)" in str(copies(program)[DEE][-1]["From"])
+        # Chen leaves; Bo erases his data: his post leaves the archive.
+        everyone[CHEN].say_and_confirm("STOP", "optout-confirmed", confirm="optout-confirmed")
+        ask = everyone[BO].say("DELETE MY DATA", expect="delete-confirm")
+        target = email.utils.parseaddr(str(ask["Reply-To"]))[1]
+        everyone[BO].send(
+            compose(BO, "YES", "Re: x", to=target, in_reply_to=ask["Message-ID"]), to=target
+        )
+        until(lambda: program.query("SELECT * FROM erased"), "the erasure")
+        archive = everyone[GUS].say("ARCHIVE", expect="discussion-archive")
+        assert "Cookbooks" not in body(archive) and "travel guides" in body(archive)
+        # A peer search finds only the listed.
+        everyone[GUS].say_and_confirm("NETWORK YES", "network-listed")
+        everyone[ELI].say_and_confirm("NETWORK YES", "network-listed")
+        found = everyone[ELI].say("PEERS law", expect="peers-found")
+        assert "Gus Weber" in body(found) and "Hana" not in body(found)
+    finally:
+        program.stop()
+    # Eli's, and those of Ann, Gus and Hana, who take the default weekly digest; not Fay's.
+    assert "discussion-digest: 4" in tick(topical, "2026-04-06T06:00:00Z")
+    program = at(topical, "2026-04-06T07:00:00Z")
+    try:
+        [weekly] = copies(program, "discussion-digest")[ELI]
+        text = body(weekly)
+        assert "What do your readers borrow most?" in text and "travel guides" in text
+        assert "Cookbooks" not in text  # erased before the digest was sent
+        assert "Thank you all" in text
+        assert FAY not in copies(program, "discussion-digest")
+        assert not any(to == CHEN for to in copies(program, "discussion-post"))
+    finally:
+        program.stop()
