@@ -549,3 +549,22 @@ def test_a_round_of_discussion_as_it_is_lived(topical: Path, tmp_path: Path):
         assert not any(to == CHEN for to in copies(program, "discussion-post"))
     finally:
         program.stop()
+
+
+def test_a_post_too_big_is_refused_and_nothing_goes_out(running: InProcess, topical: Path):
+    everyone = people(running)
+    choose(everyone[BO], "DISCUSS")
+    [topic] = delivered_to(running, ANN, "topic")
+    target = str(topic["Reply-To"])
+    message = compose(
+        ANN,
+        "Photos of our new reading room.",
+        "Re: photos",
+        to=target,
+        in_reply_to=topic["Message-ID"],
+    )
+    message.add_attachment(b"\xff" * 1_200_000, "image", "jpeg", filename="room.jpg")
+    everyone[ANN].send(message, to=target)
+    [refused] = everyone[ANN].expect(message, ["discussion-refused"])
+    assert "at most 1024 KB" in body(refused) and "without the attachment" in body(refused)
+    assert posts(topical) == [] and BO not in copies(running)
