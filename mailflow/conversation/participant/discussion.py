@@ -276,24 +276,15 @@ def _confirmed_refusal(turn: Turn, post: discussions.Post) -> dict | None:
 # --- How much arrives -----------------------------------------------------------------
 
 
-@command("DISCUSS")
-def discuss(turn: Turn, arguments: str) -> str:
-    return _choose(turn, "every", proven=turn.proven)
+def _chooser(mode: str):
+    def choose(turn: Turn, arguments: str) -> str:
+        return _choose(turn, mode, proven=turn.proven)
+
+    return choose
 
 
-@command("DIGEST DAILY")
-def digest_daily(turn: Turn, arguments: str) -> str:
-    return _choose(turn, "daily", proven=turn.proven)
-
-
-@command("DIGEST WEEKLY")
-def digest_weekly(turn: Turn, arguments: str) -> str:
-    return _choose(turn, "weekly", proven=turn.proven)
-
-
-@command("QUIET")
-def quiet(turn: Turn, arguments: str) -> str:
-    return _choose(turn, "quiet", proven=turn.proven)
+for _name, _mode in CHOICES.items():  # DISCUSS, DIGEST DAILY, DIGEST WEEKLY, QUIET
+    command(_name)(_chooser(_mode))
 
 
 def _choose(turn: Turn, mode: str, *, proven: bool) -> str:
