@@ -220,9 +220,11 @@ def test_archive_sends_this_months_discussion(running: InProcess):
     assert "Archive me, please." in body(answer)
     assert "1. Re: This month's topic" in body(answer)
     assert "Ann Okafor (Nigeria)" in body(answer)
-    stranger = Person(running, "who@else.example.net")
+    stranger = Person(running, "who@else.example.net", "Buy Pills")
     lost = stranger.say("ARCHIVE", expect="discussion-archive")
     assert "Archive me" not in body(lost) and "Ann" not in body(lost)
+    assert "Pills" not in str(lost)  # a forged display name is not carried back
+    stranger.say("ARCHIVE", expect=None)  # to a stranger once a day at most
 
 
 def test_status_and_help_show_the_choice_and_the_commands(running: InProcess):

@@ -216,12 +216,13 @@ def stranger(turn: Turn) -> bool:
     return participants.find(db, turn.sender) is None and not coordinators.find(db, turn.sender)
 
 
-def answer_stranger_once(turn: Turn, template: str) -> str:
-    """`template` in its fixed wording (nothing they wrote, not even their name); to a
-    stranger at most once a day, so that forged mail can't make the program a reflector."""
+def answer_stranger_once(turn: Turn, template: str, context: dict | None = None) -> str:
+    """`template` in its fixed wording (nothing they wrote, not even their name; `context`
+    holds only what the program says); to a stranger at most once a day, so that forged
+    mail can't make the program a reflector."""
     if stranger(turn) and answered_lately(turn, template):
         log.info("message %d: %s already sent to this stranger today", turn.row_id, template)
         return f"ignored:{template}-today"
     # The participants' commands, for not-understood; nothing of theirs is in it.
-    turn.answer(template, {"commands": commands.listing()}, anonymous=True)
+    turn.answer(template, {"commands": commands.listing(), **(context or {})}, anonymous=True)
     return template

@@ -33,7 +33,7 @@ from mailflow.model import coordinators, discussions, participants, tokens
 from mailflow.read import parse
 from mailflow.read.parse import SUBJECT_PREFIX
 from mailflow.send.compose import new_message_id
-from mailflow.send.sending import reply_subject
+from mailflow.send.sending import Thread, reply_subject
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,8 @@ def _keep(turn: Turn, round_id: int, me: dict | None, *, proven: bool) -> int:
     )
     if parent is not None:
         subject = reply_subject(parent.subject)
-        thread = (*parent.references, parent.message_id)[-10:]
+        # Its root and latest ones, trimmed as every thread of ours is.
+        thread = Thread(parent.message_id, parent.references).references
     else:
         subject = _subject(message.subject, _round(turn, round_id).prefix)
         thread = ()
@@ -291,7 +292,7 @@ def _choose(turn: Turn, mode: str, *, proven: bool) -> str:
     program = turn.program
     me = participants.find(program.db, turn.sender)
     if me is None:
-        turn.answer("discussion-choice", {"known": False}, anonymous=True)
+        answer_stranger_once(turn, "discussion-choice", {"known": False})
         return "unknown"
     if not proven:
         turn.answer(
@@ -323,8 +324,11 @@ def _choice_context(turn: Turn, me: dict, mode: str, before: str) -> dict:
 def archive(turn: Turn, arguments: str) -> str:
     me = participants.find(turn.program.db, turn.sender)
     found = discussion_mail.archive(turn.program, me, turn.now) if me else None
+    if me is None:
+        answer_stranger_once(turn, "discussion-archive", {"in_round": False, "known": False})
+        return "archive:unknown"
     if found is None:
-        turn.answer("discussion-archive", {"in_round": False, "known": me is not None})
+        turn.answer("discussion-archive", {"in_round": False, "known": True})
         return "archive:not-in-round"
     turn.answer("discussion-archive", {"in_round": True, **found})
     return f"archive:{len(found['posts'])}"
