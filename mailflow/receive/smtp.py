@@ -94,6 +94,12 @@ def from_key(raw: bytes) -> str | None:
     return " ".join(addresses) or None
 
 
+def null_sender(address: str | None) -> bool:
+    """MAIL FROM:<>, which aiosmtpd passes on as '<>' (RFC 5321 4.5.5: reports and
+    other automatic mail)."""
+    return not (address or "").strip("<> ")
+
+
 class Handler:
     """`stored()` is called after each message written to the spool. Mail is counted per
     envelope sender, per peer (what a forger can't vary freely) and, after DATA, per From
@@ -109,7 +115,7 @@ class Handler:
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         peer = _peer(session)
-        key = address.lower() if address else f"<> from {peer}"
+        key = f"<> from {peer}" if null_sender(address) else address.lower()
         now = time.monotonic()
         if not self.peers.allow(peer, now):
             log.warning("451 to peer %s: more than %d messages a minute", peer, self.peers.limit)
