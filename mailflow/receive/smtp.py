@@ -11,7 +11,9 @@ write itself (measured: 1.2 against 0.75 ms of the daemon's CPU a message).
 
 What one client can take is bounded: connections at once (overall and per peer, `Gate`),
 recipients a message, and messages a minute per envelope sender, per peer and per From
-header (`Throttle`), so a forger varying MAIL FROM gains nothing.
+header (`Throttle`), so a forger varying MAIL FROM gains nothing. Delivery reports to our
+own return paths are the exception: they come in bursts after a broadcast, all through
+the one mail server in front, and are bounded per return path instead (`ReturnPaths`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import email.utils
 import logging
 import os
 import socket
+import sqlite3
 import ssl
 import stat
 import time
@@ -36,6 +39,7 @@ from aiosmtpd.smtp import SMTP
 from mailflow.config import Config
 from mailflow.errors import SettingError
 from mailflow.receive.spool import Spool
+from mailflow.send import verp
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +83,9 @@ class Throttle:
 # A sending server (a provider's outbound relay) carries many people's mail, so one peer
 # may send this many times what one sender may.
 PEER_SHARE = 10
+# One message of ours gets a handful of reports at most (a delay, then a failure, from each
+# forwarding hop), and each recipient has their own return path.
+REPORTS_PER_RETURN_PATH = 10
 MOST_RECIPIENTS = 100  # a message to the program never needs more (RFC 5321 4.5.3.1.8)
 TOO_MUCH = "451 4.7.1 Too much mail from this sender just now; please try again later"
 HEAD = email.parser.BytesHeaderParser(policy=email.policy.compat32)
@@ -94,10 +101,56 @@ def from_key(raw: bytes) -> str | None:
     return " ".join(addresses) or None
 
 
+def null_sender(address: str | None) -> bool:
+    """MAIL FROM:<>, which aiosmtpd passes on as '<>' (RFC 5321 4.5.5: reports and
+    other automatic mail)."""
+    return not (address or "").strip("<> ")
+
+
+class ReturnPaths:
+    """Which recipients are return paths we gave out (`send/verp.py`): the code looked up in
+    the store, so a forged one is not. One lookup by primary key a recipient, through a
+    read-only connection of the event loop's own: the daemon never writes to the store and,
+    in WAL mode, a reader does not wait for the writers. When the store can't be read, no
+    recipient is one, and the mail is counted as any other."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.db: sqlite3.Connection | None = None
+
+    def known(self, recipient: str) -> bool:
+        code = verp.code_of(self.config, recipient)
+        if code is None:
+            return False
+        try:
+            if self.db is None:
+                uri = Path(self.config.db).resolve().as_uri() + "?mode=ro"
+                self.db = sqlite3.connect(uri, uri=True, timeout=0.2)
+            # fetchall ends the statement, so no read is left open to hold back checkpoints.
+            rows = self.db.execute("SELECT 1 FROM bounce_codes WHERE code = ?", [code]).fetchall()
+        except sqlite3.Error as error:
+            log.warning("return paths can't be read just now (%s): counted as other mail", error)
+            self.close()
+            return False
+        return bool(rows)
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+
+
 class Handler:
     """`stored()` is called after each message written to the spool. Mail is counted per
     envelope sender, per peer (what a forger can't vary freely) and, after DATA, per From
-    header; past any of them, 451."""
+    header; past any of them, 451.
+
+    Null-sender mail is decided at RCPT, where its recipient is known. A delivery report to
+    one of our return paths is counted per return path only: after a broadcast, the mail
+    server in front passes on thousands within a minute, all from <> and one peer, and a
+    451 would only delay the news that an address is dead. Any other mail from <> is
+    counted against its peer, once a message, as mail with a sender is at MAIL: <> is no
+    way around the limits."""
 
     def __init__(self, config: Config, spool: Spool, stored: Callable[[], None]) -> None:
         self.config = config
@@ -106,17 +159,28 @@ class Handler:
         self.throttle = Throttle(config.sender_rate)
         self.peers = Throttle(config.sender_rate * PEER_SHARE)
         self.authors = Throttle(config.sender_rate)
+        self.reports = Throttle(REPORTS_PER_RETURN_PATH)
+        self.return_paths = ReturnPaths(config)
 
-    async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        peer = _peer(session)
-        key = address.lower() if address else f"<> from {peer}"
+    def _admit(self, peer: str, sender: str) -> str | None:
+        """None if the peer and the sender may send one more message now, else the 451."""
         now = time.monotonic()
         if not self.peers.allow(peer, now):
             log.warning("451 to peer %s: more than %d messages a minute", peer, self.peers.limit)
             return TOO_MUCH
-        if not self.throttle.allow(key, now):
-            log.warning("451 to %s: more than %d messages a minute", key, self.throttle.limit)
+        if not self.throttle.allow(sender, now):
+            log.warning("451 to %s: more than %d messages a minute", sender, self.throttle.limit)
             return TOO_MUCH
+        return None
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        # How many of the recipients are reports to our return paths: set for each
+        # transaction here, where every one begins.
+        envelope.reports = 0
+        if not null_sender(address):
+            refusal = self._admit(_peer(session), address.lower())
+            if refusal:
+                return refusal
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
@@ -128,12 +192,36 @@ class Handler:
         if refusal:
             log.info("refused RCPT %s from %s", address, session.peer)
             return refusal
+        if null_sender(envelope.mail_from):
+            refusal = self._null_recipient(session, envelope, address)
+            if refusal:
+                return refusal
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
+    def _null_recipient(self, session, envelope, address: str) -> str | None:
+        if self.return_paths.known(address):
+            path = address.strip("<> ").lower()
+            if not self.reports.allow(path, time.monotonic()):
+                log.warning(
+                    "451 to reports for %s: more than %d a minute", path, self.reports.limit
+                )
+                return TOO_MUCH
+            envelope.reports += 1
+            return None
+        if len(envelope.rcpt_tos) > envelope.reports:
+            return None  # this message is counted already, at an earlier recipient
+        peer = _peer(session)
+        return self._admit(peer, f"<> from {peer}")
+
     async def handle_DATA(self, server, session, envelope):
         raw = envelope.original_content or envelope.content
-        author = from_key(raw)
+        # Reports alone are not counted by their From either: a storm's reports come from a
+        # few MAILER-DAEMONs.
+        reports_only = null_sender(envelope.mail_from) and envelope.reports == len(
+            envelope.rcpt_tos
+        )
+        author = None if reports_only else from_key(raw)
         if author is not None and not self.authors.allow(author, time.monotonic()):
             log.warning(
                 "451 after DATA: more than %d messages a minute from one From", self.authors.limit

@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from typing import TYPE_CHECKING
+
+from mailflow.config import Config
 
 if TYPE_CHECKING:  # named for its type only: the program is built above sending
     from mailflow.program import Program
 
 
 PREFIX = "bounce-"
+CODE_LENGTH = 20  # hex digits of the HMAC: 80 bits, not guessed by trying
+CODE = re.compile(f"[0-9a-f]{{{CODE_LENGTH}}}")
 
 
 def return_path(program: Program, recipient: str) -> str:
@@ -20,7 +25,7 @@ def return_path(program: Program, recipient: str) -> str:
     config = program.config
     code = hmac.new(
         program.secret.encode(), b"bounce:" + recipient.lower().encode(), hashlib.sha256
-    ).hexdigest()[:20]
+    ).hexdigest()[:CODE_LENGTH]
     program.db.execute(
         "INSERT OR IGNORE INTO bounce_codes (code, address) VALUES (?, ?)",
         [code, recipient.lower()],
@@ -28,15 +33,24 @@ def return_path(program: Program, recipient: str) -> str:
     return f"{config.local_part}+{PREFIX}{code}@{config.domain}"
 
 
+def code_of(config: Config, recipient: str) -> str | None:
+    """The CODE of an address in the return paths' form, None for any other address. Only
+    the store says whether the code is one we gave out; this reads the form alone."""
+    local, _, domain = recipient.strip("<> ").lower().rpartition("@")
+    start = f"{config.local_part}+{PREFIX}"
+    if domain != config.domain or not local.startswith(start):
+        return None
+    code = local[len(start) :]
+    return code if CODE.fullmatch(code) else None
+
+
 def addressed(program: Program, recipients: tuple[str, ...]) -> str | None:
     """The address a bounce is about, from the VERP recipient it was sent to."""
-    config = program.config
-    start = f"{config.local_part}+{PREFIX}"
     for recipient in recipients:
-        local, _, domain = recipient.lower().partition("@")
-        if domain == config.domain and local.startswith(start):
+        code = code_of(program.config, recipient)
+        if code is not None:
             row = program.db.execute(
-                "SELECT address FROM bounce_codes WHERE code = ?", [local[len(start) :]]
+                "SELECT address FROM bounce_codes WHERE code = ?", [code]
             ).fetchone()
             if row:
                 return row[0]
