@@ -1,6 +1,6 @@
-"""The matching benchmark's own pieces: the shapes of round it builds and its independent
-figure of the pairs possible, at a size that runs in seconds. No timings are asserted
-here; they belong to `bench/matching.py`."""
+"""The matching benchmark's own pieces: the shapes of round it builds, its independent
+figure of the pairs possible, and its command-line case, at a size that runs in seconds.
+No timings are asserted here; they belong to `bench/matching.py`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections import Counter
 import networkx as nx
 import pytest
 
-from bench import population
+from bench import matching, population
 from bench.population import SHAPES, shaped_round, to_csv
 from bench.possible import can_pair, most_pairs
 from mailflow.matching import allowed
@@ -105,3 +105,41 @@ def test_every_country_and_zone_of_the_shapes_imports():
     for code in {*population.TINY, *population.ISLAND_OF, *population.DOZEN}:
         assert normalise_country(country_name(code)) == code
         assert population.country_of(code).zones
+
+
+def test_the_command_line_case_writes_former_partners_and_reads_the_preview():
+    case = matching.Case("returners-300", "returners", 300, ("cli",))
+    row = matching.Row(case.name, "cli", case.n)
+    matching._cli_row(case, row)
+    assert row.problems == []
+    assert any("former partnerships written" in note for note in row.notes)
+    possible = most_pairs(*shaped_round(300, matching.SEED, "returners"))
+    assert row.pairs == row.possible == possible.pairs
+    assert row.certified and row.candidate_graph == "complete"
+
+
+def test_a_shape_case_fills_the_columns_and_the_targets():
+    # Named as the target's case, at a fifth of its size.
+    case = matching.Case("islands-1000", "islands", 240, ("mailflow",))
+    [row] = matching.run_case(case, "mailflow")
+    assert row.pairs is not None and row.possible == row.possible_bound
+    assert row.max_cardinality == row.possible
+    matching._cross_check([row])
+    assert row.problems == []
+    lines = matching.targets([row])
+    [line] = [line for line in lines if line.startswith("  - islands 1,000")]
+    assert "not measured: exact" in line
+    assert "| islands-1000 |" in matching.table([row])
+
+
+def test_only_names_cases_exactly():
+    everything = matching.cases(matching.NORMAL_SIZES, False, matching.EXACT_UP_TO)
+    jobs = matching._only(["dozen-100000:cli", "tiny-5000"], everything)
+    assert [(case.name, solver) for case, solver in jobs] == [
+        ("dozen-100000", "cli"),
+        ("tiny-5000", "mailflow"),
+    ]
+    assert matching._only(["dozen-7"], everything) is None
+    quick = matching.cases(matching.NORMAL_SIZES, True, matching.EXACT_UP_TO)
+    assert max(case.n for case in quick) <= matching.QUICK_UP_TO
+    assert not any("networkx" in case.solvers for case in quick if case.n > matching.EXACT_UP_TO)
