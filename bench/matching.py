@@ -464,10 +464,12 @@ PREVIEW = {
 
 def _graph_in(quality_line: str) -> str:
     """What the preview's quality figure is a bound over, in Matching.candidate_graph's words."""
-    if "every possible pair was scored" in quality_line:
-        return "complete"
     found = re.search(r"\(([^()]*?) candidates each", quality_line)
-    return found[1] if found else quality_line.strip(" ()")
+    if found:
+        return found[1]
+    if "(proven: every possible pair was scored)" in quality_line:
+        return "complete"
+    return quality_line.strip(" ()")
 
 
 def _cli_row(case: Case, row: Row) -> None:

@@ -143,3 +143,15 @@ def test_only_names_cases_exactly():
     quick = matching.cases(matching.NORMAL_SIZES, True, matching.EXACT_UP_TO)
     assert max(case.n for case in quick) <= matching.QUICK_UP_TO
     assert not any("networkx" in case.solvers for case in quick if case.n > matching.EXACT_UP_TO)
+
+
+def test_the_preview_says_what_its_bound_is_over():
+    """Both wordings of templates/results/match.txt's quality line (a large round's says
+    "not every possible pair was scored", which must not read as complete)."""
+    sparse = (
+        " of the best possible total among the pairs considered (sparse top-16 candidates"
+        " each: a large round, so not every possible pair was scored)"
+    )
+    assert matching._graph_in(sparse) == "sparse top-16"
+    complete = " of the best possible total (proven: every possible pair was scored)"
+    assert matching._graph_in(complete) == "complete"
