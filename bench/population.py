@@ -6,6 +6,11 @@ tail, English dominant with many people speaking two languages, interests with a
 popularity so that a few are rare, time zones from real places. Everything is a pure
 function of (n, seed, scenario): the same arguments give the same people in any process,
 so every solver is compared on the same round. Never reads or writes the store.
+
+Besides the program's usual make-up, the shapes of round that broke coverage at scale
+(issue 21): a dozen countries of equal size, one country with 55%, two language islands,
+70% returners whose former partners are ruled out, and 150 countries of a few people each.
+`shaped_round` gives one with its former partnerships.
 """
 
 from __future__ import annotations
@@ -17,15 +22,19 @@ from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
+from importlib import resources
 from zoneinfo import ZoneInfo
 
+from bench.possible import can_pair
 from mailflow.app.roster import COLUMNS
 from mailflow.matching import Applicant, Matching, Weights, match
 from mailflow.read.countries import country_name
 
 # The moment offsets are taken at: the benchmark's MAILFLOW_NOW (southern summer time).
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-SCENARIOS = ("normal", "dominant", "isolated")
+# The shapes of issue 21, each of which a solver must cover completely at 100,000.
+SHAPES = ("dozen", "majority", "islands", "returners", "tiny")
+SCENARIOS = ("normal", "dominant", "isolated", *SHAPES)
 DOMINANT = "AU"  # the country that takes 55% of a "dominant" round
 DOMINANT_SHARE = 0.55
 ISOLATED_SHARE = 0.03
@@ -358,6 +367,90 @@ ROLES = (
 )
 
 
+# --- The shapes' make-up ---------------------------------------------------------------
+
+# "dozen": twelve countries of equal size on four continents; all write English.
+DOZEN = ("AU", "NZ", "US", "CA", "GB", "IE", "IN", "PH", "SG", "NG", "KE", "ZA")
+# "majority": one country sends 55%, the rest come from the others; all write English.
+MAJORITY = "US"
+MAJORITY_SHARE = 0.55
+# "islands": two groups with no language in common, each of several countries:
+# (language, share of the round, countries with their weights). France is 40% of its
+# island, close to the half beyond which some of it could not be paired.
+ISLANDS: tuple[tuple[str, float, tuple[tuple[str, float], ...]], ...] = (
+    ("Spanish", 0.55, (("MX", 4), ("CO", 2), ("AR", 2), ("PE", 1.5), ("CL", 1.5))),
+    (
+        "French",
+        0.45,
+        (("FR", 4), ("MA", 1.5), ("SN", 1), ("CM", 1), ("CI", 1), ("BE", 0.8), ("CD", 0.6)),
+    ),
+)
+# "returners": this share took part in earlier rounds, in this many of the last five.
+RETURNER_SHARE = 0.7
+EARLIER_ROUNDS = (("1", 0.4), ("2", 0.3), ("3", 0.2), ("4", 0.07), ("5", 0.03))
+PARTNER_GONE = 0.2  # chance that an earlier partner did not come back this round
+ALIKE_WINDOW = 8  # how far down the line of look-alikes an earlier partner was found
+# "tiny": half the round from these 144 countries, a few people each at 1,000, and half
+# from six medium ones.
+TINY_CODES = """
+AD AF AG AL AM AO AT AW AZ BA BB BE BF BG BH BI BJ BN BO BS BT BW BY BZ CD CF CG CH
+CI CR CU CV CW CY CZ DJ DK DM DO DZ EC EE ER FM GA GD GE GM GN GQ GT GU GW GY HK HN
+HR HT HU IL IQ IR IS JO KG KH KI KM KN KP KW KZ LA LB LC LR LS LT LU LV LY MD ME MG
+MH MK ML MM MN MO MR MT MU MV MW MZ NA NC NE NI NO OM PA PF PG PR PS PY QA RE RO RS
+RW SB SC SD SI SK SL SO SR SS ST SV SY SZ TD TG TJ TL TM TN TO TT TW UA UY UZ VC VE
+VU WS YE ZM
+"""
+TINY = tuple(TINY_CODES.split())
+TINY_SHARE = 0.5
+MEDIUM = ("US", "GB", "IN", "NG", "FR", "ES")
+# The language most people of a small country write besides English, if not English.
+SMALL_LANGUAGES = {
+    "Spanish": "BO CR CU DO EC GQ GT HN NI PA PR PY SV UY VE",
+    "French": "BE BF BI BJ CD CF CG CI DJ GA GN HT KM LU MG ML NC NE PF RE RW SC TD TG",
+    "Arabic": "BH DZ IQ JO KW LB LY MR OM PS QA SD SY TN YE",
+    "Russian": "AM AZ BY GE KG KZ MD TJ TM UA UZ",
+    "Portuguese": "AO CV GW MZ ST TL",
+    "German": "AT CH",
+    "Dutch": "AW CW SR",
+    "Chinese": "HK MO TW",
+}
+ZONE_REGIONS = {
+    "Africa": AFRICA,
+    "Asia": ASIA,
+    "Europe": EUROPE,
+    "Pacific": OCEANIA,
+    "Australia": OCEANIA,
+    "America": LATIN,
+    "Indian": AFRICA,
+    "Atlantic": AFRICA,
+}
+
+
+@cache
+def _first_zones() -> dict[str, str]:
+    """Each country's first zone in tzdata's zone.tab (its most populous, as a rule)."""
+    text = resources.files("tzdata").joinpath("zoneinfo", "zone.tab").read_text("utf-8")
+    zones: dict[str, str] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            code, _, zone = line.split("\t")[:3]
+            zones.setdefault(code, zone)
+    return zones
+
+
+@cache
+def country_of(code: str) -> Country:
+    """The country of this code: one of COUNTRIES, or a small one made from tzdata and
+    SMALL_LANGUAGES (English and, for most, the language of its region)."""
+    if code in BY_CODE:
+        return BY_CODE[code]
+    zone = _first_zones()[code]
+    main = next((lang for lang, codes in SMALL_LANGUAGES.items() if code in codes.split()), None)
+    languages = ((main, 0.9), ("English", 0.6)) if main else (EN,)
+    region = {"MV": ASIA, "IS": EUROPE}.get(code) or ZONE_REGIONS[zone.split("/")[0]]
+    return Country(code, 1.0, ((zone, 1.0),), languages, frozenset([region]))
+
+
 def _pick(rng: random.Random, table: Sequence[tuple[str, float]]) -> str:
     return rng.choices([value for value, _ in table], [weight for _, weight in table])[0]
 
@@ -463,6 +556,63 @@ def _countries(rng: random.Random, n: int, scenario: str) -> list[str]:
     return [_pick(rng, table) for _ in range(n)]
 
 
+def _applicant(rng: random.Random, pid: int, country: Country, languages) -> Applicant:
+    """One applicant of this country speaking these languages; the rest drawn from rng."""
+    interests = _interests(rng)
+    return Applicant(
+        id=pid,
+        country=country.code,
+        languages=languages,
+        interests=interests,
+        library_type=_pick(rng, LIBRARY_TYPES),
+        career_stage=_pick(rng, CAREER_STAGES),
+        contact_methods=_contact_methods(rng),
+        contact_frequency=_pick(rng, CONTACT_FREQUENCIES),
+        utc_offset=_offset(_pick(rng, country.zones)),
+        wishes=_wishes(rng, country, languages, interests),
+        regions=country.regions,
+    )
+
+
+def _shape_countries(rng: random.Random, n: int, scenario: str) -> list[str]:
+    if scenario == "returners":
+        return _countries(rng, n, "normal")
+    if scenario == "dozen":
+        codes = [DOZEN[i % len(DOZEN)] for i in range(n)]
+    elif scenario == "majority":
+        big = round(n * MAJORITY_SHARE)
+        rest = [(c.code, c.weight) for c in COUNTRIES if c.code != MAJORITY]
+        codes = [MAJORITY] * big + [_pick(rng, rest) for _ in range(n - big)]
+    elif scenario == "islands":
+        first = round(n * ISLANDS[0][1])
+        codes = [_pick(rng, ISLANDS[0][2]) for _ in range(first)]
+        codes += [_pick(rng, ISLANDS[1][2]) for _ in range(n - first)]
+    else:  # tiny
+        small = round(n * TINY_SHARE)
+        codes = [rng.choice(TINY) for _ in range(small)]
+        codes += [rng.choice(MEDIUM) for _ in range(n - small)]
+    rng.shuffle(codes)
+    return codes
+
+
+ISLAND_OF = {code: language for language, _, table in ISLANDS for code, _ in table}
+
+
+def _shape_languages(rng: random.Random, scenario: str, country: Country) -> frozenset[str]:
+    if scenario == "islands":
+        # The island's language, and the country's own that no one on the other island
+        # writes (Arabic, Wolof): never English, nor a language learnt abroad.
+        own = ISLAND_OF[country.code]
+        spoken = [
+            lang
+            for lang, chance in country.languages
+            if lang not in ("English", own) and rng.random() < chance
+        ]
+        return frozenset([own, *spoken])
+    spoken = _languages(rng, country)
+    return spoken | {"English"} if scenario in ("dozen", "majority") else spoken
+
+
 def population(
     n: int, seed: int, *, scenario: str = "normal", start_id: int = 1
 ) -> list[Applicant]:
@@ -470,10 +620,21 @@ def population(
 
     "normal": the program's usual make-up; "dominant": DOMINANT sends 55% of applicants;
     "isolated": about 3% speak only a language that no one in another country speaks.
+    The shapes: "dozen": DOZEN in equal parts, all writing English and some a second
+    language; "majority": MAJORITY sends 55%, all write English; "islands": ISLANDS, two
+    groups with no language in common; "returners": the usual make-up (their earlier
+    partners come from `shaped_round`); "tiny": half from the 144 countries of TINY, half
+    from the six of MEDIUM.
     """
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; expected one of {SCENARIOS}")
     rng = random.Random(f"{scenario}:{n}:{seed}:{start_id}")
+    if scenario in SHAPES:
+        countries = [country_of(code) for code in _shape_countries(rng, n, scenario)]
+        return [
+            _applicant(rng, start_id + i, country, _shape_languages(rng, scenario, country))
+            for i, country in enumerate(countries)
+        ]
     codes = _countries(rng, n, scenario)
     isolated: set[int] = set()
     if scenario == "isolated":
@@ -488,23 +649,67 @@ def population(
             languages = frozenset([rng.choice(local_languages(code, main=True))])
         else:
             languages = _languages(rng, country)
-        interests = _interests(rng)
-        people.append(
-            Applicant(
-                id=start_id + index,
-                country=code,
-                languages=languages,
-                interests=interests,
-                library_type=_pick(rng, LIBRARY_TYPES),
-                career_stage=_pick(rng, CAREER_STAGES),
-                contact_methods=_contact_methods(rng),
-                contact_frequency=_pick(rng, CONTACT_FREQUENCIES),
-                utc_offset=_offset(_pick(rng, country.zones)),
-                wishes=_wishes(rng, country, languages, interests),
-                regions=country.regions,
-            )
-        )
+        people.append(_applicant(rng, start_id + index, country, languages))
     return people
+
+
+Round = tuple[list[Applicant], frozenset[frozenset[int]]]
+INTEREST_RANK = {interest: rank for rank, interest in enumerate(INTERESTS)}
+
+
+def _alike(person: Applicant) -> tuple:
+    """Who sits near whom in the line an earlier round's partners are found in: by a
+    language (English first), the rarest interest, then time zone, as strong pairs do."""
+    language = "English" if "English" in person.languages else min(person.languages)
+    rarest = max(INTEREST_RANK[i] for i in person.interests)
+    return (language, rarest, person.utc_offset, person.id)
+
+
+def _history(people: list[Applicant], seed: int) -> frozenset[frozenset[int]]:
+    """Former partnerships for a "returners" round: RETURNER_SHARE of the people took part
+    in one to five earlier rounds; in each, someone alike became their partner (as the
+    matching would have chosen: a shared language and interest, a near time zone), or
+    someone who has not come back (an id beyond the round's).
+
+    Not `returning_rounds`: that matches five earlier rounds of the same size with mailflow,
+    minutes each at 100,000, and its history would change whenever the solver does; this
+    is the same for every solver measured."""
+    rng = random.Random(f"history:{len(people)}:{seed}")
+    back = sorted(rng.sample(range(len(people)), round(len(people) * RETURNER_SHARE)))
+    earlier: list[list[Applicant]] = [[] for _ in range(len(EARLIER_ROUNDS))]
+    for index in back:
+        for number in rng.sample(range(len(earlier)), int(_pick(rng, EARLIER_ROUNDS))):
+            earlier[number].append(people[index])
+    gone = max((person.id for person in people), default=0) + 1
+    former: set[frozenset[int]] = set()
+    for taking_part in earlier:
+        waiting: list[Applicant] = []
+        for person in sorted(taking_part, key=_alike):
+            if rng.random() < PARTNER_GONE:
+                former.add(frozenset((person.id, gone)))
+                gone += 1
+                continue
+            found = next(
+                (i for i, other in enumerate(waiting) if can_pair(person, other, former)), None
+            )
+            if found is not None:
+                former.add(frozenset((person.id, waiting.pop(found).id)))
+                continue
+            waiting.append(person)
+            if len(waiting) > ALIKE_WINDOW:
+                former.add(frozenset((waiting.pop(0).id, gone)))
+                gone += 1
+        for person in waiting:
+            former.add(frozenset((person.id, gone)))
+            gone += 1
+    return frozenset(former)
+
+
+def shaped_round(n: int, seed: int, scenario: str) -> Round:
+    """(applicants, former partnerships) of a round of this scenario; only "returners" has
+    former partnerships."""
+    people = population(n, seed, scenario=scenario)
+    return people, _history(people, seed) if scenario == "returners" else frozenset()
 
 
 def pairs_of(matching: Matching) -> Iterable[frozenset[int]]:
@@ -514,9 +719,6 @@ def pairs_of(matching: Matching) -> Iterable[frozenset[int]]:
         for i, a in enumerate(members):
             for b in members[i + 1 :]:
                 yield frozenset((a, b))
-
-
-Round = tuple[list[Applicant], frozenset[frozenset[int]]]
 
 
 def returning_rounds(
@@ -553,7 +755,7 @@ def returning_rounds(
 
 def _zone_of(person: Applicant) -> str:
     """An IANA zone of the person's country with their offset, as they would name it."""
-    zones = [zone for zone, _ in BY_CODE[person.country].zones]
+    zones = [zone for zone, _ in country_of(person.country).zones]
     return next((z for z in zones if _offset(z) == person.utc_offset), zones[0])
 
 
@@ -570,6 +772,11 @@ def _wish_text(key: str) -> str:
     return value
 
 
+def email_of(person_id: int) -> str:
+    """The address an applicant of these rounds imports with."""
+    return f"applicant{person_id}@lib{person_id % 97}.example.org"
+
+
 def to_csv(people: Iterable[Applicant]) -> str:
     """The applicants as an import file: one row each, lists separated by "; "."""
     buffer = io.StringIO()
@@ -579,7 +786,7 @@ def to_csv(people: Iterable[Applicant]) -> str:
         rng = random.Random(person.id)
         writer.writerow(
             [
-                f"applicant{person.id}@lib{person.id % 97}.example.org",
+                email_of(person.id),
                 f"Applicant {person.id}",
                 country_name(person.country),
                 rng.choice(ROLES),
