@@ -17,15 +17,25 @@ PREFIX = "bounce-"
 
 def return_path(program: Program, recipient: str) -> str:
     """The envelope sender for mail to `recipient`: the VERP address that names them."""
+    path, code = coded(program, recipient)
+    remember(program, [code])
+    return path
+
+
+def coded(program: Program, recipient: str) -> tuple[str, tuple[str, str]]:
+    """The return path for `recipient`, and the (code, address) row that `remember` keeps
+    so that a bounce to it can be read; reads and writes nothing."""
     config = program.config
     code = hmac.new(
         program.secret.encode(), b"bounce:" + recipient.lower().encode(), hashlib.sha256
     ).hexdigest()[:20]
-    program.db.execute(
-        "INSERT OR IGNORE INTO bounce_codes (code, address) VALUES (?, ?)",
-        [code, recipient.lower()],
+    return f"{config.local_part}+{PREFIX}{code}@{config.domain}", (code, recipient.lower())
+
+
+def remember(program: Program, codes: list[tuple[str, str]]) -> None:
+    program.db.conn.executemany(
+        "INSERT OR IGNORE INTO bounce_codes (code, address) VALUES (?, ?)", codes
     )
-    return f"{config.local_part}+{PREFIX}{code}@{config.domain}"
 
 
 def addressed(program: Program, recipients: tuple[str, ...]) -> str | None:
