@@ -21,14 +21,17 @@ import email.parser
 import email.policy
 import logging
 import re
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from mailflow.model import participants, tokens
 from mailflow.read.parse import SUBJECT_PREFIX, Inbound, clean, decode_header, message_ids
 from mailflow.send import outbox, signatures, verp
 from mailflow.send.compose import Attachment, Outgoing, compose, new_message_id
+from mailflow.store import BATCH_BREAK, BATCH_SECONDS, give_way, transaction
 
 if TYPE_CHECKING:  # named for its type only: the program is built above sending
     from mailflow.program import Program
@@ -394,3 +397,58 @@ def make(
         )
         outgoing = dataclasses.replace(outgoing, raw=signed)
     return Made(outgoing, key, inbound_id, tuple(issued), (bounce,) if bounce else (), farewell)
+
+
+Item = TypeVar("Item")
+
+
+@dataclass
+class Batches:
+    """What a big send did: mail queued, its transactions, and the longest of them (the
+    longest another writer could have waited for the lock), in seconds."""
+
+    queued: int = 0
+    transactions: int = 0
+    longest: float = 0.0
+
+
+def send_in_batches(
+    program: Program,
+    items: Sequence[Item],
+    make_one: Callable[[Item], Made | None],
+    now: datetime,
+    *,
+    also: Callable[[list[Item]], None] | None = None,
+    seconds: float = BATCH_SECONDS,
+) -> Batches:
+    """A big send that never stalls the mail coming in. Each item's mail is made
+    (`make_one`, which reads and never writes) outside any transaction, `seconds` of
+    making at a time; then that batch is queued, with `also`'s rows for its items, in one
+    transaction, which holds the write lock only to store it. The making between two
+    transactions is the break a waiting writer needs (`give_way` adds one when making
+    was quicker). Each batch is all or nothing and every message has its key, so a crash
+    midway queues nothing twice. Inside a caller's transaction, one savepoint a batch."""
+    db, done = program.db, Batches()
+    outer = db.conn.in_transaction
+    rested, position = time.monotonic(), 0
+    while position < len(items):
+        making, batch, made = time.monotonic(), [], []
+        while position < len(items) and (not batch or time.monotonic() - making < seconds):
+            batch.append(items[position])
+            position += 1
+            one = make_one(batch[-1])
+            if one is not None:
+                made.append(one)
+        if time.monotonic() - making >= BATCH_BREAK:
+            rested = time.monotonic()  # nobody waited on us while we made the batch
+        if not outer:
+            rested = give_way(rested)
+        holding = time.monotonic()
+        with transaction(db):
+            done.queued += queue_made(program, made, now)
+            if also is not None:
+                also(batch)
+        held = time.monotonic() - holding
+        done.transactions += 1
+        done.longest = max(done.longest, held)
+    return done
