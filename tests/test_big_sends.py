@@ -143,3 +143,35 @@ def _without(raw: bytes, tokens: list[str]) -> bytes:
     for token in tokens:
         raw = raw.replace(token.encode(), b"TOKEN")
     return raw
+
+
+NAMES = ("Ann Okafor", "Jo", "Mary-Jane O'Brien", "Ann  Okafor", "Dr. Who", "Zoë Lind", "")
+ADDRESSES = ("ann@uni.example.edu", "member12345@lib42.example.org", "a" * 40 + "@example.org")
+UNSUBSCRIBE = (
+    "<mailto:program+eykt7odgg7h6z562@example.org>",
+    "<mailto:program+eykt7odgg7h6z562@example.org>,"
+    " <https://mentoring.example.org/unsubscribe/eykt7odgg7h6z562>",
+    "<mailto:program+eykt7odgg7h6z562@example.org>, <https://"
+    + "x" * 70
+    + ".example.org/unsubscribe/eykt7odgg7h6z562>",
+)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("address", ADDRESSES)
+def test_headers_written_without_the_parser_are_the_email_packages_own(name, address):
+    """The shortcuts of `compose` (a plain To, the list headers) fold as the email package
+    folds the same values, byte for byte."""
+    from email.headerregistry import Address
+    from email.message import EmailMessage
+    from email.policy import SMTP
+
+    from mailflow.send.compose import POLICY
+
+    local, _, domain = address.partition("@")
+    for header, value in [("To", Address(name, local, domain))] + [
+        ("List-Unsubscribe", text) for text in UNSUBSCRIBE
+    ]:
+        ours, theirs = EmailMessage(policy=POLICY), EmailMessage(policy=SMTP)
+        ours[header], theirs[header] = value, value
+        assert ours.as_bytes() == theirs.as_bytes(), (header, value)
