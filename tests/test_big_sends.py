@@ -175,3 +175,51 @@ def test_headers_written_without_the_parser_are_the_email_packages_own(name, add
         ours, theirs = EmailMessage(policy=POLICY), EmailMessage(policy=SMTP)
         ours[header], theirs[header] = value, value
         assert ours.as_bytes() == theirs.as_bytes(), (header, value)
+
+
+def test_a_broadcast_goes_out_after_its_command_in_batches_and_a_crash_midway_repeats_none(
+    matched, monkeypatch
+):
+    from mailflow.app import broadcasts, bulk
+
+    running = quiet(matched)
+    program = running.program
+    now = parse_time("2026-03-16T09:00:00Z")
+    with sending.transaction(program.db):
+        broadcasts.start(
+            program,
+            source_row=1,
+            subject="News",
+            text="Hello everyone.",
+            sender="coordinator@example.org",
+            countries=None,
+            now=now,
+        )
+    made, real_make = [], broadcasts.make
+
+    def crashing(*args, **kwargs):
+        if len(made) == 5:
+            raise KeyboardInterrupt("the process stops here")
+        made.append(kwargs["to"])
+        return real_make(*args, **kwargs)
+
+    real_batches = broadcasts.send_in_batches
+    monkeypatch.setattr(broadcasts, "make", crashing)
+    monkeypatch.setattr(
+        broadcasts, "send_in_batches", lambda *a, **k: real_batches(*a, **{**k, "seconds": 0.0})
+    )
+    with pytest.raises(KeyboardInterrupt):
+        bulk.queue_pending(program, now)
+    monkeypatch.setattr(broadcasts, "make", real_make)
+    assert bulk.queue_pending(program, now) == 3  # the five queued before are not again
+    assert bulk.queue_pending(program, now) == 0  # done
+    running.stop()
+    with sqlite3.connect(matched / "mailflow.db") as db:
+        keys = [
+            k
+            for (k,) in db.execute(
+                "SELECT idempotency_key FROM outbox WHERE template = 'broadcast'"
+            )
+        ]
+        assert len(keys) == len(set(keys)) == 8
+        assert db.execute("SELECT done_at IS NOT NULL FROM broadcasts").fetchone()[0] == 1

@@ -91,9 +91,13 @@ def enrol(db: sqlite_utils.Database, participant_id: int, round_id: int, now: da
     )
 
 
-def select(db: sqlite_utils.Database, where: str, parameters: list) -> list[dict]:
-    """Whole participant records, in id order."""
-    return records(db.execute(f"SELECT * FROM participants WHERE {where} ORDER BY id", parameters))
+def select(
+    db: sqlite_utils.Database, where: str, parameters: list, limit: int | None = None
+) -> list[dict]:
+    """Whole participant records, in id order (the first `limit` of them)."""
+    most = "" if limit is None else f" LIMIT {int(limit)}"
+    query = f"SELECT * FROM participants WHERE {where} ORDER BY id{most}"
+    return records(db.execute(query, parameters))
 
 
 def find(db: sqlite_utils.Database, email: str) -> dict | None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from mailflow.app import discussions
+from mailflow.app import bulk, discussions
 from mailflow.app.alerts import alert
 from mailflow.app.membership import resume_due
 from mailflow.config import parse_time
@@ -252,7 +252,7 @@ def tick(program: Program, now: datetime, *, terms_at_once: int | None = None) -
     if digests:
         sent["discussion-digest"] += digests
     heartbeats.beat(program.db, heartbeats.TICK, program.now())  # for `mailflow status`
-    discussions.fan_out(program, now)
+    bulk.queue_pending(program, now)
     outbox.deliver(program.db, program.config, now)
     return sent
 
