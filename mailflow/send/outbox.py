@@ -49,23 +49,7 @@ def queue(
     inbound_id: int | None = None,
 ) -> bool:
     """Queue a message unless one with this key exists; True when it was queued now."""
-    cursor = db.execute(
-        "INSERT OR IGNORE INTO outbox (idempotency_key, created_at, template, recipient,"
-        " envelope_from, message_id, inbound_id, raw, next_attempt_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            key,
-            iso(now),
-            outgoing.template,
-            outgoing.recipient,
-            outgoing.envelope_from,
-            outgoing.message_id,
-            inbound_id,
-            outgoing.raw,
-            iso(now),
-        ],
-    )
-    return cursor.rowcount == 1
+    return queue_many(db, [(outgoing, key, inbound_id)], now) == 1
 
 
 def queue_many(
