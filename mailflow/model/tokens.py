@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import sqlite_utils
 
-from mailflow.store import iso
+from mailflow.store import iso, transaction
 
 TOKEN_SHAPE = re.compile(r"^[a-z2-7]{16}$")
 
@@ -100,12 +100,14 @@ def row(
 
 
 def insert(db: sqlite_utils.Database, rows: list[tuple]) -> None:
-    """Store the tokens of `row`, all in one statement (a big send issues thousands)."""
-    db.conn.executemany(
-        "INSERT INTO tokens (token, purpose, address, payload, created_at, expires_at,"
-        " outgoing_message_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        rows,
-    )
+    """Store the tokens of `row`, all in one statement (a big send issues thousands). In a
+    transaction of its own unless one is open: executemany would open one and leave it."""
+    with transaction(db):
+        db.conn.executemany(
+            "INSERT INTO tokens (token, purpose, address, payload, created_at, expires_at,"
+            " outgoing_message_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
 
 
 def standing(

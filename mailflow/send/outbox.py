@@ -55,25 +55,28 @@ def queue(
 def queue_many(
     db: sqlite_utils.Database, messages: list[tuple[Outgoing, str, int | None]], now: datetime
 ) -> int:
-    """`queue` for many (outgoing, key, inbound_id) in one statement; how many were queued."""
-    cursor = db.conn.executemany(
-        "INSERT OR IGNORE INTO outbox (idempotency_key, created_at, template, recipient,"
-        " envelope_from, message_id, inbound_id, raw, next_attempt_at)"
-        " VALUES (?, ?2, ?, ?, ?, ?, ?, ?, ?2)",
-        [
-            (
-                key,
-                iso(now),
-                outgoing.template,
-                outgoing.recipient,
-                outgoing.envelope_from,
-                outgoing.message_id,
-                inbound_id,
-                outgoing.raw,
-            )
-            for outgoing, key, inbound_id in messages
-        ],
-    )
+    """`queue` for many (outgoing, key, inbound_id) in one statement; how many were queued.
+    In a transaction of its own unless one is open: executemany would open one and leave
+    it open, holding the write lock until something else committed."""
+    with transaction(db):
+        cursor = db.conn.executemany(
+            "INSERT OR IGNORE INTO outbox (idempotency_key, created_at, template, recipient,"
+            " envelope_from, message_id, inbound_id, raw, next_attempt_at)"
+            " VALUES (?, ?2, ?, ?, ?, ?, ?, ?, ?2)",
+            [
+                (
+                    key,
+                    iso(now),
+                    outgoing.template,
+                    outgoing.recipient,
+                    outgoing.envelope_from,
+                    outgoing.message_id,
+                    inbound_id,
+                    outgoing.raw,
+                )
+                for outgoing, key, inbound_id in messages
+            ],
+        )
     return max(cursor.rowcount, 0)
 
 

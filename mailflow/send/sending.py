@@ -300,9 +300,11 @@ def queue_made(program: Program, made: list[Made], now: datetime) -> int:
     kept = [m for m in made if m.farewell or m.outgoing.recipient not in erased]
     if len(kept) < len(made):
         log.info("not sending %d: their data was deleted meanwhile", len(made) - len(kept))
-    tokens.insert(program.db, [row for m in kept for row in m.tokens])
-    verp.remember(program, [code for m in kept for code in m.bounces])
-    return outbox.queue_many(program.db, [(m.outgoing, m.key, m.inbound_id) for m in kept], now)
+    with transaction(program.db):  # a message and its tokens, all or nothing
+        tokens.insert(program.db, [row for m in kept for row in m.tokens])
+        verp.remember(program, [code for m in kept for code in m.bounces])
+        messages = [(m.outgoing, m.key, m.inbound_id) for m in kept]
+        return outbox.queue_many(program.db, messages, now)
 
 
 def make(

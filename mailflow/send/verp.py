@@ -8,6 +8,8 @@ import hashlib
 import hmac
 from typing import TYPE_CHECKING
 
+from mailflow.store import transaction
+
 if TYPE_CHECKING:  # named for its type only: the program is built above sending
     from mailflow.program import Program
 
@@ -33,9 +35,10 @@ def coded(program: Program, recipient: str) -> tuple[str, tuple[str, str]]:
 
 
 def remember(program: Program, codes: list[tuple[str, str]]) -> None:
-    program.db.conn.executemany(
-        "INSERT OR IGNORE INTO bounce_codes (code, address) VALUES (?, ?)", codes
-    )
+    with transaction(program.db):  # executemany would open one and leave it open
+        program.db.conn.executemany(
+            "INSERT OR IGNORE INTO bounce_codes (code, address) VALUES (?, ?)", codes
+        )
 
 
 def addressed(program: Program, recipients: tuple[str, ...]) -> str | None:
