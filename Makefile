@@ -55,6 +55,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.matching
 	$(BIN)/python -m bench.tick
+	$(BIN)/python -m bench.sending
 	$(BIN)/python -m bench.coordinators
 	$(BIN)/python -m bench.smtp_load
 	$(BIN)/python -m bench.discussion

@@ -495,7 +495,7 @@ def measure(scenario: Scenario, home: Path, profile: Path | None) -> dict:
         ("resume_due", "resume"),
         ("end_terms", "end-of-term"),
         ("due", "due"),
-        ("_send_due", "queue"),
+        ("send_in_batches", "queue"),
         ("silent_alerts", "alerts"),
         ("invite", "invite"),
     ):

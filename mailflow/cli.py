@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mailflow import config as configuration
 from mailflow import logs, pipeline, status, store
-from mailflow.app import discussions, roster
+from mailflow.app import bulk, roster
 from mailflow.conversation.coordinator.ask import wording
 from mailflow.errors import MailflowError, SettingError
 from mailflow.model import coordinators
@@ -52,7 +52,7 @@ def cmd_ingest(config: configuration.Config, args: argparse.Namespace) -> int:
     except Exception as error:  # a bug too: deferred, the mail waits for its fix
         return _tempfail(error, name)
     try:
-        discussions.fan_out(program)
+        bulk.queue_pending(program)
         outbox.deliver(program.db, config, program.now())
     except Exception:  # the daemon's delivery loop sends what is left
         log.exception("ingest: delivery left for the daemon")
@@ -86,7 +86,7 @@ def cmd_outbox(config: configuration.Config, args: argparse.Namespace) -> int:
             )
         was = outbox.resend(program.db, args.row, program.now())
         print(f"outbox {args.row} ({was}) queued again")
-        discussions.fan_out(program)
+        bulk.queue_pending(program)
         sent, queued = outbox.deliver(program.db, config, program.now())
         print(f"sent {sent}, still queued {queued}")
         return 0
@@ -158,6 +158,7 @@ def cmd_match(config: configuration.Config, args: argparse.Namespace) -> int:
     if args.dry_run:
         return 0
     print(matchmaker.carry_out(program, plan, program.now(), made_by="operator"))
+    bulk.queue_pending(program)
     outbox.deliver(program.db, config, program.now())
     return 0
 

@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 
-from mailflow.app import discussions
+from mailflow.app import bulk
 from mailflow.config import Config
 from mailflow.program import Program
 from mailflow.read.countries import normalise_country
@@ -139,7 +139,7 @@ def serve(
             try:
                 # Another process delivering (`outbox flush`) is not waited for: the next
                 # second's pass takes what it leaves.
-                discussions.fan_out(program)  # a post's copies, in short transactions
+                bulk.queue_pending(program)  # posts and broadcasts, in short transactions
                 outbox.deliver(program.db, config, program.now(), wait=0)
             except Exception:
                 log.exception("delivery loop failed; retrying")

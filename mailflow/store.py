@@ -65,6 +65,26 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     db.conn.commit()
 
 
+BATCH_SECONDS = 0.5  # the longest a transaction of a big send holds the write lock
+# A break this long before the next, once batches have held it longer than this without
+# one, so that a writer waiting for the lock (the handling of incoming mail) gets it:
+# SQLite's busy handler, in which every connection waits, sleeps up to 100 ms between
+# tries, and without a break it found the next batch running each time, for seconds on
+# end (bench/discussion.py).
+BATCH_BREAK = 0.1
+
+
+def give_way(rested: float) -> float:
+    """Before a transaction of a big send: a break of BATCH_BREAK when those before it held
+    the write lock for longer than that since the last break (`rested`), so that a writer
+    waiting for it has its turn. When the last break was, for the next. The big sends of
+    discussions, ticks, broadcasts and introductions all take their turns through it."""
+    if time.monotonic() - rested <= BATCH_BREAK:
+        return rested
+    time.sleep(BATCH_BREAK)
+    return time.monotonic()
+
+
 def connect(path: Path) -> sqlite_utils.Database:
     """Open the database in WAL mode, waiting rather than failing when another writer holds it."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -42,7 +42,7 @@ import pytest
 
 from mailflow import cli, pipeline, serve
 from mailflow import config as configuration
-from mailflow.app import discussions
+from mailflow.app import bulk
 from mailflow.program import Program
 from mailflow.receive.smtp import recipient_refusal
 from mailflow.send import outbox
@@ -325,7 +325,7 @@ class InProcess(Home):
         return refused
 
     def deliver(self) -> None:
-        discussions.fan_out(self.program)  # as the delivery loop does before each pass
+        bulk.queue_pending(self.program)  # as the delivery loop does before each pass
         outbox.deliver(self.program.db, self.program.config, self.program.now())
 
     def stop(self) -> None:

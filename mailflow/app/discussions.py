@@ -10,7 +10,7 @@ topic's posts in one mail (`archive`).
 
 Big sends never stall the mail coming in: the copies and the digests are queued in
 transactions that each hold the store's write lock for at most BATCH_SECONDS, with a
-break between them for any other writer (`_give_way`), and the copies are queued after
+break between them for any other writer (`store.give_way`), and the copies are queued after
 the post's own transaction has committed, by whichever process delivers the outbox
 (`fan_out` runs before every delivery pass). Each copy has an idempotency key, so a crash
 midway never makes a second copy.
@@ -30,17 +30,10 @@ from mailflow.program import Program
 from mailflow.read.countries import country_name
 from mailflow.rulebook.discussion import DAYS
 from mailflow.send.sending import ListMail, Thread, phrase, send
-from mailflow.store import iso, transaction
+from mailflow.store import BATCH_SECONDS, give_way, iso, transaction
 
 log = logging.getLogger(__name__)
 
-BATCH_SECONDS = 0.5  # the longest a transaction of copies or digests holds the write lock
-# A break this long before the next, once batches have held it longer than this without
-# one, so that a writer waiting for the lock (the handling of incoming mail) gets it:
-# SQLite's busy handler, in which every connection waits, sleeps up to 100 ms between
-# tries, and without a break it found the next batch running each time, for seconds on
-# end (bench/discussion.py).
-BATCH_BREAK = 0.1
 CHUNK = 500  # people read from the store at a time, while queuing copies
 DIGEST_POSTS = 50  # the most posts one digest carries in full; the rest are counted
 ARCHIVE_POSTS = 100  # the most posts ARCHIVE sends in full (the latest ones)
@@ -181,7 +174,7 @@ def fan_out(program: Program, now: datetime | None = None, seconds: float = BATC
     for post_id, after in list(discussions.to_fan_out(db)):
         done = False
         while not done:
-            rested = _give_way(rested)
+            rested = give_way(rested)
             with transaction(db):
                 post = discussions.post(db, post_id)
                 if post is None or post.state != "published":  # erased meanwhile
@@ -202,16 +195,6 @@ def fan_out(program: Program, now: datetime | None = None, seconds: float = BATC
                         break
                 discussions.fanned(db, post_id, after, now if done else None)
     return queued
-
-
-def _give_way(rested: float) -> float:
-    """Before a transaction of a big send: a break of BATCH_BREAK when those before it held
-    the write lock for longer than that since the last break (`rested`), so that a writer
-    waiting for it has its turn. When the last break was, for the next."""
-    if time.monotonic() - rested <= BATCH_BREAK:
-        return rested
-    time.sleep(BATCH_BREAK)
-    return time.monotonic()
 
 
 def _copy(program: Program, where: Discussion, post: Post, reader: Reader, now: datetime):
@@ -265,7 +248,7 @@ def send_digests(program: Program, now: datetime, seconds: float = BATCH_SECONDS
             gathered: dict[str, tuple[list[Post], int]] = {}
             after = 0
             while True:
-                rested = _give_way(rested)
+                rested = give_way(rested)
                 with transaction(db):
                     readers = discussions.readers(
                         db, round_id, default, modes=(mode,), after=after, limit=CHUNK

@@ -91,9 +91,13 @@ def enrol(db: sqlite_utils.Database, participant_id: int, round_id: int, now: da
     )
 
 
-def select(db: sqlite_utils.Database, where: str, parameters: list) -> list[dict]:
-    """Whole participant records, in id order."""
-    return records(db.execute(f"SELECT * FROM participants WHERE {where} ORDER BY id", parameters))
+def select(
+    db: sqlite_utils.Database, where: str, parameters: list, limit: int | None = None
+) -> list[dict]:
+    """Whole participant records, in id order (the first `limit` of them)."""
+    most = "" if limit is None else f" LIMIT {int(limit)}"
+    query = f"SELECT * FROM participants WHERE {where} ORDER BY id{most}"
+    return records(db.execute(query, parameters))
 
 
 def find(db: sqlite_utils.Database, email: str) -> dict | None:
@@ -128,6 +132,25 @@ def is_erased(db: sqlite_utils.Database, email: str) -> bool:
     """Did the owner of this address have their data deleted? Then we never write to it."""
     found = db.execute("SELECT 1 FROM erased WHERE address_hash IN (?, ?)", _marks(db, email))
     return found.fetchone() is not None
+
+
+def erased_among(db: sqlite_utils.Database, emails: list[str]) -> set[str]:
+    """Those of `emails` whose owners had their data deleted: `is_erased` for a big send,
+    the secret read once and the marks looked up a few hundred at a time."""
+    secret = db.execute("SELECT value FROM settings WHERE key = 'message_id_secret'").fetchone()
+    marks: dict[str, str] = {}
+    for email in emails:
+        canonical = _canonical(email)
+        marks[hmac.new(secret[0].encode(), canonical, hashlib.sha256).hexdigest()] = email
+        marks[hashlib.sha256(canonical).hexdigest()] = email
+    found, hashes = set(), list(marks)
+    for start in range(0, len(hashes), 500):
+        chunk = hashes[start : start + 500]
+        places = ", ".join("?" * len(chunk))
+        query = f"SELECT address_hash FROM erased WHERE address_hash IN ({places})"
+        rows = db.execute(query, chunk)
+        found.update(marks[mark] for (mark,) in rows.fetchall())
+    return found
 
 
 def mark_erased(db: sqlite_utils.Database, email: str, now: datetime) -> None:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import sqlite_utils
 
-from mailflow.store import iso
+from mailflow.store import iso, transaction
 
 TOKEN_SHAPE = re.compile(r"^[a-z2-7]{16}$")
 
@@ -81,20 +81,33 @@ def issue(
     """A new token; `message_id` is that of the message carrying it, so that a reply's
     In-Reply-To finds the conversation too."""
     token = new_token()
-    db.execute(
-        "INSERT INTO tokens (token, purpose, address, payload, created_at, expires_at,"
-        " outgoing_message_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [
-            token,
-            purpose,
-            address,
-            json.dumps(payload or {}),
-            iso(now),
-            iso(now + timedelta(days=days)),
-            message_id,
-        ],
-    )
+    insert(db, [row(token, purpose, address, now, days, payload, message_id)])
     return token
+
+
+def row(
+    token: str,
+    purpose: str,
+    address: str,
+    now: datetime,
+    days: int,
+    payload: dict | None = None,
+    message_id: str | None = None,
+) -> tuple:
+    """The tokens row of a token made now and stored later (`insert`), with its mail."""
+    expires = iso(now + timedelta(days=days))
+    return (token, purpose, address, json.dumps(payload or {}), iso(now), expires, message_id)
+
+
+def insert(db: sqlite_utils.Database, rows: list[tuple]) -> None:
+    """Store the tokens of `row`, all in one statement (a big send issues thousands). In a
+    transaction of its own unless one is open: executemany would open one and leave it."""
+    with transaction(db):
+        db.conn.executemany(
+            "INSERT INTO tokens (token, purpose, address, payload, created_at, expires_at,"
+            " outgoing_message_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
 
 
 def standing(
@@ -102,14 +115,22 @@ def standing(
 ) -> str:
     """A live token of this purpose for the address, reused while it has more than half its
     life left (List-Unsubscribe: one per person, not one per message)."""
-    row = db.execute(
+    found = live_standing(db, purpose=purpose, address=address, now=now, days=days)
+    if found:
+        return found
+    return issue(db, purpose=purpose, address=address, now=now, days=days)
+
+
+def live_standing(
+    db: sqlite_utils.Database, *, purpose: str, address: str, now: datetime, days: int
+) -> str | None:
+    """The standing token `standing` would reuse, if there is one; reads only."""
+    found = db.execute(
         "SELECT token FROM tokens WHERE address = ? AND purpose = ? AND used_at IS NULL"
         " AND expires_at > ? ORDER BY expires_at DESC LIMIT 1",
         [address, purpose, iso(now + timedelta(days=days / 2))],
     ).fetchone()
-    if row:
-        return row[0]
-    return issue(db, purpose=purpose, address=address, now=now, days=days)
+    return found[0] if found else None
 
 
 def _row(db: sqlite_utils.Database, where: str, value: str) -> Token | None:

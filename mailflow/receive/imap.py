@@ -28,7 +28,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from mailflow import oauth, pipeline
-from mailflow.app import discussions
+from mailflow.app import bulk
 from mailflow.config import Config
 from mailflow.errors import SettingError
 from mailflow.program import Program
@@ -180,7 +180,7 @@ def _settle(program: Program, row: int, account: str, uidvalidity: int, uid: int
 
 
 def _deliver(program: Program) -> None:
-    discussions.fan_out(program)
+    bulk.queue_pending(program)
     outbox.deliver(program.db, program.config, program.now())
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from mailflow.app import discussions
+from mailflow.app import bulk, discussions
 from mailflow.app.alerts import alert
 from mailflow.app.membership import resume_due
 from mailflow.config import parse_time
@@ -27,11 +27,10 @@ from mailflow.rulebook.cadence import Cadence, latest_due
 from mailflow.rulebook.topics import topic_for_month
 from mailflow.schedule.endofterm import end_terms, invite
 from mailflow.send import outbox
-from mailflow.send.sending import following, send
+from mailflow.send.sending import Made, following, make, send_in_batches
 from mailflow.store import iso, transaction
 
 REMINDER = "checkin-reminder"
-COMMIT_EVERY = 500
 
 
 @dataclass(frozen=True)
@@ -235,12 +234,15 @@ def tick(program: Program, now: datetime, *, terms_at_once: int | None = None) -
     sent.update("resumed" for _ in resume_due(program, now))
     sent.update(end_terms(program, now, terms_at_once))
     items = due(program, cadence, now)
-    # A commit every few hundred mails: each mail and its `scheduled` row go together, and
-    # mail arriving meanwhile never waits long for the write lock.
-    for start in range(0, len(items), COMMIT_EVERY):
-        with transaction(program.db):
-            for item in items[start : start + COMMIT_EVERY]:
-                _send_due(program, item, topics, now)
+    # In batches, each mail and its `scheduled` row together: mail arriving meanwhile
+    # waits at most one batch's storing for the write lock, and gets its turn between.
+    send_in_batches(
+        program,
+        items,
+        lambda item: _make_due(program, item, topics, now),
+        now,
+        also=lambda batch: _scheduled(program, batch, now),
+    )
     sent.update(item.kind for item in items)
     quiet = silent_alerts(program, cadence, now)
     if quiet:
@@ -250,12 +252,12 @@ def tick(program: Program, now: datetime, *, terms_at_once: int | None = None) -
     if digests:
         sent["discussion-digest"] += digests
     heartbeats.beat(program.db, heartbeats.TICK, program.now())  # for `mailflow status`
-    discussions.fan_out(program, now)
+    bulk.queue_pending(program, now)
     outbox.deliver(program.db, program.config, now)
     return sent
 
 
-def _send_due(program: Program, item: Due, topics, now: datetime) -> None:
+def _make_due(program: Program, item: Due, topics, now: datetime) -> Made | None:
     checkin = item.kind in ("checkin", REMINDER)
     context = {
         "number": item.number,
@@ -268,7 +270,7 @@ def _send_due(program: Program, item: Due, topics, now: datetime) -> None:
         context["discussion"] = _discussion(program, item)
         discussed = context["discussion"]["on"]
     which = f"{item.partnership_id}:{item.participant_id}:{item.number}"
-    send(
+    return make(
         program,
         template=item.kind,
         to=item.email,
@@ -284,19 +286,26 @@ def _send_due(program: Program, item: Due, topics, now: datetime) -> None:
         payload={"partnership": item.partnership_id, "number": item.number} if checkin else None,
         token_days=discussions.TOKEN_DAYS if discussed else None,
     )
-    program.db.execute(
+
+
+def _scheduled(program: Program, items: list[Due], now: datetime) -> None:
+    """Remember the latest of each kind sent to each of them (with their mail)."""
+    program.db.conn.executemany(
         "INSERT INTO scheduled (partnership_id, participant_id, kind, number, due_at,"
         " sent_at) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (partnership_id, participant_id, kind)"
         " DO UPDATE SET number = excluded.number, due_at = excluded.due_at,"
         " sent_at = excluded.sent_at",
         [
-            item.partnership_id,
-            item.participant_id,
-            item.kind,
-            item.number,
-            iso(item.due_at),
-            iso(now),
+            (
+                item.partnership_id,
+                item.participant_id,
+                item.kind,
+                item.number,
+                iso(item.due_at),
+                iso(now),
+            )
+            for item in items
         ],
     )
 

@@ -49,23 +49,35 @@ def queue(
     inbound_id: int | None = None,
 ) -> bool:
     """Queue a message unless one with this key exists; True when it was queued now."""
-    cursor = db.execute(
-        "INSERT OR IGNORE INTO outbox (idempotency_key, created_at, template, recipient,"
-        " envelope_from, message_id, inbound_id, raw, next_attempt_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            key,
-            iso(now),
-            outgoing.template,
-            outgoing.recipient,
-            outgoing.envelope_from,
-            outgoing.message_id,
-            inbound_id,
-            outgoing.raw,
-            iso(now),
-        ],
-    )
-    return cursor.rowcount == 1
+    return queue_many(db, [(outgoing, key, inbound_id)], now) == 1
+
+
+def queue_many(
+    db: sqlite_utils.Database, messages: list[tuple[Outgoing, str, int | None]], now: datetime
+) -> int:
+    """`queue` for many (outgoing, key, inbound_id) in one statement; how many were queued.
+    In a transaction of its own unless one is open: executemany would open one and leave
+    it open, holding the write lock until something else committed."""
+    with transaction(db):
+        cursor = db.conn.executemany(
+            "INSERT OR IGNORE INTO outbox (idempotency_key, created_at, template, recipient,"
+            " envelope_from, message_id, inbound_id, raw, next_attempt_at)"
+            " VALUES (?, ?2, ?, ?, ?, ?, ?, ?, ?2)",
+            [
+                (
+                    key,
+                    iso(now),
+                    outgoing.template,
+                    outgoing.recipient,
+                    outgoing.envelope_from,
+                    outgoing.message_id,
+                    inbound_id,
+                    outgoing.raw,
+                )
+                for outgoing, key, inbound_id in messages
+            ],
+        )
+    return max(cursor.rowcount, 0)
 
 
 def _maildir_name(row_id: int, created_at: str) -> str:
@@ -73,13 +85,33 @@ def _maildir_name(row_id: int, created_at: str) -> str:
     return f"{stamp}.M{row_id}.mailflow"
 
 
-def _deliver_maildir(folder: Path, row_id: int, created_at: str, raw: bytes) -> None:
+def _deliver_maildir(
+    folder: Path, row_id: int, created_at: str, raw: bytes, seen: frozenset[str]
+) -> None:
     name = _maildir_name(row_id, created_at)
-    new, cur = os.path.join(folder, "new", name), os.path.join(folder, "cur")
-    # Not Path.glob, which compiles a pattern for every name it is given.
-    if os.path.exists(new) or any(entry.startswith(name) for entry in os.listdir(cur)):
+    if name in seen:
         return  # written before a crash: never a second copy
-    _write(os.path.join(folder, "tmp", name), new, raw)
+    _write(os.path.join(folder, "tmp", name), os.path.join(folder, "new", name), raw)
+
+
+def _seen(folder: Path) -> frozenset[str]:
+    """The names in new/ and cur/ (less a reader's flags), read once a pass: a file that
+    a reader moves from new/ to cur/ meanwhile is still known, and only this pass (one at
+    a time: the delivery lock) writes files after it. A listing of cur/ for every mail
+    grew with the Maildir, the whole of it for each mail."""
+    return frozenset(
+        entry.name.split(":", 1)[0] for sub in ("new", "cur") for entry in os.scandir(folder / sub)
+    )
+
+
+def _sync_folder(folder: Path) -> None:
+    """The renames into `folder` made durable, before the rows are marked sent: else a
+    power cut could keep the row's 'sent' and lose the file it names."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _write(temporary: str | Path, final: str | Path, raw: bytes) -> None:
@@ -370,13 +402,16 @@ def _to_maildir(db: sqlite_utils.Database, config: Config, now: datetime, due: l
         return 0
     for sub in ("tmp", "new", "cur"):
         (config.outbox / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
-    sent = 0
+    sent, seen = 0, _seen(config.outbox)
     # Threads only for a batch worth them: starting sixteen for a message or two cost more
     # than the writes (the daemon's delivery loop often finds just a few due).
     with ThreadPoolExecutor(min(WRITERS, len(due))) as writers:
         for start in range(0, len(due), BATCH):
             jobs = [
-                (row, writers.submit(_deliver_maildir, config.outbox, row[0], row[1], row[4]))
+                (
+                    row,
+                    writers.submit(_deliver_maildir, config.outbox, row[0], row[1], row[4], seen),
+                )
                 for row in _rows(db, due[start : start + BATCH])
             ]
             written = []
@@ -387,6 +422,8 @@ def _to_maildir(db: sqlite_utils.Database, config: Config, now: datetime, due: l
                     _failed(db, config, now, row_id, recipient, attempts, error)
                     continue
                 written.append((row_id, attempts, template))
+            if written:
+                _sync_folder(config.outbox / "new")
             _mark_sent(db, written, now)
             sent += len(written)
     return sent
@@ -397,15 +434,19 @@ def _mark_sent(db: sqlite_utils.Database, written: list[tuple[int, int, str]], n
     if not written:
         return
     with transaction(db):
-        for row_id, attempts, template in written:
-            if template in FORGET_WHEN_SENT:
-                db.execute("DELETE FROM outbox WHERE id = ?", [row_id])
-            else:
-                db.execute(
-                    "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = ?, last_error = NULL"
-                    " WHERE id = ?",
-                    [iso(now), attempts + 1, row_id],
-                )
+        db.conn.executemany(
+            "DELETE FROM outbox WHERE id = ?",
+            [(row_id,) for row_id, _, template in written if template in FORGET_WHEN_SENT],
+        )
+        db.conn.executemany(
+            "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = ?, last_error = NULL"
+            " WHERE id = ?",
+            [
+                (iso(now), attempts + 1, row_id)
+                for row_id, attempts, template in written
+                if template not in FORGET_WHEN_SENT
+            ],
+        )
 
 
 def _failed(

@@ -21,14 +21,17 @@ import email.parser
 import email.policy
 import logging
 import re
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from mailflow.model import participants, tokens
 from mailflow.read.parse import SUBJECT_PREFIX, Inbound, clean, decode_header, message_ids
 from mailflow.send import outbox, signatures, verp
-from mailflow.send.compose import Attachment, compose, new_message_id
+from mailflow.send.compose import Attachment, Outgoing, compose, new_message_id
+from mailflow.store import BATCH_BREAK, BATCH_SECONDS, give_way, transaction
 
 if TYPE_CHECKING:  # named for its type only: the program is built above sending
     from mailflow.program import Program
@@ -143,6 +146,7 @@ def list_headers(
     answer: bool,
     unsubscribe: bool,
     purpose: str = tokens.UNSUBSCRIBE,
+    issued: list[tuple] | None = None,
 ) -> Listing:
     """List-Id (RFC 2919) and List-Help (RFC 2369) on every message, so a filter can sort
     all of the program's mail by one header; List-Unsubscribe to the address's standing
@@ -157,7 +161,8 @@ def list_headers(
     No `Precedence: bulk`, which Exchange also reads: it is not a standard, and filters
     (Gmail's among them) may count it against the mail; Auto-Submitted (RFC 3834) already
     tells every other responder. `purpose`: what the unsubscribe token does (a round's
-    discussion mail unsubscribes from the discussion alone)."""
+    discussion mail unsubscribes from the discussion alone). `issued`: where a new standing
+    token's row goes, to be stored with the mail (see `make`), instead of at once."""
     config = program.config
     headers = [
         ("List-Id", f"{phrase(config.program_name)} <{config.local_part}.{config.domain}>"),
@@ -165,9 +170,7 @@ def list_headers(
     ]
     url = ""
     if unsubscribe:
-        token = tokens.standing(
-            program.db, purpose=purpose, address=to, now=now, days=UNSUBSCRIBE_DAYS
-        )
+        token = _standing(program, purpose, to, now, issued)
         targets = [f"<mailto:{config.token_address(token)}>"]
         if config.public_url:
             url = f"{config.public_url.rstrip('/')}/unsubscribe/{token}"
@@ -179,6 +182,27 @@ def list_headers(
         # [MS-OXCMAIL] 2.1.3.2.20: OOF and AutoReply; not DR/NDR, which would stop bounces.
         headers.append(("X-Auto-Response-Suppress", "OOF, AutoReply"))
     return Listing(tuple(headers), url)
+
+
+def _standing(
+    program: Program, purpose: str, to: str, now: datetime, issued: list[tuple] | None
+) -> str:
+    """The address's standing token of `purpose` (`tokens.standing`); a new one's row is
+    added to `issued` when that is given, else stored at once."""
+    if issued is None:
+        return tokens.standing(
+            program.db, purpose=purpose, address=to, now=now, days=UNSUBSCRIBE_DAYS
+        )
+    found = tokens.live_standing(
+        program.db, purpose=purpose, address=to, now=now, days=UNSUBSCRIBE_DAYS
+    )
+    if found is None:
+        # One a person in a batch too: mail made before this batch was stored names it.
+        found = next((row[0] for row in issued if row[1] == purpose and row[2] == to), None)
+    if found is None:
+        found = tokens.new_token()
+        issued.append(tokens.row(found, purpose, to, now, UNSUBSCRIBE_DAYS))
+    return found
 
 
 def _with(headers, replacing) -> tuple[tuple[str, str], ...]:
@@ -227,10 +251,91 @@ def send(
     log line), but the `farewell` that tells them it is done. `as_list`: a copy of a post
     to a round's discussion (see `ListMail`).
     """
+    made = make(
+        program,
+        template=template,
+        to=to,
+        name=name,
+        context=context,
+        key=key,
+        now=now,
+        auto_submitted=auto_submitted,
+        token_purpose=token_purpose,
+        payload=payload,
+        thread=thread,
+        inbound_id=inbound_id,
+        unsubscribe=unsubscribe,
+        attachments=attachments,
+        farewell=farewell,
+        token_days=token_days,
+        as_list=as_list,
+    )
+    if made is None:
+        return None
+    queue_made(program, [made], now)
+    return made.outgoing.message_id
+
+
+@dataclass(frozen=True)
+class Made:
+    """A message made (`make`) and not yet queued, with the rows stored with it: the
+    tokens it carries and the bounce code of its return path."""
+
+    outgoing: Outgoing
+    key: str
+    inbound_id: int | None
+    tokens: tuple[tuple, ...]
+    bounces: tuple[tuple[str, str], ...]
+    farewell: bool
+
+
+def queue_made(program: Program, made: list[Made], now: datetime) -> int:
+    """Queue made mail, in the caller's transaction, each message with its tokens and
+    bounce code, a few statements for all of them; how many were queued (a key queued
+    before is not queued again). Erasure is looked at again here: someone may have asked
+    for it since their mail was made."""
+    erased = participants.erased_among(
+        program.db, [m.outgoing.recipient for m in made if not m.farewell]
+    )
+    kept = [m for m in made if m.farewell or m.outgoing.recipient not in erased]
+    if len(kept) < len(made):
+        log.info("not sending %d: their data was deleted meanwhile", len(made) - len(kept))
+    with transaction(program.db):  # a message and its tokens, all or nothing
+        tokens.insert(program.db, [row for m in kept for row in m.tokens])
+        verp.remember(program, [code for m in kept for code in m.bounces])
+        messages = [(m.outgoing, m.key, m.inbound_id) for m in kept]
+        return outbox.queue_many(program.db, messages, now)
+
+
+def make(
+    program: Program,
+    *,
+    template: str,
+    to: str,
+    name: str = "",
+    context: dict | None = None,
+    key: str,
+    now: datetime,
+    auto_submitted: str = NOTICE,
+    token_purpose: str | None = None,
+    payload: dict | None = None,
+    thread: Thread | None = None,
+    inbound_id: int | None = None,
+    unsubscribe: bool = True,
+    attachments: tuple[Attachment, ...] = (),
+    farewell: bool = False,
+    token_days: int | None = None,
+    as_list: ListMail | None = None,
+) -> Made | None:
+    """`template` to `to` made ready to queue (`queue_made`), reading the store and
+    writing nothing, so a big send makes its mail outside any transaction; None when
+    nothing may be sent to the address (see `send`, whose arguments it takes).
+    """
     config = program.config
     if not farewell and participants.is_erased(program.db, to):
         log.info("not sending %s: the address's data was deleted at its owner's request", template)
         return None
+    issued: list[tuple] = []  # the rows of the tokens it carries, stored with it
     listing = list_headers(
         program,
         to,
@@ -238,32 +343,19 @@ def send(
         answer=auto_submitted == ANSWER,
         unsubscribe=unsubscribe and not farewell,
         purpose=tokens.DISCUSSION_QUIET if as_list else tokens.UNSUBSCRIBE,
+        issued=issued,
     )
     message_id = (as_list and as_list.message_id) or new_message_id(
         config.domain, key, program.secret
     )
     reply_to = None
     if as_list:
-        reply_to = config.token_address(
-            tokens.standing(
-                program.db,
-                purpose=tokens.DISCUSSION,
-                address=to,
-                now=now,
-                days=UNSUBSCRIBE_DAYS,
-            )
-        )
+        reply_to = config.token_address(_standing(program, tokens.DISCUSSION, to, now, issued))
     token = None
     if token_purpose:
-        token = tokens.issue(
-            program.db,
-            purpose=token_purpose,
-            address=to,
-            now=now,
-            days=token_days or config.token_days,
-            payload=payload,
-            message_id=message_id,
-        )
+        token = tokens.new_token()
+        days = token_days or config.token_days
+        issued.append(tokens.row(token, token_purpose, to, now, days, payload, message_id))
     values = {
         "program": {"name": config.program_name, "address": config.address},
         "name": name,
@@ -279,6 +371,9 @@ def send(
         reply_to = reply_to or (config.token_address(token) if token else None)
     elif token:
         reply_to = config.token_address(token)
+    # A bounce of this mail names its recipient; not for the farewell, which must leave
+    # nothing of the address behind.
+    return_path, bounce = (None, None) if farewell else verp.coded(program, to)
     outgoing = compose(
         template=template,
         subject=subject,
@@ -295,9 +390,7 @@ def send(
         auto_submitted=auto_submitted,
         extra_headers=_with(listing.headers, as_list.headers) if as_list else listing.headers,
         attachments=attachments,
-        # A bounce of this mail names its recipient; not for the farewell, which must leave
-        # nothing of the address behind.
-        envelope_from=None if farewell else verp.return_path(program, to),
+        envelope_from=return_path,
     )
     if program.dkim_key is not None:
         # Signed as queued: the stored bytes are the bytes sent, at every retry.
@@ -305,5 +398,59 @@ def send(
             outgoing.raw, config.dkim_selector or "", config.domain, program.dkim_key
         )
         outgoing = dataclasses.replace(outgoing, raw=signed)
-    outbox.queue(program.db, outgoing, key=key, now=now, inbound_id=inbound_id)
-    return message_id
+    return Made(outgoing, key, inbound_id, tuple(issued), (bounce,) if bounce else (), farewell)
+
+
+Item = TypeVar("Item")
+
+
+@dataclass
+class Batches:
+    """What a big send did: mail queued, its transactions, and the longest of them (the
+    longest another writer could have waited for the lock), in seconds."""
+
+    queued: int = 0
+    transactions: int = 0
+    longest: float = 0.0
+
+
+def send_in_batches(
+    program: Program,
+    items: Sequence[Item],
+    make_one: Callable[[Item], Made | None],
+    now: datetime,
+    *,
+    also: Callable[[list[Item]], None] | None = None,
+    seconds: float = BATCH_SECONDS,
+) -> Batches:
+    """A big send that never stalls the mail coming in. Each item's mail is made
+    (`make_one`, which reads and never writes) outside any transaction, `seconds` of
+    making at a time; then that batch is queued, with `also`'s rows for its items, in one
+    transaction, which holds the write lock only to store it. The making between two
+    transactions is the break a waiting writer needs (`give_way` adds one when making
+    was quicker). Each batch is all or nothing and every message has its key, so a crash
+    midway queues nothing twice. Inside a caller's transaction, one savepoint a batch."""
+    db, done = program.db, Batches()
+    outer = db.conn.in_transaction
+    rested, position = time.monotonic(), 0
+    while position < len(items):
+        making, batch, made = time.monotonic(), [], []
+        while position < len(items) and (not batch or time.monotonic() - making < seconds):
+            batch.append(items[position])
+            position += 1
+            one = make_one(batch[-1])
+            if one is not None:
+                made.append(one)
+        if time.monotonic() - making >= BATCH_BREAK:
+            rested = time.monotonic()  # nobody waited on us while we made the batch
+        if not outer:
+            rested = give_way(rested)
+        holding = time.monotonic()
+        with transaction(db):
+            done.queued += queue_made(program, made, now)
+            if also is not None:
+                also(batch)
+        held = time.monotonic() - holding
+        done.transactions += 1
+        done.longest = max(done.longest, held)
+    return done

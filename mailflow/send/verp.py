@@ -10,6 +10,7 @@ import re
 from typing import TYPE_CHECKING
 
 from mailflow.config import Config
+from mailflow.store import transaction
 
 if TYPE_CHECKING:  # named for its type only: the program is built above sending
     from mailflow.program import Program
@@ -22,15 +23,26 @@ CODE = re.compile(f"[0-9a-f]{{{CODE_LENGTH}}}")
 
 def return_path(program: Program, recipient: str) -> str:
     """The envelope sender for mail to `recipient`: the VERP address that names them."""
+    path, code = coded(program, recipient)
+    remember(program, [code])
+    return path
+
+
+def coded(program: Program, recipient: str) -> tuple[str, tuple[str, str]]:
+    """The return path for `recipient`, and the (code, address) row that `remember` keeps
+    so that a bounce to it can be read; reads and writes nothing."""
     config = program.config
     code = hmac.new(
         program.secret.encode(), b"bounce:" + recipient.lower().encode(), hashlib.sha256
     ).hexdigest()[:CODE_LENGTH]
-    program.db.execute(
-        "INSERT OR IGNORE INTO bounce_codes (code, address) VALUES (?, ?)",
-        [code, recipient.lower()],
-    )
-    return f"{config.local_part}+{PREFIX}{code}@{config.domain}"
+    return f"{config.local_part}+{PREFIX}{code}@{config.domain}", (code, recipient.lower())
+
+
+def remember(program: Program, codes: list[tuple[str, str]]) -> None:
+    with transaction(program.db):  # executemany would open one and leave it open
+        program.db.conn.executemany(
+            "INSERT OR IGNORE INTO bounce_codes (code, address) VALUES (?, ?)", codes
+        )
 
 
 def code_of(config: Config, recipient: str) -> str | None:

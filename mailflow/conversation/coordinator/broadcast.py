@@ -6,19 +6,15 @@ people who left are never written to.
 
 from __future__ import annotations
 
+from mailflow.app import broadcasts
 from mailflow.conversation.commands import command
 from mailflow.conversation.coordinator.ask import (
     AUDIENCE,
     Ask,
     Refusal,
 )
-from mailflow.model import participants
-from mailflow.model.participants import Status
-from mailflow.send.sending import send
 
 BROADCAST_CHARACTERS = 20_000  # the text mailed to everyone; kept in the token till CONFIRM
-# The statuses a broadcast reaches: everyone taking part now. Paused people asked for quiet.
-BROADCAST_TO = (Status.APPLIED, Status.WAITING, Status.MATCHED)
 
 
 def _broadcast_check(ask: Ask) -> tuple[str, list[dict]]:
@@ -29,12 +25,12 @@ def _broadcast_check(ask: Ask) -> tuple[str, list[dict]]:
     subject = ask.arguments.strip() or ask.say(
         "broadcast", "default-subject", program_name=ask.program.config.program_name
     )
-    where = f"status IN ({', '.join('?' for _ in BROADCAST_TO)})"
-    values: list = list(BROADCAST_TO)
-    if not ask.coordinator.program_wide:
-        where += f" AND country IN ({', '.join('?' for _ in ask.coordinator.countries)})"
-        values += sorted(ask.coordinator.countries)
-    return subject, participants.select(ask.db, where, values)
+    return subject, broadcasts.audience(ask.program, _countries(ask))
+
+
+def _countries(ask: Ask) -> list[str] | None:
+    """A country coordinator's countries, None for a program-wide one."""
+    return None if ask.coordinator.program_wide else sorted(ask.coordinator.countries)
 
 
 def _broadcast_preview(ask: Ask) -> str:
@@ -53,14 +49,14 @@ def _broadcast_preview(ask: Ask) -> str:
 )
 def broadcast(ask: Ask) -> str:
     subject, recipients = _broadcast_check(ask)
-    for record in recipients:
-        send(
-            ask.program,
-            template="broadcast",
-            to=record["email"],
-            name=record["name"],
-            context={"subject": subject, "text": ask.text.strip("\n"), "sender": ask.sender},
-            key=f"broadcast:{ask.source_row}:{record['id']}",
-            now=ask.now,
-        )
+    # Sent once this command has committed, in batches that let incoming mail in between.
+    broadcasts.start(
+        ask.program,
+        source_row=ask.source_row,
+        subject=subject,
+        text=ask.text.strip("\n"),
+        sender=ask.sender,
+        countries=_countries(ask),
+        now=ask.now,
+    )
     return ask.say("broadcast", "sent", subject=subject, recipients=len(recipients))
