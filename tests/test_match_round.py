@@ -16,7 +16,7 @@ def test_dry_run_previews_and_changes_nothing(home, tmp_path):
     result = run_cli(home, "match", "--dry-run")
     out = result.stdout.decode()
     assert result.returncode == 0, result.stderr
-    assert "pairs: 4" in out
+    assert "pairs: 4 of the 4 possible" in out
     assert re.search(r"quality: \d+\.\d%", out)
     assert "weakest pairs:" in out
     partnerships = run_cli(home, "export", "--partnerships").stdout.decode().splitlines()
@@ -84,7 +84,7 @@ def test_a_coordinator_previews_then_confirms_the_matching(imported):
     confirm = coordinator.say("MATCH", expect="command-confirm")
     text = body(confirm)
     assert "Nothing has changed yet" in text
-    assert "pairs: 4" in text
+    assert "pairs: 4 of the 4 possible" in text
     assert re.search(r"quality: \d+\.\d%", text)
     assert imported.query("SELECT * FROM partnerships") == []
     result = coordinator.reply(confirm, "CONFIRM", expect="command-result")

@@ -173,6 +173,9 @@ def coverage_problem(
     trio = any(len(pair.members) == 3 for pair in result.pairs if not pair.by_hand)
     if matched != best + trio:
         return f"matched {matched} people, a maximum matching pairs {best}"
+    by_hand = sum(pair.by_hand for pair in result.pairs)
+    if (result.possible, result.possible_exact) != (best // 2 + by_hand, True):
+        return f"states {result.possible} pairs possible, a maximum matching has {best // 2}"
     return None
 
 

@@ -173,6 +173,16 @@ def _both_ways(n: int, rows: np.ndarray, cols: np.ndarray, weight: np.ndarray) -
     return _Graph(n, rows[unique], cols[unique], weight[unique].astype(np.int32))
 
 
+def _joined(graph: _Graph, pairs: np.ndarray, weight: np.ndarray) -> _Graph:
+    """The graph with the edges of `pairs` added, both ways."""
+    return _both_ways(
+        graph.n,
+        np.concatenate([graph.rows, pairs[:, 0]]),
+        np.concatenate([graph.cols, pairs[:, 1]]),
+        np.concatenate([graph.weight, weight]),
+    )
+
+
 def _greedy(graph: _Graph, nodes: np.ndarray) -> np.ndarray:
     """A quick matching of `nodes`, best edge first: each one's partner, or -1."""
     mate = np.full(graph.n, -1, dtype=np.int64)

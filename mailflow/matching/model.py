@@ -43,9 +43,9 @@ class Finding(NamedTuple):
     """Something the matcher found, for people to read: why a pair was made (`interests`,
     `library-type`, `career-stage`, `contact-methods`, `contact-frequency`, `waking-hours`,
     `wish`), why someone waits (`all-former`, `no-language`, `odd-one-out`, `none-free`,
-    `country-cap`), or a hard rule a pair by hand breaks (`same-country`, `no-language`,
-    `former`). `facts` are the names and numbers its sentence needs; the sentence itself
-    is templates/_matching.txt's."""
+    `could-pair`, `country-cap`), or a hard rule a pair by hand breaks (`same-country`,
+    `no-language`, `former`). `facts` are the names and numbers its sentence needs; the
+    sentence itself is templates/_matching.txt's."""
 
     kind: str
     facts: tuple = ()
@@ -67,6 +67,8 @@ class Matching:
     total: int  # a group of three counts at the score of the pair it grew from
     upper_bound: int  # no matching on the candidate graph has a higher total
     candidate_graph: str  # "complete", or "sparse top-16" on large rounds
+    possible: int  # no matching of the round, under the hard rules, has more pairs
+    possible_exact: bool  # the pairs reach `possible`, so it is the largest number there is
 
     @property
     def certified_ratio(self) -> float:

@@ -241,6 +241,17 @@ class _Population:
         met = np.rint(met).astype(np.int32) * np.int32(self.weights.wish_met)
         total[self.wish_count_raw[rows] > 0] += met // self.wish_count[wishers, None]
 
+    def score_pairs(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The scores of the pairs (a[k], b[k]), a block of a few at a time."""
+        step = 256
+        return np.concatenate(
+            [
+                self.score_block(a[k : k + step], b[k : k + step]).diagonal()
+                for k in range(0, len(a), step)
+            ]
+            or [np.zeros(0, dtype=np.int32)]
+        )
+
     def score(self, a: int, b: int, *, hard: bool = True) -> int:
         return int(self.score_block(np.array([a]), np.array([b]), hard=hard)[0, 0])
 

@@ -15,7 +15,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from mailflow.matching.candidates import _candidates, _Graph, _greedy, _widen
+from mailflow.matching.candidates import _candidates, _Graph, _greedy, _joined, _widen
+from mailflow.matching.coverage import coverage, partners_allowed
 from mailflow.matching.model import (
     NOT_ALLOWED,
     Applicant,
@@ -52,16 +53,28 @@ def _defer_by_country(people: Sequence[Applicant], cap: float) -> set[int]:
     return deferred
 
 
-def _why_alone(population: _Population, i: int, alone_count: int) -> Finding:
-    others = population.allowed_block(np.array([i]), np.arange(population.n))[0]
-    if not others.any():
-        person = population.people[i]
+def _why_alone(
+    population: _Population, alone: list[int], among: np.ndarray, exact: bool
+) -> list[Finding]:
+    """Why each of those left alone waits. When the pairs reach the most possible, those
+    whom the rules allow a partner `among` the people matched wait because no such
+    partner was free (or they are the odd one out); when the pairs fall short, those
+    people could have been paired."""
+    indexes = np.array(alone, dtype=np.int64)
+    allowed = partners_allowed(population, indexes, among)
+    found = []
+    for i, count in zip(alone, allowed.tolist(), strict=True):
+        if count:
+            kind = "could-pair" if not exact else "odd-one-out" if len(alone) == 1 else "none-free"
+            found.append(Finding(kind))
+            continue
         abroad = population.country != population.country[i]
         speaks = _any_common(population.languages[[i]], population.languages)[0]
         if (abroad & speaks).any():
-            return Finding("all-former")
-        return Finding("no-language", tuple(sorted(person.languages)))
-    return Finding("odd-one-out" if alone_count == 1 else "none-free")
+            found.append(Finding("all-former"))
+        else:
+            found.append(Finding("no-language", tuple(sorted(population.people[i].languages))))
+    return found
 
 
 def match(
@@ -107,6 +120,7 @@ def match(
         fixed_total += score
         pairs.append(_pair(population, indexes, score, by_hand=True))
 
+    by_hand = len(pairs)
     deferred_idx = set()
     if country_cap:
         free = [i for i in range(population.n) if not busy[i]]
@@ -119,6 +133,7 @@ def match(
     )
 
     nodes = np.flatnonzero(~busy)
+    covered = coverage(population, nodes)
     if len(nodes) <= dense_up_to:
         if progress:
             progress("scoring pairs", 0, 1)
@@ -133,9 +148,17 @@ def match(
         if busy.any():
             graph = _Graph(population.n, *graph.subgraph_edges(~busy))
         graph = _widen(population, graph, nodes, _greedy(graph, nodes), progress)
+        reach = covered.pairs
+        graph = _joined(graph, reach, population.score_pairs(reach[:, 0], reach[:, 1]))
         described = f"sparse top-{weights.candidates}"
     matcher = _Matcher(graph, dense, progress)
-    relaxed = matcher.solve(nodes)
+    relaxed = matcher.solve(nodes, covered.pairs)
+    possible = covered.possible
+    if dense is not None and np.count_nonzero(matcher.mate[nodes] >= 0) < 2 * possible:
+        # Every allowed pair is in the graph, so searching it to the end finds the most
+        # pairs there are: the classes' bound overlooked former partners.
+        matcher.augment(nodes, bounded=False)
+        possible = int(np.count_nonzero(matcher.mate[nodes] >= 0)) // 2
 
     firsts = nodes[(matcher.mate[nodes] > nodes)]
     seconds = matcher.mate[firsts]
@@ -149,7 +172,11 @@ def match(
     for g, group in enumerate(matched):
         score = _group_score(population, group) if grown and g == grown[1] else int(scores[g])
         pairs.append(_pair(population, group, score))
-    unmatched = tuple((people[i].id, _why_alone(population, i, len(alone))) for i in alone)
+    exact = len(matched) >= possible
+    unmatched = tuple(
+        (people[i].id, why)
+        for i, why in zip(alone, _why_alone(population, alone, nodes, exact), strict=True)
+    )
     pairs.sort(key=lambda pair: min(pair.members))
     return Matching(
         pairs=tuple(pairs),
@@ -158,6 +185,8 @@ def match(
         total=total,
         upper_bound=relaxed // 2 + fixed_total,
         candidate_graph=described,
+        possible=possible + by_hand,
+        possible_exact=exact,
     )
 
 

@@ -120,8 +120,9 @@ class _Matcher:
     def pair(self, a: int, b: int) -> None:
         self.mate[a], self.mate[b] = b, a
 
-    def solve(self, nodes: np.ndarray) -> int:
-        """Match `nodes`; the first relaxation's value, twice the bound."""
+    def solve(self, nodes: np.ndarray, covering: np.ndarray) -> int:
+        """Match `nodes`, pairing at least as many as `covering` (pairs of the graph) does;
+        the first relaxation's value, twice the bound."""
         if self.progress:
             self.progress("matching", 0, 3)
         chosen, value = _relaxation(self.graph, nodes, self.dense)
@@ -140,6 +141,7 @@ class _Matcher:
         if self.progress:
             self.progress("matching", 1, 3)
         self.augment(nodes)
+        self.cover(covering)
         if self.progress:
             self.progress("matching", 2, 3)
         self.swap()
@@ -148,7 +150,7 @@ class _Matcher:
             self.progress("matching", 3, 3)
         return value
 
-    def augment(self, nodes: np.ndarray) -> None:
+    def augment(self, nodes: np.ndarray, *, bounded: bool = True) -> None:
         """Pair up more people, even at some cost in score (everyone matched comes first).
 
         The cheap moves first, choosing the one that keeps most score: u alone takes x,
@@ -180,7 +182,31 @@ class _Matcher:
                     self.pair(y, v)
         alone = nodes[(self.mate[nodes] < 0) & (np.diff(self.graph.indptr)[nodes] > 0)]
         if len(alone):
-            self.mate[:] = _AugmentingPaths(self.graph, self.mate).run(alone.tolist())
+            paths = _AugmentingPaths(self.graph, self.mate, bounded=bounded)
+            self.mate[:] = paths.run(alone.tolist())
+
+    def cover(self, pairs: np.ndarray) -> None:
+        """Pair at least as many people as `pairs` (a matching) does, changing the fewest.
+
+        Together the two matchings form alternating paths and cycles; each path that
+        begins and ends with someone alone here holds one more of `pairs` than of ours,
+        and taking its pairs instead is one more pair. The shortest such paths are taken
+        first, since each costs the scores of the pairs it breaks."""
+        theirs = np.full(self.graph.n, -1, dtype=np.int64)
+        theirs[pairs[:, 0]], theirs[pairs[:, 1]] = pairs[:, 1], pairs[:, 0]
+        mate = self.mate
+        paths = []
+        for start in np.flatnonzero((mate < 0) & (theirs >= 0)).tolist():
+            path = [start, int(theirs[start])]
+            while (held := int(mate[path[-1]])) >= 0 and theirs[held] >= 0:
+                path += [held, int(theirs[held])]
+            if held < 0 and path[-1] != start:
+                paths.append(path)
+        for path in sorted(paths, key=len):
+            if mate[path[0]] >= 0 or mate[path[-1]] >= 0:  # the same path from its other end
+                continue
+            for a, b in zip(path[0::2], path[1::2], strict=True):
+                self.pair(a, b)
 
     def swap(self, rounds: int = 20) -> None:
         """Exchange partners between two pairs, or with someone alone, while it gains."""
@@ -231,12 +257,15 @@ class _AugmentingPaths:
     reached (they form a Hungarian tree), so they are set aside and the searches together
     stay near linear. On very large rounds each search, and all of them together, look at
     a bounded number of edges; a search cut short sets aside what it reached as well.
+    Unbounded, the searches find a matching with the most pairs the graph allows.
     """
 
-    def __init__(self, graph: _Graph, mate: np.ndarray) -> None:
+    def __init__(self, graph: _Graph, mate: np.ndarray, *, bounded: bool = True) -> None:
         edges = len(graph.cols)
-        self.budget = max(_PATH_SEARCH_AT_LEAST, edges)  # for all searches together
-        self.each = max(_PATH_SEARCH_AT_LEAST, edges // 8)  # for one search
+        unbounded = edges * graph.n + 1
+        # For all searches together, and for one search.
+        self.budget = max(_PATH_SEARCH_AT_LEAST, edges) if bounded else unbounded
+        self.each = max(_PATH_SEARCH_AT_LEAST, edges // 8) if bounded else unbounded
         self.indptr = graph.indptr.tolist()
         self.cols = graph.cols.tolist()
         self.mate = mate.tolist()
