@@ -2,9 +2,10 @@
 
 `_Graph` holds scored edges between people, every allowed pair on small rounds. On large
 ones `_candidates` scores blocks of people who share an interest, a language or a wish,
-nearest in time zone, and keeps each person's best few; `_widen` then scores those a
-quick greedy matching leaves alone against the whole round, so that no one is left out
-for want of an edge.
+nearest in time zone, and keeps each person's best few; `_joined` then adds the pairs
+that reach the most pairs possible (`coverage`), so that no one is left out for want of
+an edge: when one country brings half the applicants, everyone abroad must pair with one
+of them wherever they live, and no block need hold those pairs.
 
 It never reads the store or the clock, and never decides who is paired: that is `solve`.
 """
@@ -17,18 +18,17 @@ from scipy.sparse import csr_matrix
 from mailflow.matching.model import NOT_ALLOWED, Progress
 from mailflow.matching.population import _Population
 
-_ALONE_PER_PERSON = 8  # when widening, edges from each person to those left alone
-_WIDENED_PAIRS = 200_000_000  # pairs scored when widening: about 8 s
-
 
 class _Graph:
     """Symmetric weighted edges between people (indexes), as CSR, with weight lookup."""
 
     def __init__(self, n: int, rows: np.ndarray, cols: np.ndarray, weight: np.ndarray) -> None:
-        order = np.lexsort((cols, rows))
         self.n = n
-        self.rows, self.cols, self.weight = rows[order], cols[order], weight[order]
-        self.keys = self.rows.astype(np.int64) * n + self.cols
+        keys = rows.astype(np.int64) * n + cols
+        if len(keys) and (keys[1:] < keys[:-1]).any():  # by person, then partner
+            order = np.argsort(keys, kind="stable")
+            keys, rows, cols, weight = keys[order], rows[order], cols[order], weight[order]
+        self.rows, self.cols, self.weight, self.keys = rows, cols, weight, keys
         self.indptr = np.searchsorted(self.rows, np.arange(n + 1))
 
     @classmethod
@@ -181,79 +181,3 @@ def _joined(graph: _Graph, pairs: np.ndarray, weight: np.ndarray) -> _Graph:
         np.concatenate([graph.cols, pairs[:, 1]]),
         np.concatenate([graph.weight, weight]),
     )
-
-
-def _greedy(graph: _Graph, nodes: np.ndarray) -> np.ndarray:
-    """A quick matching of `nodes`, best edge first: each one's partner, or -1."""
-    mate = np.full(graph.n, -1, dtype=np.int64)
-    taken = bytearray(graph.n)
-    for i in np.setdiff1d(np.arange(graph.n), nodes).tolist():
-        taken[i] = 1
-    once = np.flatnonzero(graph.rows < graph.cols)  # each edge is stored both ways
-    order = once[np.argsort(-graph.weight[once], kind="stable")]
-    for a, b in zip(graph.rows[order].tolist(), graph.cols[order].tolist(), strict=True):
-        if not taken[a] and not taken[b]:
-            taken[a] = taken[b] = 1
-            mate[a], mate[b] = b, a
-    return mate
-
-
-def _widen(
-    population: _Population,
-    graph: _Graph,
-    nodes: np.ndarray,
-    mate: np.ndarray,
-    progress: Progress | None,
-) -> _Graph:
-    """Candidates against everyone for those a matching (`mate`) leaves alone.
-
-    Blocks find each person's best partners nearby, but a round's shape can need pairs
-    no block holds: when one country brings half the applicants, everyone abroad must
-    pair with one of them, wherever they live. Scoring those left alone against the
-    whole round gives the relaxation those edges: each one's best partners, their best
-    among those who could be freed for them (alone too, or paired with someone who could
-    take another of those alone), and everyone's best few among those alone, so that one
-    more pair is in reach.
-    """
-    alone = nodes[mate[nodes] < 0]
-    if not len(alone):
-        return graph
-    # Those with the fewest candidates first, and no more than the time allows.
-    degree = np.diff(graph.indptr)[alone]
-    alone = alone[np.argsort(degree, kind="stable")][: max(1, _WIDENED_PAIRS // len(nodes))]
-    step = max(1, 8_000_000 // len(nodes))  # rows per block, about 32 MB of scores
-    chunks = [alone[start : start + step] for start in range(0, len(alone), step)]
-
-    # Someone can be freed for one of those alone when they are alone too, or when their
-    # partner may pair with another of those alone: then one more pair is two swaps away.
-    could_take = np.zeros(graph.n, dtype=bool)
-    for chunk in chunks:
-        could_take[nodes] |= population.allowed_block(chunk, nodes).any(axis=0)
-    partner = mate[nodes]
-    freeable = (partner < 0) | could_take[np.maximum(partner, 0)]
-
-    keep = population.weights.candidates
-    found = [(graph.rows, graph.cols, graph.weight)]
-    best_scores, best_alone = [], []  # for everyone, the best of those alone in each chunk
-    for done, chunk in enumerate(chunks):
-        scores = population.score_block(chunk, nodes)
-        found.append(_best_of_scores(chunk, nodes, scores, keep))
-        best = np.argmax(scores, axis=0)
-        best_scores.append(scores[best, np.arange(len(nodes))])
-        best_alone.append(chunk[best])
-        scores[:, ~freeable] = NOT_ALLOWED
-        found.append(_best_of_scores(chunk, nodes, scores, keep))
-        if progress:
-            progress("widening candidates", done, len(chunks))
-    # Everyone's best few among those alone (one per chunk at most).
-    at, chunk_at, score = _best_of_scores(
-        np.arange(len(nodes)),
-        np.arange(len(chunks)),
-        np.stack(best_scores, axis=1),
-        _ALONE_PER_PERSON,
-    )
-    found.append((nodes[at], np.stack(best_alone, axis=1)[at, chunk_at], score))
-    rows, cols, weight = (
-        np.concatenate(part).astype(np.int64) for part in zip(*found, strict=True)
-    )
-    return _both_ways(graph.n, rows, cols, weight)

@@ -65,7 +65,7 @@ class Matching:
     unmatched: tuple[tuple[int, Finding], ...]  # (id, why) of those who could not be paired
     deferred: tuple[tuple[int, Finding], ...]  # (id, why) of those kept for the next round
     total: int  # a group of three counts at the score of the pair it grew from
-    upper_bound: int  # no matching on the candidate graph has a higher total
+    upper_bound: int  # no matching on the candidate graph pairing as many has a higher total
     candidate_graph: str  # "complete", or "sparse top-16" on large rounds
     possible: int  # no matching of the round, under the hard rules, has more pairs
     possible_exact: bool  # the pairs reach `possible`, so it is the largest number there is

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from mailflow.matching.candidates import _candidates, _Graph, _greedy, _joined, _widen
+from mailflow.matching.candidates import _candidates, _Graph, _joined
 from mailflow.matching.coverage import coverage, partners_allowed
 from mailflow.matching.model import (
     NOT_ALLOWED,
@@ -29,6 +29,8 @@ from mailflow.matching.model import (
 from mailflow.matching.population import _any_common, _Population
 from mailflow.matching.solve import _Matcher
 from mailflow.read.countries import country_name
+
+_TRIO_TRIED = 64  # of those alone, the most compared with every pair for a group of three
 
 
 def _defer_by_country(people: Sequence[Applicant], cap: float) -> set[int]:
@@ -147,18 +149,18 @@ def match(
         graph = _candidates(population, progress)
         if busy.any():
             graph = _Graph(population.n, *graph.subgraph_edges(~busy))
-        graph = _widen(population, graph, nodes, _greedy(graph, nodes), progress)
         reach = covered.pairs
         graph = _joined(graph, reach, population.score_pairs(reach[:, 0], reach[:, 1]))
         described = f"sparse top-{weights.candidates}"
     matcher = _Matcher(graph, dense, progress)
-    relaxed = matcher.solve(nodes, covered.pairs)
+    matcher.solve(nodes, covered.pairs)
     possible = covered.possible
     if dense is not None and np.count_nonzero(matcher.mate[nodes] >= 0) < 2 * possible:
         # Every allowed pair is in the graph, so searching it to the end finds the most
         # pairs there are: the classes' bound overlooked former partners.
         matcher.augment(nodes, bounded=False)
         possible = int(np.count_nonzero(matcher.mate[nodes] >= 0)) // 2
+    bound = matcher.bound(nodes)
 
     firsts = nodes[(matcher.mate[nodes] > nodes)]
     seconds = matcher.mate[firsts]
@@ -183,7 +185,7 @@ def match(
         unmatched=unmatched,
         deferred=deferred,
         total=total,
-        upper_bound=relaxed // 2 + fixed_total,
+        upper_bound=bound + fixed_total,
         candidate_graph=described,
         possible=possible + by_hand,
         possible_exact=exact,
@@ -194,13 +196,17 @@ def _group_of_three(
     population: _Population, alone: list[int], matched: list[list[int]]
 ) -> tuple[int, int] | None:
     """Add one person left alone to the pair that suits them best, if all three share a
-    language and live in three countries. Returns (person, index of the group)."""
+    language and live in three countries. Returns (person, index of the group).
+
+    Each one alone is compared with every pair, so when many are alone (a round where
+    one country brings most applicants) only those who have waited longest are tried."""
     if not matched:
         return None
     x, y = np.array(matched).T
     everyone = np.arange(population.n)
     best, choice = -1, None
-    for u in alone:
+    waited_longest = sorted(alone, key=lambda i: population.people[i].id)[:_TRIO_TRIED]
+    for u in waited_longest:
         fits = population.allowed_block(np.array([u]), everyone)[0]
         together = np.zeros(len(x), dtype=bool)
         languages = population.languages

@@ -26,10 +26,14 @@ _PATH_SEARCH_AT_LEAST = 200_000  # edges an augmenting-path search may look at
 
 
 def _relaxation(
-    graph: _Graph, nodes: np.ndarray, dense: np.ndarray | None
+    graph: _Graph, nodes: np.ndarray, dense: np.ndarray | None, shift: int = 0
 ) -> tuple[np.ndarray, int]:
     """The symmetric assignment over `nodes`: each node's chosen partner (itself when
-    alone), and the assignment's value, twice an upper bound on any matching among them."""
+    alone), and the assignment's value, twice an upper bound on any matching among them.
+
+    With a `shift`, every pair of the graph is worth that much more (the dense table is
+    never shifted): a matching of p pairs then scores at most half the value less p times
+    the shift, and the assignment chosen leans towards pairing everyone."""
     m = len(nodes)
     if m == 0:
         return nodes, 0
@@ -47,6 +51,7 @@ def _relaxation(
     rows, cols, weight = graph.subgraph_edges(keep)
     local = np.full(graph.n, -1, dtype=np.int64)
     local[nodes] = np.arange(m)
+    weight = weight.astype(np.int64) + shift
     top = int(weight.max(initial=0)) + 1
     # min_weight_full_bipartite_matching minimises and drops zeros, so costs are
     # top - weight (at least 1) and staying alone costs top.
@@ -111,6 +116,7 @@ class _Matcher:
     def __init__(self, graph: _Graph, dense: np.ndarray | None, progress: Progress | None):
         self.graph, self.dense, self.progress = graph, dense, progress
         self.mate = np.full(graph.n, -1, dtype=np.int64)
+        self.shift, self.value = 0, 0  # of the first relaxation: see `solve`
 
     def weight(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if self.dense is not None:
@@ -120,12 +126,17 @@ class _Matcher:
     def pair(self, a: int, b: int) -> None:
         self.mate[a], self.mate[b] = b, a
 
-    def solve(self, nodes: np.ndarray, covering: np.ndarray) -> int:
-        """Match `nodes`, pairing at least as many as `covering` (pairs of the graph) does;
-        the first relaxation's value, twice the bound."""
+    def solve(self, nodes: np.ndarray, covering: np.ndarray) -> None:
+        """Match `nodes`, pairing at least as many as `covering` (pairs of the graph) does.
+
+        On a candidate graph the first relaxation counts each pair its heaviest weight
+        more: everyone matched comes first, and the bound it gives is over the matchings
+        that pair as many, the ones this competes with (see `bound`)."""
         if self.progress:
             self.progress("matching", 0, 3)
-        chosen, value = _relaxation(self.graph, nodes, self.dense)
+        if self.dense is None:
+            self.shift = int(self.graph.weight.max(initial=0))
+        chosen, self.value = _relaxation(self.graph, nodes, self.dense, self.shift)
         for a, b in _split_cycles(nodes, chosen, self.weight):
             self.pair(a, b)
         for _ in range(3):  # the leftovers of odd cycles, matched among themselves
@@ -148,7 +159,11 @@ class _Matcher:
         self.augment(nodes)
         if self.progress:
             self.progress("matching", 3, 3)
-        return value
+
+    def bound(self, nodes: np.ndarray) -> int:
+        """No matching of `nodes` in the graph that pairs as many as this one scores more."""
+        pairs = int(np.count_nonzero(self.mate[nodes] >= 0)) // 2
+        return (self.value - 2 * self.shift * pairs) // 2
 
     def augment(self, nodes: np.ndarray, *, bounded: bool = True) -> None:
         """Pair up more people, even at some cost in score (everyone matched comes first).
