@@ -15,7 +15,8 @@ import pytest
 from mailflow.config import parse_time
 from mailflow.schedule import scheduler
 from mailflow.send import outbox, sending
-from tests.conftest import start_in_process
+from tests.conftest import command, start_in_process
+from tests.people import roster
 
 
 def quiet(home):
@@ -223,3 +224,56 @@ def test_a_broadcast_goes_out_after_its_command_in_batches_and_a_crash_midway_re
         ]
         assert len(keys) == len(set(keys)) == 8
         assert db.execute("SELECT done_at IS NOT NULL FROM broadcasts").fetchone()[0] == 1
+
+
+def test_a_round_is_carried_out_in_batches_and_a_crash_midway_leaves_the_rest_to_match(
+    home, tmp_path, monkeypatch
+):
+    from mailflow.matching import matchmaker
+
+    assert command(home, "import", str(roster(tmp_path))).startswith("8 added")
+    running = quiet(home)
+    program = running.program
+    now = parse_time("2026-03-02T09:00:00Z")
+    made, real_make = [], matchmaker.make
+
+    def crashing(*args, **kwargs):
+        if len(made) == 5:
+            raise KeyboardInterrupt("the process stops here")
+        made.append(kwargs["to"])
+        return real_make(*args, **kwargs)
+
+    real_batches = matchmaker.send_in_batches
+    batches = []
+
+    def in_batches(*args, **kwargs):
+        batches.append(real_batches(*args, **{**kwargs, "seconds": 0.0}))  # a pair a batch
+        return batches[-1]
+
+    monkeypatch.setattr(matchmaker, "send_in_batches", in_batches)
+    monkeypatch.setattr(matchmaker, "make", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        matchmaker.carry_out(program, matchmaker.plan(program, now), now)
+
+    db = program.db
+    # Two pairs were stored with their introductions, a batch each; the third never was.
+    assert db.execute("SELECT count(*) FROM partnerships").fetchone()[0] == 2
+    intros = "SELECT recipient FROM outbox WHERE template = 'match-intro'"
+    assert len(db.execute(intros).fetchall()) == 4
+    assert db.execute("SELECT state FROM rounds ORDER BY id").fetchall()[0] == ("open",)
+
+    monkeypatch.setattr(matchmaker, "make", real_make)
+    again = matchmaker.plan(program, now)
+    assert len(again.result.pairs) == 2, "those paired before the crash are not eligible"
+    assert "matched: 2 partnerships, 0 waiting" in matchmaker.carry_out(program, again, now)
+    running.stop()
+    assert batches[-2].transactions == 2  # the second run: two pairs, two transactions
+    with sqlite3.connect(home / "mailflow.db") as db:
+        recipients = [r for (r,) in db.execute(intros)]
+        assert len(recipients) == len(set(recipients)) == 8, "each introduced once"
+        members = db.execute("SELECT member_a, member_b FROM partnerships").fetchall()
+        assert len({m for pair in members for m in pair}) == 8
+        assert db.execute("SELECT state FROM rounds ORDER BY id").fetchall() == [
+            ("matched",),
+            ("open",),
+        ]

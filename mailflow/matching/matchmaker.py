@@ -2,9 +2,10 @@
 
 `plan` reads the round's eligible applicants, former partners and the matching rules,
 and asks `matching.match`; it changes nothing, so a preview is free. `carry_out` stores
-the partnerships, starts the term, sends each partner an introduction and tells everyone
-left out why, all in one transaction. What the coordinator or operator reads of it, the
-preview and the one-line summary, is `templates/results/match.txt`'s wording.
+the partnerships, sends each partner an introduction, tells everyone left out why and
+starts the term, in batches that let mail coming in through (see its docstring). What the
+coordinator or operator reads of it, the preview and the one-line summary, is
+`templates/results/match.txt`'s wording.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from mailflow.program import Program
 from mailflow.read import wishes
 from mailflow.read.countries import country_name
 from mailflow.read.timezones import utc_offset_minutes
-from mailflow.send.sending import send
+from mailflow.send.sending import Made, make, queue_made, send_in_batches
 from mailflow.store import iso, transaction
 
 ELIGIBLE = (Status.APPLIED, Status.WAITING)
@@ -207,10 +208,41 @@ def introduce(
 ) -> None:
     """Send each member of a new partnership their introduction (`rematch-intro` in mid-term,
     where `joining` is the one who was waiting)."""
+    made = introductions(
+        program,
+        f"{template}:{partnership_id}",
+        pair,
+        people,
+        round_name,
+        (start, end),
+        now,
+        waking,
+        template=template,
+        joining=joining,
+    )
+    queue_made(program, made, now)
+
+
+def introductions(
+    program: Program,
+    key: str,
+    pair: matching.Pair,
+    people: Mapping[int, dict],
+    round_name: str,
+    term: tuple[datetime, datetime],
+    now: datetime,
+    waking: tuple[int, int],
+    *,
+    template: str = "match-intro",
+    joining: int | None = None,
+) -> list[Made]:
+    """Each member's introduction, made and not queued; `key` and the member are its key."""
+    start, end = term
+    found = []
     for member in pair.members:
         me = people[member]
         others = [people[o] for o in pair.members if o != member]
-        send(
+        made = make(
             program,
             template=template,
             to=me["email"],
@@ -222,51 +254,66 @@ def introduce(
                 "term_end": iso(end)[:10],
                 "joining": member == joining,
             },
-            key=f"{template}:{partnership_id}:{member}",
+            key=f"{key}:{member}",
             now=now,
         )
+        if made is not None:
+            found.append(made)
+    return found
 
 
 def carry_out(program: Program, plan: Plan, now: datetime, made_by: str = "matching") -> str:
-    """Store the partnerships, start the term, introduce everyone; a one-line summary
-    (`templates/results/match.txt`)."""
+    """Store the partnerships, introduce everyone, tell those left out why, start the term;
+    a one-line summary (`templates/results/match.txt`).
+
+    A round of 100,000 is stored and mailed in batches (`send_in_batches`), so that mail
+    coming in is never kept waiting for long: each batch stores its pairs with their
+    introductions, or its people left out with their notices, all or nothing. The round
+    is marked matched last: after a crash midway it is still open, those already paired
+    are no longer eligible, and matching it again pairs the rest, with no copy twice."""
     db = program.db
-    months = program.rules.term_months
     waking = program.rules.weights.waking_hours
-    people = plan.people
+    people, current = plan.people, plan.round
+    start, end = rounds.term_of(current, now, program.rules.term_months)
     with transaction(db):
-        start, end = rounds.mark_matched(db, plan.round, now, months)
-        nxt = rounds.open_round(db, now)
-        for pair in plan.result.pairs:
-            partnership_id = partnerships.add(
-                db,
-                plan.round.id,
-                pair.members,
-                start,
-                end,
-                pair.score,
-                reasons(program, pair),
-                made_by,
-                now,
+        nxt = rounds.next_round(db, current, now)
+
+    def introduced(pair: matching.Pair) -> list[Made]:
+        key = f"match-intro:round-{current.id}"
+        term = (start, end)
+        return introductions(program, key, pair, people, current.name, term, now, waking)
+
+    def paired(batch: list[matching.Pair]) -> None:
+        for pair in batch:
+            why = reasons(program, pair)
+            partnerships.add(
+                db, current.id, pair.members, start, end, pair.score, why, made_by, now
             )
             for member in pair.members:
                 participants.set_status(db, member, Status.MATCHED, now)
-            introduce(
-                program, partnership_id, pair, people, plan.round.name, start, end, now, waking
-            )
-        for member, why in [*plan.result.unmatched, *plan.result.deferred]:
-            me = people[member]
+
+    def notice(left: tuple[int, matching.Finding]) -> Made | None:
+        member, why = left
+        return make(
+            program,
+            template="match-waitlisted",
+            to=people[member]["email"],
+            name=people[member]["name"],
+            context={"round": current.name, "next_round": nxt.name, "reason": why},
+            key=f"waitlisted:{current.id}:{member}",
+            now=now,
+        )
+
+    def waiting(batch: list[tuple[int, matching.Finding]]) -> None:
+        for member, _ in batch:
             participants.set_status(db, member, Status.WAITING, now)
             participants.enrol(db, member, nxt.id, now)
-            send(
-                program,
-                template="match-waitlisted",
-                to=me["email"],
-                name=me["name"],
-                context={"round": plan.round.name, "next_round": nxt.name, "reason": why},
-                key=f"waitlisted:{plan.round.id}:{member}",
-                now=now,
-            )
+
+    send_in_batches(program, plan.result.pairs, introduced, now, also=paired)
+    left = [*plan.result.unmatched, *plan.result.deferred]
+    send_in_batches(program, left, notice, now, also=waiting)
+    with transaction(db):
+        rounds.mark_matched(db, current, now, program.rules.term_months)
     result = plan.result
     return program.renderer.result(
         "match",

@@ -83,13 +83,30 @@ def to_match(db: sqlite_utils.Database, now: datetime) -> Round:
     return rounds[0] if rounds else create(db, now)
 
 
+def term_of(matched: Round, now: datetime, months: int) -> tuple[datetime, datetime]:
+    """The term a round matched `now` runs: from now, or from the START a coordinator gave
+    it if that is later, for `months` unless an end was given."""
+    start = max(now, parse_time(matched.match_at)) if matched.match_at else now
+    end = parse_time(matched.term_end) if matched.term_end else add_months(start, months)
+    return start, end
+
+
+def next_round(db: sqlite_utils.Database, matched: Round, now: datetime) -> Round:
+    """The round those left out of `matched` wait for, the one accepting applications
+    once it is matched; created when there is none."""
+    for candidate in _open_rounds(db):
+        if candidate.id != matched.id and (
+            candidate.closes_at is None or parse_time(candidate.closes_at) > now
+        ):
+            return candidate
+    return create(db, now)
+
+
 def mark_matched(
     db: sqlite_utils.Database, matched: Round, now: datetime, months: int
 ) -> tuple[datetime, datetime]:
-    """Start the round's term (now, or on the START a coordinator gave it if that is
-    later) and make sure a next round accepts applications."""
-    start = max(now, parse_time(matched.match_at)) if matched.match_at else now
-    end = parse_time(matched.term_end) if matched.term_end else add_months(start, months)
+    """Start the round's term (`term_of`) and make sure a next round accepts applications."""
+    start, end = term_of(matched, now, months)
     db.execute(
         "UPDATE rounds SET state = 'matched', matched_at = ?, term_start = ?, term_end = ?"
         " WHERE id = ?",

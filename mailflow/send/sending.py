@@ -417,19 +417,20 @@ class Batches:
 def send_in_batches(
     program: Program,
     items: Sequence[Item],
-    make_one: Callable[[Item], Made | None],
+    make_one: Callable[[Item], Made | list[Made] | None],
     now: datetime,
     *,
     also: Callable[[list[Item]], None] | None = None,
     seconds: float = BATCH_SECONDS,
 ) -> Batches:
-    """A big send that never stalls the mail coming in. Each item's mail is made
-    (`make_one`, which reads and never writes) outside any transaction, `seconds` of
-    making at a time; then that batch is queued, with `also`'s rows for its items, in one
-    transaction, which holds the write lock only to store it. The making between two
-    transactions is the break a waiting writer needs (`give_way` adds one when making
-    was quicker). Each batch is all or nothing and every message has its key, so a crash
-    midway queues nothing twice. Inside a caller's transaction, one savepoint a batch."""
+    """A big send that never stalls the mail coming in. Each item's mail (one message,
+    several or none) is made (`make_one`, which reads and never writes) outside any
+    transaction, `seconds` of making at a time; then that batch is queued, with `also`'s
+    rows for its items, in one transaction, which holds the write lock only to store it.
+    The making between two transactions is the break a waiting writer needs (`give_way`
+    adds one when making was quicker). Each batch is all or nothing and every message has
+    its key, so a crash midway queues nothing twice. Inside a caller's transaction, one
+    savepoint a batch."""
     db, done = program.db, Batches()
     outer = db.conn.in_transaction
     rested, position = time.monotonic(), 0
@@ -439,8 +440,7 @@ def send_in_batches(
             batch.append(items[position])
             position += 1
             one = make_one(batch[-1])
-            if one is not None:
-                made.append(one)
+            made += [] if one is None else one if isinstance(one, list) else [one]
         if time.monotonic() - making >= BATCH_BREAK:
             rested = time.monotonic()  # nobody waited on us while we made the batch
         if not outer:
