@@ -18,6 +18,8 @@ from scipy.sparse import csr_matrix
 from mailflow.matching.model import NOT_ALLOWED, Progress
 from mailflow.matching.population import _Population
 
+_HELD_EDGES = 16_000_000  # candidate edges held before only each one's best are kept
+
 
 class _Graph:
     """Symmetric weighted edges between people (indexes), as CSR, with weight lookup."""
@@ -112,23 +114,35 @@ def _candidates(population: _Population, progress: Progress | None) -> _Graph:
         if len(seekers) and len(holders):
             nearest(seekers, holders)
 
-    found = []
+    n = population.n
+    found: list[tuple[np.ndarray, ...]] = []
+    held = 0
     for done, (rows, cols) in enumerate(blocks):
         found.append(_best_of_scores(rows, cols, population.score_block(rows, cols), keep))
+        held += len(found[-1][0])
+        if held > _HELD_EDGES:  # only the best few so far: a round of many small countries
+            found = [_best_few(n, found, keep)]  # has ten thousand blocks, 1.4 GB of edges
+            held = len(found[0][0])
         if progress and done % 50 == 0:
             progress("finding candidates", done, len(blocks))
     if progress:
         progress("finding candidates", len(blocks), len(blocks))
+    return _both_ways(n, *_best_few(n, found, keep))
+
+
+def _best_few(
+    n: int, found: list[tuple[np.ndarray, ...]], keep: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of the edges found, each person's best `keep` (ties by index) whichever end of an
+    edge they are, as edges from that person; an edge may come twice, once from each end."""
     if not found:
-        return _Graph(population.n, *(np.zeros(0, np.int64),) * 3)
+        return (np.zeros(0, np.int64),) * 3
     rows, cols, weight = (np.concatenate(part) for part in zip(*found, strict=True))
+    found.clear()
     if not len(weight):
-        return _Graph(population.n, rows, cols, weight)
+        return rows.astype(np.int64), cols.astype(np.int64), weight
     rows, cols = rows.astype(np.int64), cols.astype(np.int64)
-    del found
-    # Each person keeps their best `keep` (ties by index), and every kept edge both ways:
-    # edges in both directions, sorted by person, best first, as one int64 key each.
-    n = population.n
+    # Edges in both directions, sorted by person, best first, as one int64 key each.
     ranks, distinct = _weight_ranks(weight)
     levels = len(distinct)
     worse = (levels - 1 - ranks).astype(np.int64)
@@ -141,8 +155,7 @@ def _candidates(population: _Population, progress: Progress | None) -> _Graph:
     del keys, rest
     starts = np.searchsorted(rows, rows)
     best = (np.arange(len(rows)) - starts) < keep
-    weight = distinct[levels - 1 - worse[best]]
-    return _both_ways(n, rows[best], cols[best], weight)
+    return rows[best], cols[best], distinct[levels - 1 - worse[best]]
 
 
 def _weight_ranks(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
