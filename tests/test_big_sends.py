@@ -146,7 +146,8 @@ def _without(raw: bytes, tokens: list[str]) -> bytes:
     return raw
 
 
-NAMES = ("Ann Okafor", "Jo", "Mary-Jane O'Brien", "Ann  Okafor", "Dr. Who", "Zoë Lind", "")
+# Names in ASCII: one beyond it is written as encoded words of our own (test_composing).
+NAMES = ("Ann Okafor", "Jo", "Mary-Jane O'Brien", "Ann  Okafor", "Dr. Who", "")
 ADDRESSES = ("ann@uni.example.edu", "member12345@lib42.example.org", "a" * 40 + "@example.org")
 UNSUBSCRIBE = (
     "<mailto:program+eykt7odgg7h6z562@example.org>",
