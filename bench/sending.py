@@ -37,18 +37,27 @@ import tempfile
 import threading
 import time
 from argparse import Namespace
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench import markdown_table, smtp_load
 from bench import tick as tick_bench
+from bench.population import shaped_round, to_csv
+from mailflow.config import parse_time
 from mailflow.program import Program
+from mailflow.send import outbox
 from mailflow.store import iso
 
 PEOPLE = 100_000
 QUICK_PEOPLE = 5_000
 SCENARIOS = ("worst", "topic-day")  # everyone's check-in; everyone's topic
-SHOWN = {"worst": "check-ins", "topic-day": "topic day"}
+SHOWN = {"worst": "check-ins", "topic-day": "topic day", "introductions": "introductions"}
+NOTES = {
+    "worst": "rendered, queued and delivered by `scheduler.tick`",
+    "topic-day": "rendered, queued and delivered by `scheduler.tick`",
+    "introductions": "a round carried out (`matchmaker.carry_out`) and delivered",
+}
 WRITERS = 4  # as mailflow.send.outbox
 BATCH = 500  # as mailflow.send.outbox
 
@@ -141,6 +150,52 @@ class Load:
         self.daemon.wait()
 
 
+def _timed(send, module, folder: Path, load: bool) -> tuple[float, list[float], float]:
+    """Seconds `send()` took, the SMTP load's acceptance latencies meanwhile (sorted), and
+    the longest transaction of the batches `module.send_in_batches` stored."""
+    held: list[float] = []
+    original = module.send_in_batches
+
+    def batches(*args, **kwargs):
+        done = original(*args, **kwargs)
+        held.append(done.longest)
+        return done
+
+    module.send_in_batches = batches
+    incoming = Load(folder) if load else None
+    try:
+        if incoming:
+            incoming.__enter__()
+            incoming.start()
+            time.sleep(1.0)  # the clients settled before the send starts
+        began = time.perf_counter()
+        send()
+        seconds = time.perf_counter() - began
+        latencies = incoming.stop() if incoming else []
+    finally:
+        module.send_in_batches = original
+        if incoming:
+            incoming.__exit__(None, None, None)
+    return seconds, latencies, max(held or [0.0])
+
+
+def _found(program: Program, now, mails: int, timed: tuple, bare: Path) -> dict:
+    """The figures of a send, its ceiling measured on the bytes it wrote."""
+    seconds, latencies, held = timed
+    sent_now = program.db.execute("SELECT raw FROM outbox WHERE sent_at = ?", [iso(now)])
+    raws = [raw for (raw,) in sent_now.fetchall()]
+    program.close()
+    ceiling_rate = ceiling(raws, bare)
+    shutil.rmtree(bare, ignore_errors=True)
+    return {
+        "mails": mails,
+        "seconds": seconds,
+        "ceiling": ceiling_rate,
+        "held": held,
+        "latencies": latencies,
+    }
+
+
 def measure(scenario: str, template: Path, work: Path, load: bool) -> dict:
     from mailflow.schedule import scheduler
 
@@ -150,43 +205,52 @@ def measure(scenario: str, template: Path, work: Path, load: bool) -> dict:
     shutil.copyfile(template / "mailflow.db", home / "mailflow.db")
     now = tick_bench.BY_NAME[scenario].now
     program = Program(tick_bench.program_config(home, now))
-    held: list[float] = []
-    original = scheduler.send_in_batches
-
-    def batches(*args, **kwargs):
-        done = original(*args, **kwargs)
-        held.append(done.longest)
-        return done
-
-    scheduler.send_in_batches = batches
-    incoming = Load(work / f"load-{scenario}") if load else None
-    try:
-        if incoming:
-            incoming.__enter__()
-            incoming.start()
-            time.sleep(1.0)  # the clients settled before the send starts
-        began = time.perf_counter()
-        sent = scheduler.tick(program, now)
-        seconds = time.perf_counter() - began
-        latencies = incoming.stop() if incoming else []
-    finally:
-        scheduler.send_in_batches = original
-        if incoming:
-            incoming.__exit__(None, None, None)
-    mails = sum(sent.values())
-    sent_now = program.db.execute("SELECT raw FROM outbox WHERE sent_at = ?", [iso(now)])
-    raws = [raw for (raw,) in sent_now.fetchall()]
-    program.close()
-    bare = ceiling(raws, work / f"bare-{scenario}")
+    sent = Counter()
+    timed = _timed(
+        lambda: sent.update(scheduler.tick(program, now)),
+        scheduler,
+        work / f"load-{scenario}",
+        load,
+    )
+    found = _found(program, now, sum(sent.values()), timed, work / f"bare-{scenario}")
     shutil.rmtree(home, ignore_errors=True)
-    shutil.rmtree(work / f"bare-{scenario}", ignore_errors=True)
-    return {
-        "mails": mails,
-        "seconds": seconds,
-        "ceiling": bare,
-        "held": max(held or [0.0]),
-        "latencies": latencies,
-    }
+    return found
+
+
+INTRODUCTIONS = "introductions"
+INTRODUCED_AT = parse_time("2026-03-02T09:00:00Z")
+
+
+def measure_introductions(people: int, work: Path, load: bool) -> dict:
+    """A round of `people` applicants from a dozen countries (bench.population), imported
+    and planned untimed; then `mailflow match`'s own steps after the preview, timed: the
+    round carried out (pairs stored and introduced in batches, those left out told) and
+    its mail delivered."""
+    from mailflow.app import bulk, roster
+    from mailflow.matching import matchmaker
+
+    home = work / f"run-{INTRODUCTIONS}"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    program = Program(tick_bench.program_config(home, INTRODUCED_AT))
+    applicants, _ = shaped_round(people, tick_bench.SEED, "dozen")
+    report = roster.import_csv(program, to_csv(applicants), INTRODUCED_AT)
+    if report.problems:
+        raise SystemExit(f"the round's import failed: {report.problems[:3]}")
+    plan = matchmaker.plan(program, INTRODUCED_AT)
+
+    def carried_out() -> None:
+        matchmaker.carry_out(program, plan, INTRODUCED_AT, made_by="operator")
+        bulk.queue_pending(program)
+        outbox.deliver(program.db, program.config, INTRODUCED_AT)
+
+    timed = _timed(carried_out, matchmaker, work / f"load-{INTRODUCTIONS}", load)
+    mails = program.db.execute(
+        "SELECT count(*) FROM outbox WHERE sent_at = ?", [iso(INTRODUCED_AT)]
+    ).fetchone()[0]
+    found = _found(program, INTRODUCED_AT, mails, timed, work / f"bare-{INTRODUCTIONS}")
+    shutil.rmtree(home, ignore_errors=True)
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,19 +259,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_PEOPLE:,} people")
     parser.add_argument("--dir", type=Path, help="build the stores here (kept)")
     parser.add_argument("--no-load", action="store_true", help="no SMTP clients meanwhile")
+    parser.add_argument(
+        "--sends",
+        default=",".join([*SCENARIOS, INTRODUCTIONS]),
+        help="which, comma-separated: worst (check-ins), topic-day, introductions",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.people = QUICK_PEOPLE
+    sends = args.sends.split(",")
     work = args.dir or Path(tempfile.mkdtemp(prefix="mailflow-sending-"))
     work.mkdir(parents=True, exist_ok=True)
     options = Namespace(people=args.people, seed=tick_bench.SEED, history=tick_bench.HISTORY)
-    chosen = [tick_bench.BY_NAME[name] for name in SCENARIOS]
-    templates = tick_bench._templates(chosen, work, options)
+    chosen = [tick_bench.BY_NAME[name] for name in SCENARIOS if name in sends]
+    templates = tick_bench._templates(chosen, work, options) if chosen else {}
     busy, started = tick_bench._busy_cpu_seconds(), time.perf_counter()
     ours = os.times()
     rows, loads = [], []
-    for scenario in SCENARIOS:
-        found = measure(scenario, templates[scenario], work, load=not args.no_load)
+    for scenario in sends:
+        if scenario == INTRODUCTIONS:
+            found = measure_introductions(args.people, work, load=not args.no_load)
+        else:
+            found = measure(scenario, templates[scenario], work, load=not args.no_load)
         rate = found["mails"] / found["seconds"]
         rows.append(
             [
@@ -218,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{found['ceiling']:,.0f}",
                 f"{rate / found['ceiling']:.2f}",
                 f"{found['held'] * 1000:.0f} ms",
-                "rendered, queued and delivered by `scheduler.tick`",
+                NOTES[scenario],
             ]
         )
         if found["latencies"]:
