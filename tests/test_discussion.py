@@ -212,6 +212,36 @@ def test_a_weekly_digest_gathers_the_week_and_nothing_goes_to_the_quiet(topical:
     assert "discussion-digest" not in tick(topical, "2026-04-13T06:00:00Z")
 
 
+def test_days_without_a_post_go_through_nobody_and_a_later_post_still_comes_in_the_digest(
+    topical: Path,
+):
+    """A round with no post since anyone's last digest is skipped whole (100,000 readers
+    took 30 s of a tick), none of them marked; the digest after a post still has it."""
+    for day in ("2026-04-02T06:00:00Z", "2026-04-06T06:00:00Z"):
+        assert "discussion-digest" not in tick(topical, day)
+    with sqlite3.connect(topical / "mailflow.db") as db:
+        assert db.execute("SELECT count(*) FROM discussion_digests").fetchone()[0] == 0
+    program = at(topical, "2026-04-07T10:00:00Z")
+    try:
+        [topic] = delivered_to(program, ANN, "topic")
+        people(program)[ANN].reply(topic, "A post of the second week.", None)
+    finally:
+        program.stop()
+    assert "discussion-digest: 8" in tick(topical, "2026-04-13T06:00:00Z")
+    program = at(topical, "2026-04-13T07:00:00Z")
+    try:
+        digests = copies(program, "discussion-digest")
+        assert sorted(digests) == sorted(NAMES)
+        [weekly] = digests[GUS]
+        assert weekly["Subject"].startswith("[Round 1] Weekly digest, 13 April 2026 (1 post)")
+        assert "A post of the second week." in body(weekly)
+    finally:
+        program.stop()
+    with sqlite3.connect(topical / "mailflow.db") as db:
+        assert db.execute("SELECT count(*) FROM discussion_digests").fetchone()[0] == 8
+    assert "discussion-digest" not in tick(topical, "2026-04-20T06:00:00Z")
+
+
 def test_archive_sends_this_months_discussion(running: InProcess):
     everyone = people(running)
     [topic] = delivered_to(running, ANN, "topic")

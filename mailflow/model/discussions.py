@@ -185,6 +185,16 @@ def digests_through(db: sqlite_utils.Database, ids: list[int]) -> dict[int, str]
     return dict(rows.fetchall())
 
 
+def oldest_digest(db: sqlite_utils.Database, round_id: int) -> str | None:
+    """The earliest time a digest to anyone in the round's active partnerships went up to
+    (ISO), None when none has had one."""
+    return db.execute(
+        "SELECT min(through) FROM discussion_digests"
+        f" WHERE participant_id IN ({partnerships.in_round()})",
+        {"round": round_id},
+    ).fetchone()[0]
+
+
 def digested(db: sqlite_utils.Database, participant_id: int, through: datetime) -> None:
     db.execute(
         "INSERT INTO discussion_digests (participant_id, through) VALUES (?, ?)"
