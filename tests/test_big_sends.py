@@ -278,3 +278,25 @@ def test_a_round_is_carried_out_in_batches_and_a_crash_midway_leaves_the_rest_to
             ("matched",),
             ("open",),
         ]
+
+
+def test_an_address_whose_data_was_deleted_gets_nothing_from_a_big_send(matched):
+    """A big send's mail is made without looking at erasure one address at a time; its
+    batch looks for all of them before it is queued, and leaves that one out."""
+    from mailflow.model import participants
+    from tests.people import ANN
+
+    running = quiet(matched)
+    program = running.program
+    now = parse_time("2026-03-16T09:00:00Z")
+    with sending.transaction(program.db):
+        participants.mark_erased(program.db, ANN, now)
+    sent = scheduler.tick(program, now)
+    running.stop()
+    assert sent["checkin"] == 8  # due to all eight; one of them not mailed
+    with sqlite3.connect(matched / "mailflow.db") as db:
+        to = [r for (r,) in db.execute("SELECT recipient FROM outbox WHERE template = 'checkin'")]
+        assert len(to) == 7 and ANN not in to
+        assert db.execute(
+            "SELECT count(*) FROM tokens WHERE address = ? AND purpose = 'checkin'", [ANN]
+        ).fetchone() == (0,)

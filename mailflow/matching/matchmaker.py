@@ -244,6 +244,7 @@ def introductions(
         others = [people[o] for o in pair.members if o != member]
         made = make(
             program,
+            in_batches=True,  # queue_made looks at erasure
             template=template,
             to=me["email"],
             name=me["name"],
@@ -296,6 +297,7 @@ def carry_out(program: Program, plan: Plan, now: datetime, made_by: str = "match
         member, why = left
         return make(
             program,
+            in_batches=True,  # queue_made looks at erasure
             template="match-waitlisted",
             to=people[member]["email"],
             name=people[member]["name"],

@@ -326,13 +326,16 @@ def make(
     farewell: bool = False,
     token_days: int | None = None,
     as_list: ListMail | None = None,
+    in_batches: bool = False,
 ) -> Made | None:
     """`template` to `to` made ready to queue (`queue_made`), reading the store and
     writing nothing, so a big send makes its mail outside any transaction; None when
-    nothing may be sent to the address (see `send`, whose arguments it takes).
+    nothing may be sent to the address (see `send`, whose arguments it takes). With
+    `in_batches` (for `send_in_batches`), whether the address's data was deleted is left
+    to `queue_made`, which looks for a whole batch at once (a tenth of making a mail).
     """
     config = program.config
-    if not farewell and participants.is_erased(program.db, to):
+    if not farewell and not in_batches and participants.is_erased(program.db, to):
         log.info("not sending %s: the address's data was deleted at its owner's request", template)
         return None
     issued: list[tuple] = []  # the rows of the tokens it carries, stored with it
