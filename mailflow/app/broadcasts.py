@@ -82,7 +82,6 @@ def _send(program: Program, row: tuple, now: datetime) -> int:
     def copy(record: dict):
         return make(
             program,
-            in_batches=True,  # queue_made looks at erasure
             template="broadcast",
             to=record["email"],
             name=record["name"],

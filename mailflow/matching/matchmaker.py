@@ -244,7 +244,6 @@ def introductions(
         others = [people[o] for o in pair.members if o != member]
         made = make(
             program,
-            in_batches=True,  # queue_made looks at erasure
             template=template,
             to=me["email"],
             name=me["name"],
@@ -297,7 +296,6 @@ def carry_out(program: Program, plan: Plan, now: datetime, made_by: str = "match
         member, why = left
         return make(
             program,
-            in_batches=True,  # queue_made looks at erasure
             template="match-waitlisted",
             to=people[member]["email"],
             name=people[member]["name"],

@@ -272,7 +272,6 @@ def _make_due(program: Program, item: Due, topics, now: datetime) -> Made | None
     which = f"{item.partnership_id}:{item.participant_id}:{item.number}"
     return make(
         program,
-        in_batches=True,  # queue_made looks at erasure
         template=item.kind,
         to=item.email,
         name=item.name,

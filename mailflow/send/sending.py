@@ -251,6 +251,9 @@ def send(
     log line), but the `farewell` that tells them it is done. `as_list`: a copy of a post
     to a round's discussion (see `ListMail`).
     """
+    if not farewell and participants.is_erased(program.db, to):
+        log.info("not sending %s: the address's data was deleted at its owner's request", template)
+        return None
     made = make(
         program,
         template=template,
@@ -326,18 +329,14 @@ def make(
     farewell: bool = False,
     token_days: int | None = None,
     as_list: ListMail | None = None,
-    in_batches: bool = False,
 ) -> Made | None:
     """`template` to `to` made ready to queue (`queue_made`), reading the store and
-    writing nothing, so a big send makes its mail outside any transaction; None when
-    nothing may be sent to the address (see `send`, whose arguments it takes). With
-    `in_batches` (for `send_in_batches`), whether the address's data was deleted is left
-    to `queue_made`, which looks for a whole batch at once (a tenth of making a mail).
+    writing nothing, so a big send makes its mail outside any transaction (see `send`,
+    whose arguments it takes). Whether the address's data was deleted is `queue_made`'s
+    to see, for a whole batch at once: looked up here for each mail, it took a tenth of
+    making one.
     """
     config = program.config
-    if not farewell and not in_batches and participants.is_erased(program.db, to):
-        log.info("not sending %s: the address's data was deleted at its owner's request", template)
-        return None
     issued: list[tuple] = []  # the rows of the tokens it carries, stored with it
     listing = list_headers(
         program,
