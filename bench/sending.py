@@ -57,9 +57,10 @@ PEOPLE = 100_000
 QUICK_PEOPLE = 5_000
 SCENARIOS = ("worst", "topic-day")  # everyone's check-in; everyone's topic
 SHOWN = {"worst": "check-ins", "topic-day": "topic day", "introductions": "introductions"}
+TICKED = "rendered, queued and delivered by `scheduler.tick`"
 NOTES = {
-    "worst": "rendered, queued and delivered by `scheduler.tick`",
-    "topic-day": "rendered, queued and delivered by `scheduler.tick`",
+    "worst": TICKED,
+    "topic-day": TICKED,
     "introductions": "a round carried out (`matchmaker.carry_out`) and delivered",
 }
 WRITERS = 4  # as mailflow.send.outbox
@@ -272,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.people = QUICK_PEOPLE
     sends = args.sends.split(",")
+    if unknown := [name for name in sends if name not in NOTES]:
+        parser.error(f"--sends: no send {', '.join(unknown)}; there are {', '.join(NOTES)}")
     work = args.dir or Path(tempfile.mkdtemp(prefix="mailflow-sending-"))
     work.mkdir(parents=True, exist_ok=True)
     options = Namespace(people=args.people, seed=tick_bench.SEED, history=tick_bench.HISTORY)
