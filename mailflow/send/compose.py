@@ -286,6 +286,9 @@ def written(headers: list[tuple[str, str | Address]], body: str, cte: str) -> by
     for name, value in headers:
         if isinstance(value, str) and len(value.splitlines()) > 1:
             return None  # the email package refuses it, and says why
+        if name.lower() in _PER_RECIPIENT:
+            folded.append(POLICY.fold_binary(name, POLICY.header_factory(name, value)))
+            continue
         if isinstance(value, Address):
             value = (value.display_name, value.username, value.domain)
         folded.append(_folded(name, value))
@@ -302,6 +305,10 @@ def written(headers: list[tuple[str, str | Address]], body: str, cte: str) -> by
 
 
 _BODY_HEADERS = {"content-type", "content-transfer-encoding", "mime-version"}
+
+
+# Different in every mail, and naming its recipient or carrying their tokens: never kept.
+_PER_RECIPIENT = {"to", "message-id", "reply-to", "in-reply-to", "references", "list-unsubscribe"}
 
 
 @functools.lru_cache(maxsize=256)
