@@ -115,9 +115,10 @@ class _Population:
         )
         offsets, self.offset_code = np.unique(self.offset, return_inverse=True)
         self.offset_code = self.offset_code.reshape(-1)
-        self.offset_points = _waking_hours_together(
+        self.offset_hours = _waking_hours_together(
             offsets[:, None], offsets[None, :], weights.waking_hours
-        ) * np.int32(weights.waking_hour_together)
+        )
+        self.offset_points = self.offset_hours * np.int32(weights.waking_hour_together)
 
         # Interests: the rarer in this round, the more they count (an IDF weight).
         counts: dict[str, int] = {}
@@ -125,8 +126,8 @@ class _Population:
             for interest in person.interests:
                 counts[interest] = counts.get(interest, 0) + 1
         self.interest_names = sorted(counts)
-        vocabulary = {name: i for i, name in enumerate(self.interest_names)}
-        self.interests = _incidence([p.interests for p in people], vocabulary)
+        self.interest_rank = {name: i for i, name in enumerate(self.interest_names)}
+        self.interests = _incidence([p.interests for p in people], self.interest_rank)
         scale = math.log(max(n, 2))
         self.interest_points = np.array(
             [
@@ -257,12 +258,11 @@ class _Population:
 
     def reasons(self, members: Sequence[int]) -> tuple[Finding, ...]:
         """What the members have in common, strongest interests first."""
-        w, people = self.weights, [self.people[m] for m in members]
+        people = [self.people[m] for m in members]
         found = []
         shared = set.intersection(*(set(p.interests) for p in people))
         if shared:
-            rank = {name: i for i, name in enumerate(self.interest_names)}
-            points = {name: self.interest_points[rank[name]] for name in shared}
+            points = {name: self.interest_points[self.interest_rank[name]] for name in shared}
             names = sorted(shared, key=lambda name: (-points[name], name))
             found.append(Finding("interests", tuple(names)))
         if len({p.library_type.casefold() for p in people}) == 1:
@@ -274,11 +274,9 @@ class _Population:
             found.append(Finding("contact-methods", tuple(sorted(methods))))
         if len({p.contact_frequency.casefold() for p in people}) == 1:
             found.append(Finding("contact-frequency", (people[0].contact_frequency,)))
-        offsets = np.array([p.utc_offset for p in people])
+        codes = [int(self.offset_code[m]) for m in members]
         hours = min(
-            int(_waking_hours_together(offsets[i], offsets[j], w.waking_hours))
-            for i in range(len(people))
-            for j in range(i + 1, len(people))
+            int(self.offset_hours[a, b]) for i, a in enumerate(codes) for b in codes[i + 1 :]
         )
         if hours:
             found.append(Finding("waking-hours", (hours,)))
