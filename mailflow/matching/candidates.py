@@ -74,9 +74,10 @@ def _candidates(population: _Population, progress: Progress | None) -> _Graph:
         """Blocks of seekers, each with the holders nearest them in time zone."""
         seekers = seekers[np.argsort(rank[seekers], kind="stable")]
         holders = holders[np.argsort(rank[holders], kind="stable")]
+        ranks = rank[holders]
         for start in range(0, len(seekers), size):
             chunk = seekers[start : start + size]
-            middle = np.searchsorted(rank[holders], rank[chunk[len(chunk) // 2]])
+            middle = np.searchsorted(ranks, rank[chunk[len(chunk) // 2]])
             low = max(0, min(middle - size // 2, len(holders) - size))
             blocks.append((chunk, holders[low : low + size]))
 
@@ -101,7 +102,10 @@ def _candidates(population: _Population, progress: Progress | None) -> _Graph:
             continue
         # Within a large group, each country's members look at the members from every
         # other country nearest them in time zone: sorted by time zone alone, a window
-        # in a big country's hours would hold nobody it may be paired with.
+        # in a big country's hours would hold nobody it may be paired with. Sorted once
+        # here, every country's part of it comes sorted (a round of many small countries
+        # otherwise sorts its biggest language group once for each of them).
+        group = group[np.argsort(rank[group], kind="stable")]
         countries = population.country[group]
         for country in np.unique(countries):
             others = group[countries != country]

@@ -170,8 +170,8 @@ class _Population:
         ok = self.country[rows, None] != self.country[None, cols]
         ok &= _any_common(self.languages[rows], self.languages[cols])
         ok &= rows[:, None] != cols[None, :]
-        before = self.former[rows]
-        if before.nnz:
+        before = self.former[rows] if self.former.nnz else None
+        if before is not None and before.nnz:
             position = np.full(self.n, -1, dtype=np.int64)
             position[cols] = np.arange(len(cols))
             where = np.repeat(np.arange(len(rows)), np.diff(before.indptr))
