@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from mailflow import matching
 from mailflow.model import participants, partnerships, rounds
@@ -112,8 +113,12 @@ def preview_text(program: Program, plan: Plan) -> str:
     )
 
 
-def hours_together(offsets: list[int], waking: tuple[int, int]) -> list[tuple[int, int]]:
-    """UTC minute ranges of the day when everyone is within waking hours (local, from, to)."""
+@lru_cache(maxsize=4096)
+def hours_together(
+    offsets: tuple[int, ...], waking: tuple[int, int]
+) -> tuple[tuple[int, int], ...]:
+    """UTC minute ranges of the day when everyone is within waking hours (local, from, to).
+    Kept for each set of offsets: a round's 100,000 introductions name a few hundred."""
     first, last = waking[0] * 60, waking[1] * 60
     free = [
         all(first <= (minute + offset) % 1440 < last for offset in offsets)
@@ -128,7 +133,7 @@ def hours_together(offsets: list[int], waking: tuple[int, int]) -> list[tuple[in
             start = None
     if len(ranges) > 1 and ranges[0][0] == 0 and ranges[-1][1] == 1440:  # wraps midnight
         ranges = [(ranges[-1][0], ranges[0][1] + 1440), *ranges[1:-1]]
-    return ranges
+    return tuple(ranges)
 
 
 def _clock(minutes: int) -> str:
@@ -140,8 +145,8 @@ def introduction(
     me: dict, others: list[dict], pair: matching.Pair, at: datetime, waking: tuple[int, int]
 ) -> dict:
     mine = utc_offset_minutes(me["time_zone"], at)
-    offsets = [mine] + [utc_offset_minutes(o["time_zone"], at) for o in others]
-    together = hours_together(offsets, waking)
+    offsets = (mine, *(utc_offset_minutes(o["time_zone"], at) for o in others))
+    together = hours_together(offsets, tuple(waking))
     partners = []
     for other in others:
         theirs = utc_offset_minutes(other["time_zone"], at)
