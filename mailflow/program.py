@@ -78,7 +78,10 @@ def rules_of(folder: Path) -> Rules:
 
 
 class Program:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, helping: bool = False) -> None:
+        """The program of `config`, its store brought up to date. `helping`: a process that
+        makes mail for another one (`send.makers`), which has already brought the store
+        up to date: nothing is written, and it waits for no lock."""
         self.config = config
         self.db: sqlite_utils.Database = store.connect(config.db)
         self.renderer = Renderer(config.templates)
@@ -86,10 +89,11 @@ class Program:
         self.rules = rules_of(config.rules)
         # Read at the start, as it always was: a broken form.toml stops every command.
         _ = self.rules.choices
-        store.migrate(self.db, config.migrations, self.now())
-        with store.transaction(self.db):
-            open_round(self.db, self.now())
-            coordinators.add_configured(self.db, config.coordinators, self.now())
+        if not helping:
+            store.migrate(self.db, config.migrations, self.now())
+            with store.transaction(self.db):
+                open_round(self.db, self.now())
+                coordinators.add_configured(self.db, config.coordinators, self.now())
         # MAILFLOW_DKIM_KEY: read once at start, so a wrong path stops the start, not a send.
         self.dkim_key: bytes | None = None
         if config.dkim_key:

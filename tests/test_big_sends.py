@@ -14,7 +14,7 @@ import pytest
 
 from mailflow.config import parse_time
 from mailflow.schedule import scheduler
-from mailflow.send import outbox, sending
+from mailflow.send import makers, outbox, sending
 from tests.conftest import command, start_in_process
 from tests.people import roster
 
@@ -112,14 +112,17 @@ def _template(path) -> str:
     return ""
 
 
-def test_mail_made_in_batches_is_the_mail_sent_one_at_a_time(matched, tmp_path):
-    """The same tick in two copies of a store, one message a transaction (as `send` does
-    for an answer) and in batches: the same bytes, but for the tokens drawn at random."""
-    other = tmp_path / "other"
-    shutil.copytree(matched, other)
+def test_mail_made_in_batches_is_the_mail_sent_one_at_a_time(matched, tmp_path, monkeypatch):
+    """The same tick in three copies of a store: one message a transaction (as `send` does
+    for an answer), in batches, and in batches made by helper processes (as a big send's
+    mail is): the same bytes, but for the tokens drawn at random, and the same tokens
+    stored with them."""
+    monkeypatch.setattr(makers, "HELPED_FROM", 1)  # eight check-ins count as a big send
     now = parse_time("2026-03-16T09:00:00Z")
-    raws = []
-    for home, seconds in ((matched, 0.0), (other, 10.0)):
+    raws, stored = [], []
+    for number, (seconds, helped) in enumerate(((0.0, False), (10.0, False), (10.0, True))):
+        home = tmp_path / f"copy-{number}"
+        shutil.copytree(matched, home)
         running = quiet(home)
         program = running.program
         items = scheduler.due(program, program.rules.cadence, now)
@@ -129,15 +132,22 @@ def test_mail_made_in_batches_is_the_mail_sent_one_at_a_time(matched, tmp_path):
             lambda item, p=program: scheduler._make_due(p, item, p.rules.topics, now),
             now,
             seconds=seconds,
+            elsewhere=scheduler._made_elsewhere if helped else None,
         )
         rows = program.db.execute(
             "SELECT idempotency_key, raw FROM outbox WHERE template = 'checkin' ORDER BY 1"
         ).fetchall()
-        tokens = program.db.execute("SELECT token FROM tokens").fetchall()
-        raw = {key: _without(body, [t for (t,) in tokens]) for key, body in rows}
+        tokens = program.db.execute("SELECT token, purpose, address FROM tokens").fetchall()
+        raw = {key: _without(body, [t for t, _, _ in tokens]) for key, body in rows}
         raws.append(raw)
+        # Every token a mail carries is stored, for the address the mail went to.
+        stored.append(sorted((purpose, address) for _, purpose, address in tokens))
+        for key, body in rows:
+            carried = [t for t, _, address in tokens if t.encode() in body]
+            assert carried and all(a.encode() in body for t, _, a in tokens if t in carried)
         running.stop()
-    assert len(raws[0]) == 8 and raws[0] == raws[1]
+    assert len(raws[0]) == 8 and raws[0] == raws[1] == raws[2]
+    assert stored[0] == stored[1] == stored[2] and len(stored[0]) == 16
 
 
 def _without(raw: bytes, tokens: list[str]) -> bytes:
@@ -300,3 +310,39 @@ def test_an_address_whose_data_was_deleted_gets_nothing_from_a_big_send(matched)
         assert db.execute(
             "SELECT count(*) FROM tokens WHERE address = ? AND purpose = 'checkin'", [ANN]
         ).fetchone() == (0,)
+
+
+def test_a_rounds_introductions_made_by_helper_processes_are_those_made_here(
+    home, tmp_path, monkeypatch
+):
+    """The same round carried out in two copies of a store, its introductions made here
+    and by helper processes (as a big round's are): the same mail, byte for byte but for
+    the tokens, stored with the same tokens."""
+    from mailflow.matching import matchmaker
+
+    assert command(home, "import", str(roster(tmp_path))).startswith("8 added")
+    now = parse_time("2026-03-02T09:00:00Z")
+    found = []
+    for helped_from in (10**9, 1):  # never; and from one pair on
+        monkeypatch.setattr(makers, "HELPED_FROM", helped_from)
+        copy = tmp_path / f"helped-from-{helped_from}"
+        shutil.copytree(home, copy)
+        running = quiet(copy)
+        program = running.program
+        said = matchmaker.carry_out(program, matchmaker.plan(program, now), now)
+        rows = program.db.execute(
+            "SELECT idempotency_key, recipient, raw FROM outbox WHERE template = 'match-intro'"
+        ).fetchall()
+        tokens = program.db.execute("SELECT token, purpose, address FROM tokens").fetchall()
+        found.append(
+            (
+                said,
+                {key: (to, _without(raw, [t for t, _, _ in tokens])) for key, to, raw in rows},
+                sorted((purpose, address) for _, purpose, address in tokens),
+            )
+        )
+        running.stop()
+    here, helped = found
+    assert "matched: 4 partnerships" in here[0] and here[0] == helped[0]
+    assert len(here[1]) == 8 and here[1] == helped[1]
+    assert here[2] == helped[2] and len(here[2]) == 8  # an unsubscribe token each

@@ -267,6 +267,25 @@ def introductions(
     return found
 
 
+@dataclass(frozen=True)
+class _Introducing:
+    """A new pair's introductions to make, with all that takes but the program, so that a
+    helper process can make them (`send.makers`)."""
+
+    pair: matching.Pair
+    people: dict[int, dict]  # its members' records
+    key: str
+    round_name: str
+    term: tuple[datetime, datetime]
+    waking: tuple[int, int]
+
+
+def _introduced(program: Program, item: _Introducing, now: datetime) -> list[Made]:
+    return introductions(
+        program, item.key, item.pair, item.people, item.round_name, item.term, now, item.waking
+    )
+
+
 def carry_out(program: Program, plan: Plan, now: datetime, made_by: str = "matching") -> str:
     """Store the partnerships, introduce everyone, tell those left out why, start the term;
     a one-line summary (`templates/results/match.txt`).
@@ -283,13 +302,20 @@ def carry_out(program: Program, plan: Plan, now: datetime, made_by: str = "match
     with transaction(db):
         nxt = rounds.next_round(db, current, now)
 
-    def introduced(pair: matching.Pair) -> list[Made]:
-        key = f"match-intro:round-{current.id}"
-        term = (start, end)
-        return introductions(program, key, pair, people, current.name, term, now, waking)
+    introducing = [
+        _Introducing(
+            pair,
+            {member: people[member] for member in pair.members},
+            f"match-intro:round-{current.id}",
+            current.name,
+            (start, end),
+            tuple(waking),
+        )
+        for pair in plan.result.pairs
+    ]
 
-    def paired(batch: list[matching.Pair]) -> None:
-        for pair in batch:
+    def paired(batch: list[_Introducing]) -> None:
+        for pair in (item.pair for item in batch):
             why = reasons(program, pair)
             partnerships.add(
                 db, current.id, pair.members, start, end, pair.score, why, made_by, now
@@ -314,7 +340,14 @@ def carry_out(program: Program, plan: Plan, now: datetime, made_by: str = "match
             participants.set_status(db, member, Status.WAITING, now)
             participants.enrol(db, member, nxt.id, now)
 
-    send_in_batches(program, plan.result.pairs, introduced, now, also=paired)
+    send_in_batches(
+        program,
+        introducing,
+        lambda item: _introduced(program, item, now),
+        now,
+        also=paired,
+        elsewhere=_introduced,
+    )
     left = [*plan.result.unmatched, *plan.result.deferred]
     send_in_batches(program, left, notice, now, also=waiting)
     with transaction(db):

@@ -242,6 +242,7 @@ def tick(program: Program, now: datetime, *, terms_at_once: int | None = None) -
         lambda item: _make_due(program, item, topics, now),
         now,
         also=lambda batch: _scheduled(program, batch, now),
+        elsewhere=_made_elsewhere,
     )
     sent.update(item.kind for item in items)
     quiet = silent_alerts(program, cadence, now)
@@ -255,6 +256,11 @@ def tick(program: Program, now: datetime, *, terms_at_once: int | None = None) -
     bulk.queue_pending(program, now)
     outbox.deliver(program.db, program.config, now)
     return sent
+
+
+def _made_elsewhere(program: Program, item: Due, now: datetime) -> Made | None:
+    """`_make_due` in a helper process (`send.makers`), with its own program's topics."""
+    return _make_due(program, item, program.rules.topics, now)
 
 
 def _make_due(program: Program, item: Due, topics, now: datetime) -> Made | None:

@@ -22,14 +22,14 @@ import email.policy
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from mailflow.model import participants, tokens
 from mailflow.read.parse import SUBJECT_PREFIX, Inbound, clean, decode_header, message_ids
-from mailflow.send import outbox, signatures, verp
+from mailflow.send import makers, outbox, signatures, verp
 from mailflow.send.compose import Attachment, Outgoing, compose, new_message_id
 from mailflow.store import BATCH_BREAK, BATCH_SECONDS, give_way, transaction
 
@@ -404,6 +404,7 @@ def make(
 
 
 Item = TypeVar("Item")
+FIRST_BATCH = 500  # items in a big send's first batch; then as many as store in half the time
 
 
 @dataclass
@@ -424,24 +425,38 @@ def send_in_batches(
     *,
     also: Callable[[list[Item]], None] | None = None,
     seconds: float = BATCH_SECONDS,
+    elsewhere: makers.Maker | None = None,
 ) -> Batches:
     """A big send that never stalls the mail coming in. Each item's mail (one message,
     several or none) is made (`make_one`, which reads and never writes) outside any
-    transaction, `seconds` of making at a time; then that batch is queued, with `also`'s
-    rows for its items, in one transaction, which holds the write lock only to store it.
+    transaction, `seconds` of making at a time and no more than the last batch's pace
+    stores in half of that; then that batch is queued, with `also`'s rows for its items,
+    in one transaction, which holds the write lock only to store it.
     The making between two transactions is the break a waiting writer needs (`give_way`
     adds one when making was quicker). Each batch is all or nothing and every message has
     its key, so a crash midway queues nothing twice. Inside a caller's transaction, one
-    savepoint a batch."""
+    savepoint a batch.
+
+    `elsewhere`: `make_one` as a module's function of (program, item, now), for helper
+    processes to make a big send's mail with (`makers`); not inside a caller's
+    transaction, whose uncommitted rows they could not see."""
     db, done = program.db, Batches()
     outer = db.conn.in_transaction
-    rested, position = time.monotonic(), 0
+    if elsewhere is not None and len(items) >= makers.HELPED_FROM and not outer:
+        each: Iterator = makers.made(program.config, elsewhere, items, now)
+    else:
+        each = map(make_one, items)
+    rested, position, most = time.monotonic(), 0, FIRST_BATCH
     while position < len(items):
         making, batch, made = time.monotonic(), [], []
-        while position < len(items) and (not batch or time.monotonic() - making < seconds):
+        while (
+            position < len(items)
+            and len(batch) < most
+            and (not batch or time.monotonic() - making < seconds)
+        ):
             batch.append(items[position])
             position += 1
-            one = make_one(batch[-1])
+            one = next(each)
             made += [] if one is None else one if isinstance(one, list) else [one]
         if time.monotonic() - making >= BATCH_BREAK:
             rested = time.monotonic()  # nobody waited on us while we made the batch
@@ -453,6 +468,10 @@ def send_in_batches(
             if also is not None:
                 also(batch)
         held = time.monotonic() - holding
+        # The next batch: as many items as this one stored in half of `seconds`. Mail made
+        # by helpers comes faster than it is stored: a batch of all that came within
+        # `seconds` held the lock for over a second.
+        most = max(1, int(len(batch) * seconds / 2 / max(held, 0.001)))
         done.transactions += 1
         done.longest = max(done.longest, held)
     return done
