@@ -142,7 +142,7 @@ def test_mail_made_in_batches_is_the_mail_sent_one_at_a_time(matched, tmp_path, 
         raws.append(raw)
         # Every token a mail carries is stored, for the address the mail went to.
         stored.append(sorted((purpose, address) for _, purpose, address in tokens))
-        for key, body in rows:
+        for _, body in rows:
             carried = [t for t, _, address in tokens if t.encode() in body]
             assert carried and all(a.encode() in body for t, _, a in tokens if t in carried)
         running.stop()

@@ -40,18 +40,20 @@ _program: Program | None = None  # a helper's own
 
 
 def helpers() -> int:
-    """How many helper processes: one a core, at least two (this process has its own work:
-    storing the batches, then delivering)."""
+    """How many helper processes: one a core, and at least two. This process meanwhile
+    only stores what they made, which takes a fraction of one."""
     return max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
 
 
 def made(
-    config: Config, maker: Maker, items: Sequence[Item], now: datetime
+    program: Program, maker: Maker, items: Sequence[Item], now: datetime
 ) -> Iterator[Made | list[Made] | None]:
-    """`maker(program, item, now)` of each item, in order, made by helper processes."""
+    """`maker(program, item, now)` of each item, in order, made by helper processes that
+    open `program` for themselves, as helpers."""
     context = multiprocessing.get_context("spawn")
+    opening = (type(program), program.config)
     with ProcessPoolExecutor(
-        helpers(), mp_context=context, initializer=_open, initargs=(config,)
+        helpers(), mp_context=context, initializer=_open, initargs=opening
     ) as pool:
         tasks = (items[start : start + TASK] for start in range(0, len(items), TASK))
         running: deque[Future] = deque()
@@ -67,13 +69,11 @@ def made(
                 future.cancel()
 
 
-def _open(config: Config) -> None:
-    from mailflow.program import Program
-
+def _open(kind: type[Program], config: Config) -> None:
     global _program
-    _program = Program(config, helping=True)
+    _program = kind(config, helping=True)
 
 
 def _make(maker: Maker, items: Sequence[Item], now: datetime) -> list:
-    assert _program is not None, "a helper's program is opened when it starts"
+    assert _program is not None  # opened as the helper started
     return [maker(_program, item, now) for item in items]

@@ -443,7 +443,7 @@ def send_in_batches(
     db, done = program.db, Batches()
     outer = db.conn.in_transaction
     if elsewhere is not None and len(items) >= makers.HELPED_FROM and not outer:
-        each: Iterator = makers.made(program.config, elsewhere, items, now)
+        each: Iterator = makers.made(program, elsewhere, items, now)
     else:
         each = map(make_one, items)
     rested, position, most = time.monotonic(), 0, FIRST_BATCH
