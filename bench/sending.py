@@ -12,22 +12,23 @@ and machine allow, and the ratio is what mailflow reaches of it. While each send
 its acceptance then, and the longest any of the send's transactions held the write lock.
 Measures, never fixes.
 
-Measured on main, 100,000 people, 2 shared CPUs, ext4, one run (the SMTP load's daemon
-and clients used about 0.3 CPUs beside it). Here the bare loop itself spends about 0.7 ms
-of kernel time a file (fsync on this virtual disk): writing takes one of the two cores
-and more, so making the mail and writing it compete for the same CPUs.
+Measured on main, 100,000 people, 2 shared CPUs, ext4, one run, the bare loop under the
+same SMTP load (the load's daemon and clients used about 0.7 CPUs beside it). Here the
+bare loop itself spends about 0.7 ms of kernel time a file (fsync on this virtual disk):
+writing takes one of the two cores and more, so the helpers that make the mail
+(mailflow.send.makers) and the writing compete for the same CPUs.
 
 | send          |   mails | seconds | mails/s | ceiling mails/s | ratio | longest lock |
 | ------------- | ------: | ------: | ------: | --------------: | ----: | -----------: |
-| check-ins     | 100,000 |  118.51 |     844 |           3,590 |  0.24 |       391 ms |
-| topic day     | 100,000 |  126.26 |     792 |           3,409 |  0.23 |       416 ms |
-| introductions | 100,000 |  148.99 |     671 |           3,981 |  0.17 |       332 ms |
+| check-ins     | 100,000 |   99.66 |   1,003 |           3,032 |  0.33 |       478 ms |
+| topic day     | 100,000 |  115.27 |     868 |           2,782 |  0.31 |       515 ms |
+| introductions | 100,000 |  102.66 |     974 |           2,706 |  0.36 |       803 ms |
 
 | during        | accepted | p50 acceptance | p99 acceptance | longest lock |
 | ------------- | -------: | -------------: | -------------: | -----------: |
-| check-ins     |   25,505 |         6.3 ms |        30.7 ms |       391 ms |
-| topic day     |   30,570 |         4.7 ms |        27.0 ms |       416 ms |
-| introductions |   32,611 |         6.3 ms |        26.4 ms |       332 ms |
+| check-ins     |   18,897 |         8.1 ms |        39.3 ms |       478 ms |
+| topic day     |   20,653 |         9.3 ms |        44.6 ms |       515 ms |
+| introductions |   18,842 |         8.5 ms |        37.6 ms |       803 ms |
 """
 
 from __future__ import annotations
