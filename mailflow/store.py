@@ -89,7 +89,12 @@ def connect(path: Path) -> sqlite_utils.Database:
     """Open the database in WAL mode, waiting rather than failing when another writer holds it."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # Created for the owner only: SQLite gives its -wal and -shm files the database's mode.
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    # Only when it is not there: closing a descriptor of an open database drops every
+    # POSIX lock this process holds on it, its other connections' included, and a reader
+    # elsewhere then found the database "malformed" while this one wrote.
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     db = sqlite_utils.Database(path)
     db.execute("PRAGMA busy_timeout = 10000")
     db.execute("PRAGMA journal_mode = WAL")
