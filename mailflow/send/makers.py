@@ -39,10 +39,14 @@ AHEAD = 4  # tasks under way for each helper: enough to keep them busy, and no m
 _program: Program | None = None  # a helper's own
 
 
+MOST_HELPERS = 4  # each holds the program (about 100 MB); beyond four, storing is the limit
+
+
 def helpers() -> int:
-    """How many helper processes: one a core, and at least two. This process meanwhile
-    only stores what they made, which takes a fraction of one."""
-    return max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
+    """How many helper processes: one a core, at least two and at most MOST_HELPERS. This
+    process meanwhile only stores what they made, which takes a fraction of one core."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2
+    return min(MOST_HELPERS, max(2, cores))
 
 
 def made(
@@ -51,16 +55,16 @@ def made(
     """`maker(program, item, now)` of each item, in order, made by helper processes that
     open `program` for themselves, as helpers."""
     context = multiprocessing.get_context("spawn")
-    opening = (type(program), program.config)
+    opening, count = (type(program), program.config), helpers()
     with ProcessPoolExecutor(
-        helpers(), mp_context=context, initializer=_open, initargs=opening
+        count, mp_context=context, initializer=_open, initargs=opening
     ) as pool:
         tasks = (items[start : start + TASK] for start in range(0, len(items), TASK))
         running: deque[Future] = deque()
         try:
             for task in tasks:
                 running.append(pool.submit(_make, maker, task, now))
-                if len(running) >= AHEAD * helpers():
+                if len(running) >= AHEAD * count:
                     yield from running.popleft().result()
             while running:
                 yield from running.popleft().result()
